@@ -1,0 +1,113 @@
+/* conf.h - tern.conf (INI, read with inih). Every setting has an embedded default, so a
+ * node runs with no file at all. Unknown sections or keys are reported, not fatal.
+ * Every interval is a setting in seconds, so that tests can make it short. */
+#ifndef TERN_CONF_H
+#define TERN_CONF_H
+#include <stdint.h>
+#include "buf.h"
+
+/* X(section, key, type, default, min, max, help)  -- type: STR, INT or BOOL.
+ * For STR, min/max are unused. The field is conf->section_key. */
+#define TERN_SETTINGS(X) \
+	X(server, hostname, STR, "", 0, 0, "Internet hostname: greetings, Received lines; empty = this host's name") \
+	X(server, io_threads, INT, 0, 0, 256, "I/O threads (libevent bases); 0 = one per core") \
+	X(server, commit_threads, INT, 2, 1, 4, "store commit threads (group commit)") \
+	X(server, auth_workers, INT, 4, 1, 64, "auth pool threads (LDAP, Kerberos, password hashing)") \
+	X(server, cpu_workers, INT, 2, 1, 64, "cpu pool threads (MIME parsing of large messages)") \
+	X(server, bulk_workers, INT, 1, 1, 16, "bulk pool threads (backup, migration, reconcile)") \
+	X(server, pool_queue_max, INT, 4096, 16, 1000000, "jobs a worker pool queues before refusing more") \
+	X(server, dns_resolver, STR, "", 0, 0, "DNS server host:port; empty = /etc/resolv.conf") \
+	X(server, dns_timeout, INT, 5, 1, 120, "seconds a DNS query may take") \
+	X(server, drain_timeout, INT, 10, 0, 3600, "seconds SIGTERM waits for sessions to finish") \
+	X(log, rotate_kb, INT, 10240, 0, 4194304, "rotate a log when it exceeds this many kB; 0 = never") \
+	X(log, keep_files, INT, 5, 0, 100, "rotated files kept per log") \
+	X(log, debug, BOOL, 0, 0, 1, "write debug.log lines beyond start, stop and listeners") \
+	X(store, wal_max_mb, INT, 256, 8, 65536, "max_total_wal_size of RocksDB in MiB") \
+	X(store, cache_mb, INT, 64, 8, 65536, "block cache size in MiB") \
+	X(store, blob_grace, INT, 3600, 0, 2592000, "seconds an unreferenced blob is kept before the sweeper deletes it") \
+	X(store, sweep_interval, INT, 600, 1, 86400, "seconds between blob sweeper runs") \
+	X(store, disk_soft_limit_mb, INT, 1024, 1, 1048576, "free disk below which the watchdog warns (MiB)") \
+	X(store, disk_hard_limit_mb, INT, 64, 1, 1048576, "free disk below which new mail is refused (MiB)") \
+	X(store, disk_check_interval, INT, 30, 1, 3600, "seconds between free-disk checks") \
+	X(http, max_header_bytes, INT, 16384, 1024, 1048576, "largest request head accepted") \
+	X(http, max_body_bytes, INT, 16777216, 1024, 1073741824, "largest request body accepted") \
+	X(http, keepalive_timeout, INT, 60, 1, 3600, "seconds an idle keep-alive connection is kept") \
+	X(http, request_timeout, INT, 30, 1, 3600, "seconds a client may take to send one request") \
+	X(admin, session_timeout, INT, 2400, 60, 86400, "seconds of inactivity that end an admin session (guide: 40 min)") \
+	X(admin, remote, BOOL, 1, 0, 1, "allow administration from remote hosts over HTTPS") \
+	X(admin, remote_ipgroup, STR, "", 0, 0, "only from this IP address group; empty = any") \
+	X(security, lockout_threshold, INT, 5, 0, 1000, "failed logins from one address that lock an account; 0 = never") \
+	X(security, lockout_seconds, INT, 1200, 1, 604800, "seconds an account stays locked")
+
+typedef enum { TERN_TLS_NONE, TERN_TLS_STARTTLS, TERN_TLS_IMPLICIT } tern_tls_mode;
+
+/* The listening services of DESIGN.md §8. Each has a [name] section with
+ * enabled, listen (comma-separated "*", "ADDR" or "ADDR:PORT", IPv6 as "[ADDR]:PORT"),
+ * max_connections (0 = unlimited), allow_ipgroup (empty = everyone). */
+#define TERN_SERVICES(X) \
+	X(smtp, 25, TERN_TLS_STARTTLS) \
+	X(smtps, 465, TERN_TLS_IMPLICIT) \
+	X(submission, 587, TERN_TLS_STARTTLS) \
+	X(pop3, 110, TERN_TLS_STARTTLS) \
+	X(pop3s, 995, TERN_TLS_IMPLICIT) \
+	X(imap, 143, TERN_TLS_STARTTLS) \
+	X(imaps, 993, TERN_TLS_IMPLICIT) \
+	X(http, 80, TERN_TLS_NONE) \
+	X(http_alt, 8800, TERN_TLS_NONE) \
+	X(https, 443, TERN_TLS_IMPLICIT) \
+	X(https_alt, 8443, TERN_TLS_IMPLICIT) \
+	X(ldap, 389, TERN_TLS_NONE) \
+	X(ldaps, 636, TERN_TLS_IMPLICIT) \
+	X(admin, 4040, TERN_TLS_IMPLICIT)
+
+typedef enum {
+#define TERN_SVC_ENUM(name, port, tls) TERN_SVC_##name,
+	TERN_SERVICES(TERN_SVC_ENUM)
+#undef TERN_SVC_ENUM
+	TERN_SVC_COUNT
+} tern_service_id;
+
+#define TERN_LISTEN_MAX 8
+typedef struct tern_listen_addr {
+	char host[64];      /* numeric address, "" = all addresses */
+	uint16_t port;      /* after the port base */
+} tern_listen_addr;
+
+typedef struct tern_service_conf {
+	const char *name;             /* "smtp" */
+	uint16_t default_port;        /* 25, before the port base */
+	tern_tls_mode tls;
+	int enabled;
+	unsigned max_connections;     /* 0 = unlimited */
+	char allow_ipgroup[64];       /* "" = anyone */
+	unsigned nlisten;
+	tern_listen_addr listen[TERN_LISTEN_MAX];
+} tern_service_conf;
+
+typedef struct tern_conf {
+#define TERN_CONF_FIELD_STR(s, k) char *s##_##k;
+#define TERN_CONF_FIELD_INT(s, k) int64_t s##_##k;
+#define TERN_CONF_FIELD_BOOL(s, k) int s##_##k;
+#define TERN_CONF_FIELD(s, k, type, def, min, max, help) TERN_CONF_FIELD_##type(s, k)
+	TERN_SETTINGS(TERN_CONF_FIELD)
+#undef TERN_CONF_FIELD
+	tern_service_conf services[TERN_SVC_COUNT];
+	unsigned port_base;
+	/* One line per problem that did not stop loading (unknown key, ...), for warning.log. */
+	tbuf warnings;
+} tern_conf;
+
+/* Fill conf with the embedded defaults and, when path is not NULL, read the file over them.
+ * port_base is added to every listening port. 0 ok; -1 with a message in *error_r
+ * (malloc'd) for an unreadable file or a bad value (out of range, not a number, bad listen
+ * address). Unknown keys are put in conf->warnings and are not an error. */
+int tern_conf_load(tern_conf *conf, const char *path, unsigned port_base, char **error_r);
+/* Parse a config text instead of a file (tests). */
+int tern_conf_load_string(tern_conf *conf, const char *text, unsigned port_base, char **error_r);
+void tern_conf_free(tern_conf *conf);
+/* The Internet hostname: conf value, else the host's FQDN, else its name. Static storage. */
+const char *tern_conf_hostname(const tern_conf *conf);
+/* The default tern.conf with every setting commented out and its help, for ops/. */
+void tern_conf_write_defaults(tbuf *out);
+
+#endif

@@ -1,0 +1,270 @@
+/* store.h - the node store: one RocksDB database under DATA/db (DESIGN.md §4).
+ * The only public header of store/; the only module that includes rocksdb/c.h.
+ *
+ * Records are the protobuf messages of proto/records.proto (Tern__Domain, Tern__User, ...).
+ * Getters return freshly unpacked records that the caller frees with store_free_record()
+ * or the protobuf-c free_unpacked function of the type.
+ *
+ * Reads are synchronous point lookups or short scans, safe from any thread.
+ * Writes are asynchronous: every change is one WriteBatch, handed to the commit threads,
+ * written with sync=1 (concurrent batches share one WAL fsync: group commit), and the
+ * caller's callback runs once the batch is durable - on the I/O thread named in the
+ * store_cb, or on the commit thread when that is NULL. A NULL fn makes the call block
+ * until durable (for worker threads, tools and tests; never from an I/O thread).
+ *
+ * Account changes (domains, users, groups, aliases, IP groups, settings) are validated
+ * and applied one at a time in submission order, so that checks such as "no duplicate
+ * user" always see every earlier change. Mailbox changes take a per-mailbox lock only
+ * while UIDs and modseqs are allocated and the batch is queued; UIDs strictly increase.
+ * Watchers are notified after the batch is durable, in commit order. */
+#ifndef TERN_STORE_H
+#define TERN_STORE_H
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include "records.pb-c.h"
+#include "tern.h"
+
+#define STORE_FORMAT_VERSION 1
+
+/* Error codes (negative); map to HTTP statuses in the admin API. */
+enum {
+	STORE_OK = 0,
+	STORE_ENOTFOUND = -1,   /* no such domain/user/folder/message */
+	STORE_EEXISTS = -2,     /* duplicate name or address */
+	STORE_EINVAL = -3,      /* bad name, bad value, out of range */
+	STORE_EREFUSED = -4,    /* not allowed now: primary domain, domain not empty, user limit */
+	STORE_EQUOTA = -5,      /* over storage or item quota */
+	STORE_EDISK = -6,       /* free disk below the hard limit: refuse new data, try later */
+	STORE_EIO = -7,         /* RocksDB or internal error */
+};
+const char *store_strerror(int rc);
+
+typedef struct store store;
+
+typedef struct store_options {
+	const char *path;              /* DATA/db */
+	uint64_t wal_max_bytes;        /* max_total_wal_size */
+	uint64_t cache_bytes;
+	unsigned commit_threads;       /* 1..4 */
+	int64_t blob_grace;            /* seconds before an unreferenced blob is deleted */
+	int64_t sweep_interval;        /* seconds between sweeper runs; 0 = no sweeper thread */
+	uint64_t disk_soft_limit;      /* bytes of free disk: warn below */
+	uint64_t disk_hard_limit;      /* bytes of free disk: refuse new mail below */
+	int64_t disk_check_interval;   /* seconds; 0 = no watchdog thread */
+} store_options;
+
+void store_options_default(store_options *o);
+/* Open or create the database with every column family, check the on-disk format
+ * (refuse a newer one), create the "Local clients" IP group on a new store, start the
+ * commit threads, the sweeper and the disk watchdog. -1 with *error_r (malloc'd). */
+int store_open(const store_options *opt, store **st_r, char **error_r);
+/* Finish queued commits, stop the threads, close. */
+void store_close(store **st);
+/* 1 when the database was created by this open (an empty data dir). */
+int store_is_new(const store *st);
+
+/* ---- completion ---- */
+
+typedef struct store_result {
+	int rc;                  /* STORE_OK or an error code */
+	const char *error;       /* one-line message for rc != 0 (valid during the callback) */
+	uint8_t id[16];          /* new user/folder id */
+	uint32_t uid;            /* appended message: its UID */
+	uint32_t uidvalidity;
+	uint64_t modseq;         /* modseq of the change */
+	const int *rcpt_rc;      /* store_deliver: one code per recipient */
+} store_result;
+
+typedef struct store_cb {
+	void (*fn)(const store_result *res, void *arg);
+	void *arg;
+	tern_io *io;             /* run fn there; NULL = on the commit thread */
+} store_cb;
+/* For the blocking form: STORE_SYNC(&res) fills res (error copied into res_error). */
+typedef struct store_sync_result {
+	store_result res;
+	char error[256];
+} store_sync_result;
+#define STORE_SYNC ((store_cb){ NULL, NULL, NULL })
+
+/* ---- accounts (config CF) ----
+ * Names are case-insensitive: keys hold them in lower case, records keep the spelling
+ * given. Each writer validates syntax (util.h rules), existence and uniqueness and
+ * either applies the whole change or nothing. In the blocking form (cb.fn NULL) the
+ * return value is the result code and *res_r (if not NULL) receives id/error. */
+
+int store_domain_get(store *st, const char *name, Tern__Domain **d_r);
+/* Which local domain serves `name` (the domain itself or one of its aliases)? */
+int store_domain_resolve(store *st, const char *name, char *domain_r, size_t n);
+int store_domain_list(store *st, Tern__Domain ***list_r, size_t *n_r);
+/* The first domain becomes primary; domain aliases must not clash with domains. */
+int store_domain_add(store *st, const Tern__Domain *d, store_cb cb, store_sync_result *res_r);
+/* Replace the settings of an existing domain (name, primary and created are kept). */
+int store_domain_update(store *st, const Tern__Domain *d, store_cb cb, store_sync_result *res_r);
+/* Refused for the primary domain and while users, groups or aliases exist. */
+int store_domain_remove(store *st, const char *name, store_cb cb, store_sync_result *res_r);
+int store_domain_set_primary(store *st, const char *name, store_cb cb, store_sync_result *res_r);
+/* Move every account of the domain to the new name; the old name becomes a domain alias. */
+int store_domain_rename(store *st, const char *name, const char *new_name, store_cb cb,
+			store_sync_result *res_r);
+unsigned store_domain_user_count(store *st, const char *domain);
+
+int store_user_get(store *st, const char *domain, const char *name, Tern__User **u_r);
+int store_user_get_by_id(store *st, const uint8_t id[16], Tern__User **u_r);
+/* By full address: the user's name or one of its extra addresses, in the domain or one
+ * of its aliases. */
+int store_user_find(store *st, const char *address, Tern__User **u_r);
+int store_user_list(store *st, const char *domain, Tern__User ***list_r, size_t *n_r);
+/* u->id is made by the store when empty. Checks domain exists, user limit, name and
+ * addresses unique in the domain. Creates the mailbox record and INBOX. */
+int store_user_add(store *st, const Tern__User *u, store_cb cb, store_sync_result *res_r);
+int store_user_update(store *st, const Tern__User *u, store_cb cb, store_sync_result *res_r);
+/* Delete the account and its whole mailbox key range (folders, messages, changes, blob
+ * references; blobs go to the sweeper). */
+int store_user_remove(store *st, const char *domain, const char *name, store_cb cb,
+		      store_sync_result *res_r);
+
+int store_group_get(store *st, const char *domain, const char *name, Tern__Group **g_r);
+/* A group by one of its addresses (local@domain), or STORE_ENOTFOUND. */
+int store_group_find(store *st, const char *address, Tern__Group **g_r);
+int store_group_list(store *st, const char *domain, Tern__Group ***list_r, size_t *n_r);
+int store_group_add(store *st, const Tern__Group *g, store_cb cb, store_sync_result *res_r);
+int store_group_update(store *st, const Tern__Group *g, store_cb cb, store_sync_result *res_r);
+int store_group_remove(store *st, const char *domain, const char *name, store_cb cb,
+		       store_sync_result *res_r);
+
+int store_alias_list(store *st, const char *domain, Tern__Alias ***list_r, size_t *n_r);
+/* Add one target to alias `pattern` in `domain` (creating the alias). Adding a target it
+ * already has is STORE_EEXISTS. */
+int store_alias_add(store *st, const char *domain, const char *pattern, const char *target,
+		    const char *description, store_cb cb, store_sync_result *res_r);
+/* Remove one target, or the whole alias when target is NULL. */
+int store_alias_remove(store *st, const char *domain, const char *pattern, const char *target,
+		       store_cb cb, store_sync_result *res_r);
+
+int store_ipgroup_get(store *st, const char *name, Tern__IpGroup **g_r);
+int store_ipgroup_list(store *st, Tern__IpGroup ***list_r, size_t *n_r);
+/* Add one item ("10.0.0.0/8", "1.2.3.4-1.2.3.9", "1.2.3.4", or "group:NAME") to a group,
+ * creating the group. */
+int store_ipgroup_add(store *st, const char *name, const char *item, const char *description,
+		      store_cb cb, store_sync_result *res_r);
+/* Remove one item, or the whole group when item is NULL. */
+int store_ipgroup_remove(store *st, const char *name, const char *item, store_cb cb,
+			 store_sync_result *res_r);
+/* 1 when addr is in the group (nested groups followed, loops cut), 0 when not or when
+ * the group does not exist. */
+int store_ipgroup_match(store *st, const char *name, const struct sockaddr *addr);
+
+/* Free-form node settings (config CF "setting/<key>"), e.g. the node's name. */
+int store_setting_get(store *st, const char *key, char **value_r);
+int store_setting_put(store *st, const char *key, const char *value, store_cb cb,
+		      store_sync_result *res_r);
+
+/* Free any record returned above (Tern__Domain, Tern__User, ...) and arrays of them. */
+void store_free_record(void *protobuf_message);
+void store_free_list(void **list, size_t n);
+
+/* ---- mailboxes (folder, msg, changes, blob, blobref CFs) ---- */
+
+int store_mailbox_get(store *st, const uint8_t user[16], Tern__Mailbox **m_r);
+int store_folder_list(store *st, const uint8_t user[16], Tern__Folder ***list_r, size_t *n_r);
+int store_folder_get(store *st, const uint8_t user[16], const uint8_t folder[16], Tern__Folder **f_r);
+/* By name; "INBOX" case-insensitive. */
+int store_folder_find(store *st, const uint8_t user[16], const char *name, Tern__Folder **f_r);
+/* res->id receives the folder id. */
+int store_folder_create(store *st, const uint8_t user[16], const char *name, const char *special_use,
+			store_cb cb, store_sync_result *res_r);
+/* Renames the folder and its subfolders ("a" -> "b" moves "a/x" to "b/x"). */
+int store_folder_rename(store *st, const uint8_t user[16], const uint8_t folder[16],
+			const char *new_name, store_cb cb, store_sync_result *res_r);
+/* Deletes the folder with its messages (quota usage falls; blobs to the sweeper). */
+int store_folder_delete(store *st, const uint8_t user[16], const uint8_t folder[16], store_cb cb,
+			store_sync_result *res_r);
+
+typedef struct store_append {
+	const uint8_t *user;          /* 16 bytes */
+	const uint8_t *folder;        /* 16 bytes; NULL = INBOX */
+	const void *header_prefix;    /* per-recipient header lines (Return-Path, Received, ...) */
+	size_t header_prefix_len;
+	const void *body;             /* the message as received, stored once per content */
+	size_t body_len;
+	uint32_t flags;               /* TERN__FLAG__* bits */
+	const char *const *keywords;
+	size_t nkeywords;
+	int64_t internaldate;         /* 0 = now */
+	int enforce_quota;            /* refuse with STORE_EQUOTA when over storage or items */
+} store_append;
+
+/* Append one message. res->uid, res->uidvalidity, res->modseq on success. */
+int store_msg_append(store *st, const store_append *a, store_cb cb, store_sync_result *res_r);
+/* One message to n mailboxes in ONE batch (SMTP delivery): the body is stored once.
+ * Each recipient that is over quota gets STORE_EQUOTA in res->rcpt_rc[i] and the others
+ * still get the message; res->rc is STORE_OK when at least one recipient got it. */
+int store_deliver(store *st, const store_append *rcpts, size_t n, store_cb cb, store_sync_result *res_r);
+
+int store_msg_get(store *st, const uint8_t user[16], const uint8_t folder[16], uint32_t uid,
+		  Tern__MessageMeta **m_r);
+/* Visit the messages of a folder with uid >= from_uid in UID order; stop when fn returns
+ * non-zero. */
+int store_msg_scan(store *st, const uint8_t user[16], const uint8_t folder[16], uint32_t from_uid,
+		   int (*fn)(const Tern__MessageMeta *m, void *arg), void *arg);
+/* Read the stored body bytes [offset, offset+len) of blob sha256 into out (len 0 = to
+ * the end). */
+int store_blob_read(store *st, const uint8_t sha256[32], uint64_t offset, uint64_t len, tbuf *out);
+
+typedef enum { STORE_FLAGS_SET, STORE_FLAGS_ADD, STORE_FLAGS_REMOVE } store_flags_op;
+/* Change flags/keywords of the listed UIDs (missing ones are skipped); each changed
+ * message gets a new modseq and a `changes` row. With unchanged_since != 0, messages
+ * whose modseq is higher are left alone (CONDSTORE). */
+int store_msg_set_flags(store *st, const uint8_t user[16], const uint8_t folder[16],
+			const uint32_t *uids, size_t n, store_flags_op op, uint32_t flags,
+			const char *const *keywords, size_t nkeywords, uint64_t unchanged_since,
+			store_cb cb, store_sync_result *res_r);
+/* Remove the listed UIDs (quota usage falls; blob references dropped). */
+int store_msg_expunge(store *st, const uint8_t user[16], const uint8_t folder[16],
+		      const uint32_t *uids, size_t n, store_cb cb, store_sync_result *res_r);
+/* Copy (move = 1: and expunge from the source) to another folder of the same user,
+ * keeping flags and internaldate; new UIDs in the destination. */
+int store_msg_copy(store *st, const uint8_t user[16], const uint8_t from[16], const uint8_t to[16],
+		   const uint32_t *uids, size_t n, int move, store_cb cb, store_sync_result *res_r);
+
+/* Visit the changes of a folder with modseq > since, in modseq order. */
+int store_changes_scan(store *st, const uint8_t user[16], const uint8_t folder[16], uint64_t since,
+		       int (*fn)(uint64_t modseq, const Tern__Change *c, void *arg), void *arg);
+
+/* ---- change notifier ---- */
+
+typedef struct store_event {
+	uint8_t user[16];
+	uint8_t folder[16];
+	uint64_t modseq;
+	Tern__Change__Kind kind;
+	uint32_t uid;
+} store_event;
+typedef struct store_watch store_watch;
+/* Call fn on I/O thread io after every durable change to the folder (folder NULL: to any
+ * folder of the user), in commit order. */
+store_watch *store_watch_add(store *st, const uint8_t user[16], const uint8_t *folder, tern_io *io,
+			     void (*fn)(const store_event *ev, void *arg), void *arg);
+void store_watch_remove(store *st, store_watch **w);
+
+/* ---- housekeeping and figures ---- */
+
+/* Run one blob sweep now; returns the number of blobs deleted. */
+int store_sweep(store *st);
+typedef enum { STORE_DISK_OK, STORE_DISK_SOFT, STORE_DISK_HARD } store_disk_state;
+store_disk_state store_disk(store *st);
+
+typedef struct store_stats {
+	uint64_t wal_synced;        /* rocksdb.wal.synced ticker */
+	uint64_t wal_bytes;         /* rocksdb.wal.bytes */
+	uint64_t commits;           /* batches committed */
+	uint64_t commit_groups;     /* rocksdb_write calls (commits / groups = sharing) */
+	uint64_t live_data_bytes;   /* rocksdb.estimate-live-data-size */
+	uint64_t blobs_swept;
+	uint64_t free_disk_bytes;
+} store_stats;
+void store_get_stats(store *st, store_stats *s);
+
+#endif

@@ -1,0 +1,175 @@
+/* store_keys.c - the one place where store keys are laid out (DESIGN.md §4). */
+#include "store_keys.h"
+#include <ctype.h>
+#include <string.h>
+
+/* Append s lower-cased: account names are case-insensitive, keys hold one spelling. */
+static void append_lower(tbuf *k, const char *s)
+{
+	for (; *s; s++)
+		tbuf_append_char(k, (char)tolower((unsigned char)*s));
+}
+
+static void text_key(tbuf *k, const char *kind, const char *a, const char *b)
+{
+	tbuf_reset(k);
+	tbuf_append_str(k, kind);
+	tbuf_append_char(k, '/');
+	if (a)
+		append_lower(k, a);
+	if (b) {
+		tbuf_append_char(k, '/');
+		append_lower(k, b);
+	}
+}
+
+void sk_domain(tbuf *k, const char *domain) { text_key(k, "domain", domain, NULL); }
+void sk_domalias(tbuf *k, const char *alias) { text_key(k, "domalias", alias, NULL); }
+void sk_user(tbuf *k, const char *domain, const char *name) { text_key(k, "user", domain, name); }
+void sk_user_prefix(tbuf *k, const char *domain) { text_key(k, "user", domain, ""); }
+void sk_addr(tbuf *k, const char *domain, const char *local) { text_key(k, "addr", domain, local); }
+void sk_addr_prefix(tbuf *k, const char *domain) { text_key(k, "addr", domain, ""); }
+void sk_group(tbuf *k, const char *domain, const char *name) { text_key(k, "group", domain, name); }
+void sk_group_prefix(tbuf *k, const char *domain) { text_key(k, "group", domain, ""); }
+void sk_alias(tbuf *k, const char *domain, const char *pattern)
+{
+	text_key(k, "alias", domain, pattern);
+}
+void sk_alias_prefix(tbuf *k, const char *domain) { text_key(k, "alias", domain, ""); }
+void sk_ipgroup(tbuf *k, const char *name) { text_key(k, "ipgroup", name, NULL); }
+
+/* Settings keep their key as given: they are internal names, not user input. */
+void sk_setting(tbuf *k, const char *key)
+{
+	tbuf_reset(k);
+	tbuf_append_str(k, "setting/");
+	tbuf_append_str(k, key);
+}
+
+void sk_userid(tbuf *k, const uint8_t id[16])
+{
+	tbuf_reset(k);
+	tbuf_append_str(k, "userid/");
+	tbuf_append(k, id, 16);
+}
+
+void sk_blobgc(tbuf *k, const uint8_t sha[32])
+{
+	tbuf_reset(k);
+	tbuf_append_str(k, SK_BLOBGC_PREFIX);
+	tbuf_append_hex(k, sha, 32);
+}
+
+int sk_blobgc_parse(const char *k, size_t n, uint8_t sha[32])
+{
+	size_t plen = strlen(SK_BLOBGC_PREFIX);
+	char hex[65];
+
+	if (n != plen + 64 || memcmp(k, SK_BLOBGC_PREFIX, plen) != 0)
+		return -1;
+	memcpy(hex, k + plen, 64);
+	hex[64] = '\0';
+	return tern_unhex(hex, sha, 32);
+}
+
+void sk_mailbox(uint8_t out[SK_FOLDER_LEN], const uint8_t user[16])
+{
+	memcpy(out, user, 16);
+	memset(out + 16, 0, 16);
+}
+
+void sk_folder(uint8_t out[SK_FOLDER_LEN], const uint8_t user[16], const uint8_t folder[16])
+{
+	memcpy(out, user, 16);
+	memcpy(out + 16, folder, 16);
+}
+
+void sk_msg(uint8_t out[SK_MSG_LEN], const uint8_t user[16], const uint8_t folder[16], uint32_t uid)
+{
+	sk_folder(out, user, folder);
+	tern_be32_put(out + 32, uid);
+}
+
+void sk_change(uint8_t out[SK_CHANGE_LEN], const uint8_t user[16], const uint8_t folder[16],
+	       uint64_t modseq)
+{
+	sk_folder(out, user, folder);
+	tern_be64_put(out + 32, modseq);
+}
+
+void sk_blob(uint8_t out[SK_BLOB_LEN], const uint8_t sha[32], uint32_t chunk)
+{
+	memcpy(out, sha, 32);
+	tern_be32_put(out + 32, chunk);
+}
+
+void sk_blobref(uint8_t out[SK_BLOBREF_LEN], const uint8_t sha[32], const uint8_t user[16],
+		const uint8_t folder[16], uint32_t uid)
+{
+	memcpy(out, sha, 32);
+	memcpy(out + 32, user, 16);
+	memcpy(out + 48, folder, 16);
+	tern_be32_put(out + 64, uid);
+}
+
+int sk_prefix_end(const uint8_t *p, size_t n, uint8_t *out)
+{
+	memcpy(out, p, n);
+	for (size_t i = n; i-- > 0;) {
+		if (out[i] != 0xff) {
+			out[i]++;
+			return 0;
+		}
+		out[i] = 0;
+	}
+	return -1;
+}
+
+int sk_msg_parse(const void *k, size_t n, uint8_t user[16], uint8_t folder[16], uint32_t *uid)
+{
+	const uint8_t *p = k;
+
+	if (n != SK_MSG_LEN)
+		return -1;
+	memcpy(user, p, 16);
+	memcpy(folder, p + 16, 16);
+	*uid = tern_be32_get(p + 32);
+	return 0;
+}
+
+int sk_change_parse(const void *k, size_t n, uint8_t user[16], uint8_t folder[16], uint64_t *modseq)
+{
+	const uint8_t *p = k;
+
+	if (n != SK_CHANGE_LEN)
+		return -1;
+	memcpy(user, p, 16);
+	memcpy(folder, p + 16, 16);
+	*modseq = tern_be64_get(p + 32);
+	return 0;
+}
+
+int sk_blob_parse(const void *k, size_t n, uint8_t sha[32], uint32_t *chunk)
+{
+	const uint8_t *p = k;
+
+	if (n != SK_BLOB_LEN)
+		return -1;
+	memcpy(sha, p, 32);
+	*chunk = tern_be32_get(p + 32);
+	return 0;
+}
+
+int sk_blobref_parse(const void *k, size_t n, uint8_t sha[32], uint8_t user[16],
+		     uint8_t folder[16], uint32_t *uid)
+{
+	const uint8_t *p = k;
+
+	if (n != SK_BLOBREF_LEN)
+		return -1;
+	memcpy(sha, p, 32);
+	memcpy(user, p + 32, 16);
+	memcpy(folder, p + 48, 16);
+	*uid = tern_be32_get(p + 64);
+	return 0;
+}

@@ -1,0 +1,61 @@
+/* store_keys.h - every key layout of the store (DESIGN.md §4), encoded in store_keys.c.
+ * Mailbox keys are big-endian binary so that range scans come out in numeric order;
+ * account keys are "kind/<domain>/<name>" text with names in lower case. */
+#ifndef TERN_STORE_KEYS_H
+#define TERN_STORE_KEYS_H
+#include <stddef.h>
+#include <stdint.h>
+#include "buf.h"
+
+#define SK_ID_LEN 16
+#define SK_SHA_LEN 32
+#define SK_FOLDER_LEN (2 * SK_ID_LEN)                 /* user, folder */
+#define SK_MSG_LEN (2 * SK_ID_LEN + 4)                /* user, folder, uid */
+#define SK_CHANGE_LEN (2 * SK_ID_LEN + 8)             /* user, folder, modseq */
+#define SK_BLOB_LEN (SK_SHA_LEN + 4)                  /* sha256, chunk */
+#define SK_BLOBREF_LEN (SK_SHA_LEN + 2 * SK_ID_LEN + 4) /* sha256, user, folder, uid */
+
+/* ---- config CF (text keys; names are lower-cased by the encoder) ---- */
+void sk_domain(tbuf *k, const char *domain);
+void sk_domalias(tbuf *k, const char *alias);
+void sk_user(tbuf *k, const char *domain, const char *name);
+/* Prefix of every user (or group, alias, addr) key of a domain: "user/<d>/". */
+void sk_user_prefix(tbuf *k, const char *domain);
+void sk_userid(tbuf *k, const uint8_t id[16]);
+void sk_addr(tbuf *k, const char *domain, const char *local);
+void sk_addr_prefix(tbuf *k, const char *domain);
+void sk_group(tbuf *k, const char *domain, const char *name);
+void sk_group_prefix(tbuf *k, const char *domain);
+void sk_alias(tbuf *k, const char *domain, const char *pattern);
+void sk_alias_prefix(tbuf *k, const char *domain);
+void sk_ipgroup(tbuf *k, const char *name);
+void sk_setting(tbuf *k, const char *key);
+void sk_blobgc(tbuf *k, const uint8_t sha[32]);
+#define SK_FORMAT "format"
+#define SK_DOMAIN_PREFIX "domain/"
+#define SK_IPGROUP_PREFIX "ipgroup/"
+#define SK_BLOBGC_PREFIX "blobgc/"
+/* The sha256 of a "blobgc/<hex>" key; 0 ok, -1 when malformed. */
+int sk_blobgc_parse(const char *k, size_t n, uint8_t sha[32]);
+
+/* ---- mailbox CFs (binary, big-endian) ---- */
+void sk_mailbox(uint8_t out[SK_FOLDER_LEN], const uint8_t user[16]);
+void sk_folder(uint8_t out[SK_FOLDER_LEN], const uint8_t user[16], const uint8_t folder[16]);
+void sk_msg(uint8_t out[SK_MSG_LEN], const uint8_t user[16], const uint8_t folder[16], uint32_t uid);
+void sk_change(uint8_t out[SK_CHANGE_LEN], const uint8_t user[16], const uint8_t folder[16],
+	       uint64_t modseq);
+void sk_blob(uint8_t out[SK_BLOB_LEN], const uint8_t sha[32], uint32_t chunk);
+void sk_blobref(uint8_t out[SK_BLOBREF_LEN], const uint8_t sha[32], const uint8_t user[16],
+		const uint8_t folder[16], uint32_t uid);
+/* The first key after every key that starts with prefix p (n bytes): p + 1 as a
+ * big-endian number. -1 when p is all 0xff (no such key). */
+int sk_prefix_end(const uint8_t *p, size_t n, uint8_t *out);
+
+/* Decoders: 0 ok, -1 when the key has the wrong length. */
+int sk_msg_parse(const void *k, size_t n, uint8_t user[16], uint8_t folder[16], uint32_t *uid);
+int sk_change_parse(const void *k, size_t n, uint8_t user[16], uint8_t folder[16], uint64_t *modseq);
+int sk_blob_parse(const void *k, size_t n, uint8_t sha[32], uint32_t *chunk);
+int sk_blobref_parse(const void *k, size_t n, uint8_t sha[32], uint8_t user[16],
+		     uint8_t folder[16], uint32_t *uid);
+
+#endif

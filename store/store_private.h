@@ -1,0 +1,279 @@
+/* store_private.h - what the files of store/ share; nothing outside store/ includes it. */
+#ifndef TERN_STORE_PRIVATE_H
+#define TERN_STORE_PRIVATE_H
+#include <pthread.h>
+#include <stdatomic.h>
+#include <rocksdb/c.h>
+#include "store.h"
+#include "store_keys.h"
+
+enum store_cf {
+	CF_DEFAULT, CF_CONFIG, CF_FOLDER, CF_MSG, CF_CHANGES, CF_BLOB, CF_BLOBREF,
+	CF_QUEUE, CF_DAV, CF_CHANGELOG,
+	CF_COUNT
+};
+
+#define STORE_BLOB_CHUNK (256 * 1024)
+#define STORE_ERR_MAX 256
+
+/* One batch on its way to the WAL, with what to do once it is durable. */
+typedef struct store_commit store_commit;
+typedef struct store_mbx store_mbx;
+struct store_commit {
+	store_commit *next;
+	rocksdb_writebatch_t *wb;
+	store_event *ev;              /* watchers' events, published after the write */
+	size_t nev, ev_cap;
+	/* Runs on the commit thread after the write (rc = the write's result), before
+	 * watchers and the caller: release in-memory reservations. */
+	void (*hook)(store *st, store_commit *c, int rc);
+	void *hook_arg;
+	uint8_t (*blob_shas)[32];     /* pending blob hashes this batch holds */
+	size_t nshas, shas_cap;
+	store_mbx **mbx;              /* mailboxes with this batch in flight */
+	size_t nmbx;
+	store_cb cb;
+	store_result res;
+	char error[STORE_ERR_MAX];
+	int *rcpt_rc;
+	int waiting;                  /* a thread waits for `finished` (blocking form) */
+	int finished;
+};
+
+typedef struct store_pending_blob store_pending_blob;
+
+struct store_watch {
+	store_watch *next;
+	uint8_t user[16];
+	uint8_t folder[16];
+	int any_folder;
+	tern_io *io;
+	void (*fn)(const store_event *ev, void *arg);
+	void *arg;
+	atomic_int refs;
+	atomic_int removed;
+};
+
+typedef struct store_cfg_job store_cfg_job;
+
+struct store {
+	store_options opt;
+	char *path;
+	int is_new;
+	rocksdb_t *db;
+	rocksdb_options_t *dbopt;
+	rocksdb_cache_t *cache;
+	rocksdb_block_based_table_options_t *bbto;
+	rocksdb_column_family_handle_t *cf[CF_COUNT];
+	rocksdb_writeoptions_t *wopt;
+	rocksdb_readoptions_t *ropt;
+
+	/* commit pipeline (store_commit.c) */
+	pthread_mutex_t cmu;
+	pthread_cond_t ccond;         /* work queued / stop */
+	pthread_cond_t turn_cond;     /* write and completion turns */
+	pthread_cond_t done_cond;     /* a blocking caller's batch finished */
+	store_commit *qhead, *qtail;
+	int cstop;
+	uint64_t ticket_next, write_turn, finish_turn;
+	pthread_t commit_thr[4];
+	unsigned ncommit;
+	atomic_uint_fast64_t commits, groups;
+
+	/* account changes, one at a time (store_config.c) */
+	pthread_mutex_t cfg_mu;
+	pthread_cond_t cfg_cond;
+	store_cfg_job *cfg_head, *cfg_tail;
+	int cfg_stop;
+	pthread_t cfg_thr;
+	int cfg_started;
+
+	/* mailboxes (store_mailbox.c) */
+	pthread_mutex_t mbx_mu;
+	store_mbx *mbx[256];
+	pthread_mutex_t uv_mu;
+	uint32_t last_uidvalidity;
+
+	/* blobs in flight and being deleted (store_mailbox.c, store_sweep.c) */
+	pthread_mutex_t blob_mu;
+	store_pending_blob *pending[256];
+
+	/* watchers (store_notify.c) */
+	pthread_mutex_t w_mu;
+	store_watch *watches;
+
+	/* housekeeping (store_sweep.c) */
+	pthread_mutex_t hk_mu;
+	pthread_cond_t hk_cond;
+	int hk_stop;
+	pthread_t sweep_thr, disk_thr;
+	int sweep_started, disk_started;
+	atomic_int disk_state;
+	atomic_uint_fast64_t free_disk, blobs_swept;
+	pthread_mutex_t sweep_mu;     /* one sweep at a time */
+};
+
+/* ---- store_db.c: reads ---- */
+/* Point lookup: 0 found (*v_r malloc'd, free()), STORE_ENOTFOUND, STORE_EIO. */
+int store_db_get(store *st, enum store_cf cf, const void *k, size_t kn, char **v_r, size_t *vn_r);
+/* 1 when the key exists, 0 when not, STORE_EIO. */
+int store_db_exists(store *st, enum store_cf cf, const void *k, size_t kn);
+/* Unpack a record stored at key; 0, STORE_ENOTFOUND, STORE_EIO (also on a bad record). */
+int store_db_get_record(store *st, enum store_cf cf, const void *k, size_t kn,
+			const ProtobufCMessageDescriptor *desc, ProtobufCMessage **m_r);
+/* Visit keys starting with prefix in order; stop when fn returns non-zero (that value is
+ * returned). 0 at the end, STORE_EIO on error. */
+int store_db_scan(store *st, enum store_cf cf, const void *prefix, size_t pn,
+		  const void *from, size_t fn_len,
+		  int (*fn)(const char *k, size_t kn, const char *v, size_t vn, void *arg), void *arg);
+/* Put a packed record into a batch. */
+void store_wb_put_record(rocksdb_writebatch_t *wb, store *st, enum store_cf cf, const void *k,
+			 size_t kn, const ProtobufCMessage *m);
+
+/* ---- store_commit.c ---- */
+int store_commit_start(store *st, char **error_r);
+void store_commit_stop(store *st);
+store_commit *store_commit_new(store_cb cb);
+void store_commit_add_event(store_commit *c, const uint8_t user[16], const uint8_t folder[16],
+			    uint64_t modseq, Tern__Change__Kind kind, uint32_t uid);
+/* Queue c (FIFO). The commit threads own it from here unless c->waiting. */
+void store_commit_enqueue(store *st, store_commit *c);
+/* Wait until a waiting commit has finished. */
+void store_commit_wait(store *st, store_commit *c);
+/* Hand the result to the caller: the blocking form fills *sync and frees c; otherwise
+ * the callback runs (posted to cb.io, or here) and c is freed. Returns c->res.rc. */
+int store_commit_complete(store *st, store_commit *c, store_sync_result *sync);
+/* Fail c before it was queued, and complete it. */
+int store_commit_fail(store *st, store_commit *c, store_sync_result *sync, int rc,
+		      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void store_commit_free(store_commit **c);
+/* Run a finished batch's caller callback synchronously or for a blocking caller. */
+int store_commit_run(store *st, store_commit *c, store_sync_result *sync);
+
+/* ---- store_config.c ---- */
+int store_config_start(store *st, char **error_r);
+void store_config_stop(store *st);
+/* Build the batch that creates the default IP groups of a new store. */
+void store_config_defaults(store *st, rocksdb_writebatch_t *wb);
+
+/* ---- store_mailbox.c ---- */
+void store_mailbox_init(store *st);
+void store_mailbox_free_all(store *st);
+/* Add the mailbox record and an INBOX for a new user to wb. */
+void store_mailbox_create_batch(store *st, rocksdb_writebatch_t *wb, const uint8_t user[16]);
+/* Add to wb the deletion of the user's whole mailbox (folders, messages, changes,
+ * blob references, with the orphaned blobs marked for the sweeper). */
+int store_mailbox_remove_batch(store *st, rocksdb_writebatch_t *wb, const uint8_t user[16]);
+/* Forget the cached state of a user's mailbox (after its removal). */
+void store_mailbox_forget(store *st, const uint8_t user[16]);
+uint32_t store_new_uidvalidity(store *st);
+/* After c's write: its mailboxes have one batch less in flight; on failure their cached
+ * state is reloaded from the database. */
+void store_mailbox_release(store *st, store_commit *c, int rc);
+
+/* ---- store_blob.c: bodies stored once per content ---- */
+/* Reference blob sha from batch c: writes the chunks into c->wb unless the blob is
+ * stored or being stored, and holds it against the sweeper until c is durable. */
+void store_blob_hold(store *st, store_commit *c, const uint8_t sha[32], const void *body,
+		     size_t len);
+/* Drop the holds of c (commit thread, after the write). */
+void store_blob_release(store *st, store_commit *c);
+/* Mark a blob whose reference goes away for the sweeper (config "blobgc/<sha>"). */
+void store_blob_mark_orphan(store *st, rocksdb_writebatch_t *wb, const uint8_t sha[32]);
+void store_blob_free_all(store *st);
+
+/* ---- store_notify.c ---- */
+void store_notify_publish(store *st, const store_commit *c);
+void store_notify_free_all(store *st);
+
+/* ---- store_sweep.c ---- */
+int store_sweep_start(store *st, char **error_r);
+void store_sweep_stop(store *st);
+/* Check free disk now and update the state (logging transitions). */
+void store_disk_check(store *st);
+
+
+/* ---- account jobs (store_config.c, store_accounts.c) ---- */
+struct store_cfg_job {
+	store_cfg_job *next;
+	/* Validate against the database and fill c->wb; STORE_OK or an error code with the
+	 * message in c->error. Runs on the config thread, one job at a time. */
+	int (*apply)(store *st, store_cfg_job *j, store_commit *c);
+	/* Optional: runs on the config thread after the batch is durable (rc = result). */
+	void (*after)(store *st, store_cfg_job *j, int rc);
+	ProtobufCMessage *rec;        /* private copy of the caller's record */
+	char *s[4];                   /* string arguments (strdup'd; NULL allowed) */
+	uint8_t id[16];
+	store_commit *c;
+	store_sync_result *sync;
+	int blocking, done, rc;
+};
+store_cfg_job *store_cfg_job_new(int (*apply)(store *, store_cfg_job *, store_commit *),
+				 const ProtobufCMessage *rec, const char *s0, const char *s1,
+				 const char *s2, const char *s3);
+/* Queue j for the config thread; in the blocking form wait and return its result. */
+int store_cfg_submit(store *st, store_cfg_job *j, store_cb cb, store_sync_result *res_r);
+/* Set c's error message and return rc. */
+int store_cfg_err(store_commit *c, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* A lower-cased copy (free()). */
+char *store_lower_dup(const char *s);
+int store_domain_exists(store *st, const char *domain);
+/* Owner of local@domain in the addr/ namespace: 0 found, STORE_ENOTFOUND, STORE_EIO. */
+int store_addr_owner(store *st, const char *domain, const char *local, Tern__AddressOwner **o_r);
+void store_wb_put_addr(store *st, rocksdb_writebatch_t *wb, const char *domain, const char *local,
+		       Tern__AddressOwner__Kind kind, const char *name);
+void store_wb_delete_text(store *st, rocksdb_writebatch_t *wb, enum store_cf cf, const tbuf *k);
+/* Count keys under a text prefix of the config CF. */
+unsigned store_config_count(store *st, const tbuf *prefix);
+/* Collect every record under a text prefix of the config CF into a malloc'd array. */
+int store_config_list(store *st, const tbuf *prefix, const ProtobufCMessageDescriptor *desc,
+		      void ***list_r, size_t *n_r);
+int store_check_addr_free(store *st, store_commit *c, const char *domain, const char *local,
+			  Tern__AddressOwner__Kind kind, const char *name);
+/* Sweeper side (blob_mu held): 1 when sha is idle and now marked as being deleted. */
+int store_blob_begin_delete(store *st, const uint8_t sha[32]);
+/* Make c clear the "being deleted" mark of sha once written. */
+void store_blob_set_delete_hook(store_commit *c, const uint8_t sha[32]);
+
+#endif
+
+/* ---- in-memory mailbox state (store_mailbox.c), used by store_msg.c ---- */
+struct store_mbx {
+	store_mbx *next;
+	uint8_t user[16];
+	pthread_mutex_t mu;
+	pthread_cond_t idle;          /* inflight fell to 0 */
+	int loaded, stale;
+	unsigned inflight;            /* batches queued and not yet written */
+	Tern__Mailbox *rec;
+	Tern__Folder **folders;
+	size_t nfolders;
+};
+/* Lock the mailbox of user, loading it when needed: STORE_OK (locked), STORE_ENOTFOUND
+ * (no such mailbox, not locked), STORE_EIO. */
+int store_mbx_lock(store *st, const uint8_t user[16], store_mbx **m_r);
+void store_mbx_unlock(store_mbx *m);
+/* Wait (locked) until no batch of this mailbox is in flight, so rows read from the
+ * database are current. */
+void store_mbx_wait_idle(store_mbx *m);
+Tern__Folder *store_mbx_folder(store_mbx *m, const uint8_t *folder /* NULL = INBOX */);
+/* Queue c, counting it in flight for each of its mailboxes (all locked). */
+void store_mbx_enqueue(store *st, store_commit *c, store_mbx **ms, size_t n);
+void store_mbx_put_folder(store *st, rocksdb_writebatch_t *wb, store_mbx *m, const Tern__Folder *f);
+void store_mbx_put_usage(store *st, rocksdb_writebatch_t *wb, store_mbx *m);
+/* Delete the messages rows of one folder (blobrefs, orphan marks) into wb; the usage
+ * they counted is returned. */
+int store_mbx_drop_messages(store *st, rocksdb_writebatch_t *wb, const uint8_t user[16],
+			    const uint8_t *folder, uint64_t *bytes_r, uint64_t *items_r);
+/* Queue c for the locked mailboxes ms[0..n), unlock them, and in the blocking form
+ * wait until durable and fill *res_r. Returns the result (STORE_OK when queued). */
+int store_mbx_finish(store *st, store_commit *c, store_mbx **ms, size_t n, store_sync_result *res_r);
+/* Row writers of store_msg.c shared with store_msg_ops.c. */
+void store_msg_put_meta(store *st, rocksdb_writebatch_t *wb, const uint8_t user[16],
+			const uint8_t folder[16], const Tern__MessageMeta *mm);
+void store_msg_put_change(store *st, store_commit *c, const uint8_t user[16],
+			  const uint8_t folder[16], uint64_t modseq, Tern__Change__Kind kind,
+			  const Tern__MessageMeta *mm);
+void store_msg_put_blobref(store *st, rocksdb_writebatch_t *wb, const uint8_t sha[32],
+			   const uint8_t user[16], const uint8_t folder[16], uint32_t uid);

@@ -1,0 +1,50 @@
+/* admin.h - the admin JSON API of node/admin/API.md as an HTTP handler, and the start-up
+ * helpers of ternd (node/admin/ternd_*.c). The one public header of node/admin/. */
+#ifndef TERN_ADMIN_H
+#define TERN_ADMIN_H
+#include <stdint.h>
+#include "auth.h"
+#include "http.h"
+#include "store.h"
+
+/* What the API serves from; every pointer outlives the admin object. */
+typedef struct admin_env {
+	store *st;
+	tern_server *srv;
+	const tern_conf *conf;
+	tern_pool *auth_pool;       /* password checks and hashing */
+	auth_lockout *lockout;
+	const char *data_dir;
+	const char *node_name;
+	int64_t started;            /* unix seconds */
+	/* 1 for services whose listeners are bound (status "served"). */
+	int served[TERN_SVC_COUNT];
+} admin_env;
+
+typedef struct admin admin;
+
+admin *admin_new(const admin_env *env);
+void admin_free(admin **a);
+/* The http_handler_fn of the admin API; ctx is the admin object. */
+void admin_handle(http_request *req, void *ctx);
+
+/* ---- ternd start-up (ternd_opts.c, ternd_init.c) ---- */
+
+typedef struct ternd_opts {
+	const char *config;
+	const char *data;
+	unsigned port_base;
+	const char *node_name;
+	int foreground;
+	const char *init_domain;
+	const char *init_admin;
+	const char *init_password_file;
+} ternd_opts;
+
+/* Parse argv. 0 ok; 1 when --help/--version was printed (exit 0); -1 on a usage error
+ * (message printed). */
+int ternd_parse_args(int argc, char **argv, ternd_opts *o);
+/* The daemon's whole life after argument parsing; returns the exit code. */
+int ternd_run(const ternd_opts *o);
+
+#endif

@@ -1,0 +1,141 @@
+/* admin_private.h - shared by the files of node/admin/: the per-request state, the
+ * reply helpers and the handlers of each resource family. */
+#ifndef TERN_ADMIN_PRIVATE_H
+#define TERN_ADMIN_PRIVATE_H
+#include <jansson.h>
+#include <pthread.h>
+#include "admin.h"
+
+#define ADMIN_SESSIONS_MAX 64
+
+typedef struct admin_session {
+	char user[330];
+	char ip[64];
+	int64_t last;
+} admin_session;
+
+struct admin {
+	admin_env env;
+	pthread_mutex_t lock;
+	admin_session sessions[ADMIN_SESSIONS_MAX];
+};
+
+typedef struct admin_req admin_req;
+typedef void (*admin_fn)(admin_req *r);
+
+struct admin_req {
+	admin *a;
+	store *st;
+	http_request *req;
+	tern_io *io;
+	int local;                 /* over the Unix socket */
+	char ip[64];
+	char actor[330];           /* "local" or the admin's address (config.log) */
+	Tern__Rights rights;
+	char admin_domain[256];    /* for RIGHTS_DOMAIN */
+	char arg[512];             /* the path segment matched by '*' */
+	int route_flags;
+	json_t *body;              /* parsed request body (handlers that take one) */
+	/* remote login, done on the auth pool */
+	char *login_user, *login_pass;
+	int login_ok;
+	/* an async step: on success of the store write run on_ok; log `log` first */
+	admin_fn on_ok;
+	tbuf log;
+	/* handler scratch */
+	char *password;
+	char *hash;
+	Tern__ScramKeys scram;
+	int hash_rc;
+	void *rec;                 /* a record being written (freed with the request) */
+	void (*rec_free)(void *rec);
+	char name[256], domain[256];
+	int count;
+	json_t *extra;
+	char *param;               /* a query value the async store call reads */
+};
+
+/* route flags */
+#define ADM_WRITE 1            /* needs read-write (or domain rights for its domain) */
+#define ADM_DOMAIN_OK 2        /* open to "domain" admins, checked by the handler */
+
+/* admin.c: replies (each releases r) and helpers */
+void admin_reply_json(admin_req *r, int status, json_t *j);   /* steals j */
+void admin_reply_text(admin_req *r, int status, const char *ctype, const char *text, size_t len);
+void admin_error(admin_req *r, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int admin_store_status(int rc);
+void admin_store_error(admin_req *r, int rc, const char *msg);
+/* store_cb that replies with the error or logs r->log and runs ok(r). */
+store_cb admin_cb(admin_req *r, admin_fn ok);
+/* 0 when the admin may change accounts of `domain`; else replies 403 and returns -1. */
+int admin_may_domain(admin_req *r, const char *domain);
+/* Default domain for ?domain= when absent: the primary. 0 ok (domain_r filled). */
+int admin_primary_domain(store *st, char *domain_r, size_t n);
+/* Domain from the query (or the primary); replies on error and returns -1. */
+int admin_query_domain(admin_req *r, char *domain_r, size_t n);
+/* Run job on the auth pool, then done on this request's I/O thread; replies 503 if full. */
+void admin_pool(admin_req *r, void (*job)(void *), admin_fn done);
+void admin_config_log(admin_req *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* admin_json.c: strict body parsing */
+typedef enum { AJ_STR, AJ_BOOL, AJ_UINT, AJ_STRLIST, AJ_UINT_OR_NULL, AJ_STR_OR_NULL } aj_type;
+typedef struct aj_field {
+	const char *name;
+	aj_type type;
+} aj_field;
+/* Parse r->req->body into r->body: an object with only `fields`, each of its type.
+ * An empty body is an empty object when allow_empty. Replies 400 and returns -1. */
+int admin_parse_body(admin_req *r, const aj_field *fields, int allow_empty);
+/* Helpers on r->body (field known to have the right type). */
+const char *aj_str(admin_req *r, const char *name);
+int aj_has(admin_req *r, const char *name);
+/* Copy a string list field into a protobuf repeated string (malloc'd). */
+void aj_strlist(json_t *arr, char ***out, size_t *n);
+json_t *aj_from_strlist(char **v, size_t n);
+void aj_free_strlist(char ***v, size_t *n);
+void aj_set_str(char **field, const char *v);
+const char *admin_rights_name(Tern__Rights r);
+int admin_rights_parse(const char *s, Tern__Rights *r_out);
+/* Append "Key='value'" (quotes in value doubled) to a config.log line. */
+void admin_log_kv(tbuf *b, const char *key, const char *value);
+
+/* handlers */
+void adm_status(admin_req *r);
+void adm_node(admin_req *r);
+void adm_stats(admin_req *r);
+void adm_cluster(admin_req *r);
+void adm_logs(admin_req *r);
+void adm_domain_list(admin_req *r);
+void adm_domain_add(admin_req *r);
+void adm_domain_get(admin_req *r);
+void adm_domain_patch(admin_req *r);
+void adm_domain_delete(admin_req *r);
+void adm_domain_rename(admin_req *r);
+void adm_domain_primary(admin_req *r);
+void adm_user_list(admin_req *r);
+void adm_user_add(admin_req *r);
+void adm_user_get(admin_req *r);
+void adm_user_patch(admin_req *r);
+void adm_user_delete(admin_req *r);
+void adm_user_stats(admin_req *r);
+void adm_user_unlock(admin_req *r);
+void adm_user_import(admin_req *r);
+void adm_user_export(admin_req *r);
+void adm_group_list(admin_req *r);
+void adm_group_add(admin_req *r);
+void adm_group_get(admin_req *r);
+void adm_group_patch(admin_req *r);
+void adm_group_delete(admin_req *r);
+void adm_group_members(admin_req *r);
+void adm_alias_list(admin_req *r);
+void adm_alias_add(admin_req *r);
+void adm_alias_delete(admin_req *r);
+void adm_alias_check(admin_req *r);
+void adm_ipgroup_list(admin_req *r);
+void adm_ipgroup_add(admin_req *r);
+void adm_ipgroup_delete(admin_req *r);
+
+/* admin_users.c, used by CSV import */
+json_t *admin_user_json(store *st, const Tern__User *u);
+
+#endif

@@ -1,0 +1,310 @@
+/* ternd_run.c - the daemon's life: data dir, lock, config, logs, store, listeners,
+ * signals, run, orderly shutdown. Start-up errors are one line on stderr and in
+ * error.log, and exit code 1. */
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "ternd_private.h"
+
+static tern_server *ternd_srv;       /* for the signal handler */
+static int ternd_logs_open;
+static int ternd_logs_echo;            /* error.log lines also reach stderr */
+
+static void on_stop_signal(int sig)
+{
+	if (ternd_srv != NULL)
+		tern_server_stop(ternd_srv);   /* async-signal-safe */
+}
+
+/* SIGHUP, from the event loop of I/O thread 0. */
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	tlog_reopen();
+	tlog(TLOG_DEBUG, "Logs reopened (SIGHUP)");
+}
+
+static int startup_error(const char *msg)
+{
+	if (!ternd_logs_open || !ternd_logs_echo)
+		fprintf(stderr, "ternd: %s\n", msg);
+	if (ternd_logs_open)
+		tlog(TLOG_ERROR, "ternd: %s", msg);
+	return 1;
+}
+
+static int make_dir(const char *path, tbuf *err)
+{
+	if (mkdir(path, 0700) == 0 || errno == EEXIST)
+		return 0;
+	tbuf_appendf(err, "cannot create %s: %s", path, strerror(errno));
+	return -1;
+}
+
+/* Detach: the parent waits for the child's start-up result on a pipe and exits with it,
+ * so that `ternd` without --foreground still fails visibly. Returns the pipe's write end
+ * in the child. */
+static int daemonise(void)
+{
+	int p[2];
+	if (pipe(p) < 0)
+		return -1;
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid > 0) {
+		close(p[1]);
+		char rc = 1;
+		if (read(p[0], &rc, 1) != 1)
+			rc = 1;
+		_exit(rc);
+	}
+	close(p[0]);
+	setsid();
+	return p[1];
+}
+
+/* After a successful start: stdout/stderr to DATA/logs/ternd.out, tell the parent. */
+static void daemon_ready(int fd, const char *data, char rc)
+{
+	if (fd < 0)
+		return;
+	if (rc == 0) {
+		char path[4096];
+		snprintf(path, sizeof(path), "%s/logs/ternd.out", data);
+		int out = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		int nul = open("/dev/null", O_RDONLY);
+		if (out >= 0) {
+			fflush(stdout);
+			dup2(out, 1);
+			dup2(out, 2);
+			close(out);
+		}
+		if (nul >= 0) {
+			dup2(nul, 0);
+			close(nul);
+		}
+	}
+	if (write(fd, &rc, 1) != 1)
+		rc = 1;
+	close(fd);
+}
+
+static void log_conf_warnings(const tern_conf *conf)
+{
+	const char *p = tbuf_cstr(&conf->warnings);
+	while (*p) {
+		const char *nl = strchr(p, '\n');
+		int n = nl ? (int)(nl - p) : (int)strlen(p);
+		if (n > 0)
+			tlog(TLOG_WARNING, "tern.conf: %.*s", n, p);
+		p += n + (nl ? 1 : 0);
+	}
+}
+
+typedef struct ternd {
+	const ternd_opts *o;
+	tern_conf conf;
+	int conf_loaded;
+	store *st;
+	tern_server *srv;
+	tern_pool *auth_pool;
+	auth_lockout *lockout;
+	admin *adm;
+	http_service *http;
+	struct event *hup;
+	char node_name[128];
+	char sock[512];
+	int lock_fd;
+} ternd;
+
+static int access_check(const char *ipgroup, const struct sockaddr *peer, void *ctx)
+{
+	return store_ipgroup_match(ctx, ipgroup, peer);
+}
+
+/* Config, logs, store, node name; -1 with err. */
+static int ternd_open(ternd *t, tbuf *err)
+{
+	const ternd_opts *o = t->o;
+	char path[4096];
+	const char *conf_path = o->config;
+	snprintf(path, sizeof(path), "%s/tern.conf", o->data);
+	if (conf_path == NULL && access(path, F_OK) == 0)
+		conf_path = path;
+	char *cerr = NULL;
+	if (tern_conf_load(&t->conf, conf_path, o->port_base, &cerr) < 0) {
+		tbuf_appendf(err, "%s", cerr ? cerr : "cannot load the configuration");
+		free(cerr);
+		return -1;
+	}
+	t->conf_loaded = 1;
+	snprintf(path, sizeof(path), "%s/logs", o->data);
+	tlog_options lo = { .rotate_bytes = (size_t)t->conf.log_rotate_kb * 1024,
+			    .keep_files = (unsigned)t->conf.log_keep_files, .echo_stderr = o->foreground };
+	const char *lerr = NULL;
+	if (tlog_open(path, &lo, &lerr) < 0) {
+		tbuf_appendf(err, "cannot open the logs in %s: %s", path, lerr ? lerr : "");
+		return -1;
+	}
+	ternd_logs_open = 1;
+	ternd_logs_echo = o->foreground;
+	tlog(TLOG_DEBUG, "ternd %s starting, data %s, port base %u", TERN_VERSION, o->data, o->port_base);
+	log_conf_warnings(&t->conf);
+	store_options so;
+	store_options_default(&so);
+	snprintf(path, sizeof(path), "%s/db", o->data);
+	so.path = path;
+	so.wal_max_bytes = (uint64_t)t->conf.store_wal_max_mb << 20;
+	so.cache_bytes = (uint64_t)t->conf.store_cache_mb << 20;
+	so.commit_threads = (unsigned)t->conf.server_commit_threads;
+	so.blob_grace = t->conf.store_blob_grace;
+	so.sweep_interval = t->conf.store_sweep_interval;
+	so.disk_soft_limit = (uint64_t)t->conf.store_disk_soft_limit_mb << 20;
+	so.disk_hard_limit = (uint64_t)t->conf.store_disk_hard_limit_mb << 20;
+	so.disk_check_interval = t->conf.store_disk_check_interval;
+	char *serr = NULL;
+	if (store_open(&so, &t->st, &serr) < 0) {
+		tbuf_appendf(err, "cannot open the store %s: %s", path, serr ? serr : "");
+		free(serr);
+		return -1;
+	}
+	if (ternd_node_name(t->st, o->node_name, t->node_name, sizeof(t->node_name), err) < 0)
+		return -1;
+	if (store_is_new(t->st) && ternd_init_store(t->st, o, err) < 0)
+		return -1;
+	return 0;
+}
+
+/* Server, pools, admin API, listeners, signals; -1 with err. */
+static int ternd_serve(ternd *t, admin_env *env, tbuf *err)
+{
+	const ternd_opts *o = t->o;
+	char *e = NULL;
+	t->srv = tern_server_new(&t->conf, o->data, &e);
+	if (t->srv == NULL) {
+		tbuf_appendf(err, "%s", e ? e : "cannot make the server");
+		free(e);
+		return -1;
+	}
+	tern_server_set_access_check(t->srv, access_check, t->st);
+	t->auth_pool = tern_pool_new("auth", (unsigned)t->conf.server_auth_workers,
+				     (unsigned)t->conf.server_pool_queue_max);
+	t->lockout = auth_lockout_new((unsigned)t->conf.security_lockout_threshold,
+				      t->conf.security_lockout_seconds);
+	*env = (admin_env){ .st = t->st, .srv = t->srv, .conf = &t->conf, .auth_pool = t->auth_pool,
+			    .lockout = t->lockout, .data_dir = o->data, .node_name = t->node_name,
+			    .started = tern_now() };
+	env->served[TERN_SVC_admin] = t->conf.services[TERN_SVC_admin].enabled;
+	t->adm = admin_new(env);
+	http_limits lim = { (size_t)t->conf.http_max_header_bytes, (size_t)t->conf.http_max_body_bytes,
+			    (int)t->conf.http_keepalive_timeout, (int)t->conf.http_request_timeout };
+	t->http = http_service_new(&lim, admin_handle, t->adm);
+	if (t->auth_pool == NULL || t->lockout == NULL || t->adm == NULL || t->http == NULL) {
+		tbuf_appendf(err, "out of memory");
+		return -1;
+	}
+	if (tern_server_listen(t->srv, TERN_SVC_admin, http_service_handler(t->http), &e) < 0) {
+		tbuf_appendf(err, "%s", e ? e : "cannot listen on the admin port");
+		free(e);
+		return -1;
+	}
+	unlink(t->sock);   /* a stale socket of a dead ternd: the lock says none runs */
+	if (tern_server_listen_unix(t->srv, t->sock, http_service_handler(t->http), &e) < 0) {
+		tbuf_appendf(err, "%s", e ? e : "cannot listen on the admin socket");
+		free(e);
+		return -1;
+	}
+	tbuf lines = TBUF_INIT;
+	tern_server_describe_listeners(t->srv, &lines);
+	const char *p = tbuf_cstr(&lines);
+	while (*p) {
+		const char *nl = strchr(p, '\n');
+		int n = nl ? (int)(nl - p) : (int)strlen(p);
+		if (n > 0)
+			tlog(TLOG_DEBUG, "Listening on %.*s", n, p);
+		p += n + (nl ? 1 : 0);
+	}
+	tbuf_free(&lines);
+	ternd_srv = t->srv;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	t->hup = evsignal_new(tern_io_base(tern_server_io(t->srv, 0)), SIGHUP, on_hup, NULL);
+	if (t->hup != NULL)
+		event_add(t->hup, NULL);
+	return 0;
+}
+
+static void ternd_close(ternd *t)
+{
+	ternd_srv = NULL;
+	if (t->hup != NULL)
+		event_free(t->hup);
+	tern_server_free(&t->srv);
+	tern_pool_free(&t->auth_pool);
+	http_service_free(&t->http);
+	admin_free(&t->adm);
+	auth_lockout_free(&t->lockout);
+	if (t->st != NULL)
+		store_close(&t->st);
+	if (t->sock[0] != '\0')
+		unlink(t->sock);
+	if (t->conf_loaded)
+		tern_conf_free(&t->conf);
+}
+
+int ternd_run(const ternd_opts *o)
+{
+	ternd t;
+	memset(&t, 0, sizeof(t));
+	t.o = o;
+	t.lock_fd = -1;
+	tbuf err = TBUF_INIT;
+	char logs[4096];
+	snprintf(logs, sizeof(logs), "%s/logs", o->data);
+	int w = snprintf(t.sock, sizeof(t.sock), "%s/admin.sock", o->data);
+	if (w < 0 || w > 107) {
+		t.sock[0] = '\0';
+		tbuf_appendf(&err, "the admin socket path %s/admin.sock is longer than 107 bytes; "
+			     "use a shorter --data path", o->data);
+		int rc = startup_error(tbuf_cstr(&err));
+		tbuf_free(&err);
+		return rc;
+	}
+	if (make_dir(o->data, &err) < 0 || make_dir(logs, &err) < 0 || ternd_lock(o->data, &t.lock_fd, &err) < 0) {
+		int rc = startup_error(tbuf_cstr(&err));
+		tbuf_free(&err);
+		return rc;
+	}
+	int ready_fd = o->foreground ? -1 : daemonise();
+	ternd_lock_write_pid(t.lock_fd);
+	admin_env env;
+	if (ternd_open(&t, &err) < 0 || ternd_serve(&t, &env, &err) < 0) {
+		int rc = startup_error(tbuf_cstr(&err));
+		daemon_ready(ready_fd, o->data, 1);
+		tbuf_free(&err);
+		ternd_close(&t);
+		tlog_close();
+		return rc;
+	}
+	tlog(TLOG_DEBUG, "ternd %s started, node %s, pid %ld", TERN_VERSION, t.node_name, (long)getpid());
+	daemon_ready(ready_fd, o->data, 0);
+	tern_server_run(t.srv);
+	tlog(TLOG_DEBUG, "ternd stopping");
+	ternd_close(&t);
+	tlog(TLOG_DEBUG, "ternd stopped");
+	tlog_close();
+	close(t.lock_fd);
+	tbuf_free(&err);
+	return 0;
+}

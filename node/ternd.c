@@ -1,0 +1,12 @@
+/* ternd.c - the Tern daemon: parse the command line and run (node/admin/ternd_run.c). */
+#include <stdlib.h>
+#include "admin.h"
+
+int main(int argc, char **argv)
+{
+	ternd_opts o;
+	int rc = ternd_parse_args(argc, argv, &o);
+	if (rc != 0)
+		return rc > 0 ? 0 : 1;
+	return ternd_run(&o);
+}

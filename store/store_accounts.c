@@ -214,7 +214,7 @@ static int apply_user_add(store *st, store_cfg_job *j, store_commit *c)
 	for (size_t i = 0; i < u->n_addresses; i++)
 		store_wb_put_addr(st, c->wb, u->domain, u->addresses[i],
 				  TERN__ADDRESS_OWNER__KIND__USER, u->name);
-	store_mailbox_create_batch(st, c->wb, u->id.data);
+	store_mailbox_create_batch(st, c, u->id.data);
 	memcpy(c->res.id, u->id.data, 16);
 	return STORE_OK;
 }
@@ -299,8 +299,7 @@ static int apply_user_remove(store *st, store_cfg_job *j, store_commit *c)
 
 static void after_user_remove(store *st, store_cfg_job *j, int rc)
 {
-	if (rc == STORE_OK)
-		store_mailbox_forget(st, j->id);
+	store_mailbox_removed(st, j->id, rc);
 }
 
 int store_user_remove(store *st, const char *domain, const char *name, store_cb cb,

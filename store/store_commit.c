@@ -38,6 +38,7 @@ void store_commit_free(store_commit **cp)
 	free(c->ev);
 	free(c->blob_shas);
 	free(c->mbx);
+	free(c->mbx_epoch);
 	free(c->rcpt_rc);
 	free(c);
 }
@@ -63,6 +64,8 @@ void store_commit_enqueue(store *st, store_commit *c)
 {
 	c->next = NULL;
 	pthread_mutex_lock(&st->cmu);
+	if (c->uv_mark)
+		store_uidvalidity_put_mark(st, c->wb);
 	if (st->qtail)
 		st->qtail->next = c;
 	else
@@ -138,20 +141,53 @@ int store_commit_fail(store *st, store_commit *c, store_sync_result *sync, int r
 	return store_commit_run(st, c, sync);
 }
 
-/* One WriteBatch holding every record of the group, in queue order. */
+void store_test_fail_writes(store *st, unsigned n)
+{
+	atomic_store(&st->fail_writes, n);
+}
+
+void store_test_hold_commits(store *st, int hold)
+{
+	pthread_mutex_lock(&st->cmu);
+	if (hold) {
+		st->test_ticket = st->ticket_next++;
+	} else {
+		/* Take the held ticket's turns as an empty group would. */
+		while (st->write_turn != st->test_ticket)
+			pthread_cond_wait(&st->turn_cond, &st->cmu);
+		st->write_turn++;
+		pthread_cond_broadcast(&st->turn_cond);
+		while (st->finish_turn != st->test_ticket)
+			pthread_cond_wait(&st->turn_cond, &st->cmu);
+		st->finish_turn++;
+		pthread_cond_broadcast(&st->turn_cond);
+	}
+	pthread_mutex_unlock(&st->cmu);
+}
+
+/* One WriteBatch holding every record of the group's batches that are not doomed, in
+ * queue order; NULL when every batch is doomed. */
 static rocksdb_writebatch_t *merge_group(store_commit *head, int *owned_r)
 {
 	tbuf rep = TBUF_INIT;
 	uint32_t count = 0;
+	store_commit *only = NULL;
+	size_t live = 0;
 
 	*owned_r = 0;
-	if (!head->next)
-		return head->wb;
+	for (store_commit *c = head; c; c = c->next) {
+		if (!c->doomed) {
+			only = c;
+			live++;
+		}
+	}
+	if (live <= 1)
+		return only ? only->wb : NULL;
 	for (store_commit *c = head; c; c = c->next) {
 		size_t n;
 		const char *d = rocksdb_writebatch_data(c->wb, &n);
 
-		if (n < WB_HEADER)
+		if (c->doomed || n < WB_HEADER)
 			continue;
 		if (rep.len == 0)
 			tbuf_append(&rep, d, WB_HEADER);
@@ -166,24 +202,53 @@ static rocksdb_writebatch_t *merge_group(store_commit *head, int *owned_r)
 	return wb;
 }
 
+/* Before the group's write (its turn come, so every earlier group's failure is known):
+ * doom the batches built on a failed mailbox state, in queue order, so that a doomed
+ * batch dooms the later ones of its other mailboxes too. Returns how many. */
+static size_t doom_group(store *st, store_commit *head)
+{
+	size_t n = 0;
+
+	for (store_commit *c = head; c; c = c->next) {
+		if (!c->nmbx || !store_mailbox_doomed(c))
+			continue;
+		c->doomed = 1;
+		c->res.rc = STORE_EIO;
+		snprintf(c->error, sizeof(c->error), "an earlier write to this mailbox failed");
+		store_mailbox_fail(st, c);
+		n++;
+	}
+	return n;
+}
+
+/* The group's write failed: every batch still in it fails, and its mailboxes are
+ * marked before the next group's turn. */
+static void fail_group(store *st, store_commit *head, const char *err)
+{
+	for (store_commit *c = head; c; c = c->next) {
+		if (c->doomed)
+			continue;
+		c->res.rc = STORE_EIO;
+		snprintf(c->error, sizeof(c->error), "write failed: %s", err);
+		if (c->nmbx)
+			store_mailbox_fail(st, c);
+	}
+}
+
 /* After the group's write: each batch in order gets its result and is completed. */
-static void finish_group(store *st, store_commit *head, const char *err)
+static void finish_group(store *st, store_commit *head)
 {
 	while (head) {
 		store_commit *c = head;
 
 		head = head->next;
-		if (err) {
-			c->res.rc = STORE_EIO;
-			snprintf(c->error, sizeof(c->error), "write failed: %s", err);
-		}
 		if (c->hook)
 			c->hook(st, c, c->res.rc);
 		if (c->nshas)
 			store_blob_release(st, c);
 		if (c->nmbx)
 			store_mailbox_release(st, c, c->res.rc);
-		if (!err && c->nev)
+		if (c->res.rc == STORE_OK && c->nev)
 			store_notify_publish(st, c);
 		if (c->waiting) {
 			pthread_mutex_lock(&st->cmu);
@@ -227,12 +292,31 @@ static void *commit_main(void *arg)
 		pthread_mutex_lock(&st->cmu);
 		wait_turn(st, &st->write_turn, ticket);
 		pthread_mutex_unlock(&st->cmu);
-		rocksdb_write(st->db, st->wopt, wb, &err);
+		if (doom_group(st, group) > 0) {
+			if (owned)
+				rocksdb_writebatch_destroy(wb);
+			wb = merge_group(group, &owned);
+		}
+		if (wb) {
+			unsigned f = atomic_load(&st->fail_writes);
+
+			while (f && !atomic_compare_exchange_weak(&st->fail_writes, &f, f - 1))
+				;
+			if (f) {
+				err = strdup("injected write failure");
+				if (!err)
+					abort();
+			} else {
+				rocksdb_write(st->db, st->wopt, wb, &err);
+			}
+		}
 		if (owned)
 			rocksdb_writebatch_destroy(wb);
-		if (err)
+		if (err) {
 			tlog(TLOG_ERROR, "store: commit of %llu batches failed: %s",
 			     (unsigned long long)n, err);
+			fail_group(st, group, err);
+		}
 		atomic_fetch_add(&st->commits, n);
 		atomic_fetch_add(&st->groups, 1);
 		pthread_mutex_lock(&st->cmu);
@@ -241,7 +325,7 @@ static void *commit_main(void *arg)
 		wait_turn(st, &st->finish_turn, ticket);
 		pthread_mutex_unlock(&st->cmu);
 
-		finish_group(st, group, err);
+		finish_group(st, group);
 		free(err);
 
 		pthread_mutex_lock(&st->cmu);

@@ -616,6 +616,9 @@ static int apply_setting_put(store *st, store_cfg_job *j, store_commit *c)
 
 	if (!j->s[0][0] || strlen(j->s[0]) > NAME_TEXT_MAX)
 		return store_cfg_err(c, STORE_EINVAL, "invalid setting name '%s'", j->s[0]);
+	/* The store's own UIDVALIDITY mark (store_mailbox.c) must only grow. */
+	if (strcasecmp(j->s[0], "uidvalidity") == 0)
+		return store_cfg_err(c, STORE_EREFUSED, "setting %s is kept by the store", j->s[0]);
 	sk_setting(&k, j->s[0]);
 	rocksdb_writebatch_put_cf(c->wb, st->cf[CF_CONFIG], k.data, k.len, j->s[1], strlen(j->s[1]));
 	tbuf_free(&k);

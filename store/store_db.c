@@ -186,6 +186,7 @@ int store_open(const store_options *opt, store **st_r, char **error_r)
 		return -1;
 	}
 	if (open_db(st, error_r) != 0 || check_format(st, error_r) != 0 ||
+	    store_uidvalidity_load(st, error_r) != 0 ||
 	    store_commit_start(st, error_r) != 0 || store_config_start(st, error_r) != 0 ||
 	    store_sweep_start(st, error_r) != 0) {
 		store_close(&st);

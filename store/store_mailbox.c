@@ -1,8 +1,13 @@
 /* store_mailbox.c - per-mailbox in-memory state (usage and folder records, loaded
  * lazily, guarded by one mutex per mailbox) and the folder operations. Batches of one
  * mailbox are queued under its mutex, so they commit in the order UIDs and modseqs were
- * allocated. Messages are in store_msg.c. */
+ * allocated. A failed write makes the state stale (reloaded once idle) and bumps the
+ * mailbox's epoch, which dooms the batches already queued on top of it. UIDVALIDITY
+ * values only grow, across restarts too: the highest one given out is kept in config
+ * "setting/uidvalidity", written with every batch that creates folders. Messages are in
+ * store_msg.c. */
 #include "store_private.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,6 +32,18 @@ static void mbx_unload(store_mbx *m)
 	m->loaded = 0;
 }
 
+/* Free an entry nobody can reach any more (unlinked, or the store closing). */
+static void mbx_free(store_mbx **mp)
+{
+	store_mbx *m = *mp;
+
+	*mp = NULL;
+	mbx_unload(m);
+	pthread_mutex_destroy(&m->mu);
+	pthread_cond_destroy(&m->idle);
+	free(m);
+}
+
 void store_mailbox_free_all(store *st)
 {
 	for (int i = 0; i < 256; i++) {
@@ -34,10 +51,7 @@ void store_mailbox_free_all(store *st)
 			store_mbx *m = st->mbx[i];
 
 			st->mbx[i] = m->next;
-			mbx_unload(m);
-			pthread_mutex_destroy(&m->mu);
-			pthread_cond_destroy(&m->idle);
-			free(m);
+			mbx_free(&m);
 		}
 	}
 }
@@ -79,6 +93,23 @@ static int mbx_load(store *st, store_mbx *m)
 	return STORE_OK;
 }
 
+/* Make the locked m usable: refused once removed; reloaded (after its batches in flight
+ * are written) when a write failed or it was never loaded. */
+static int mbx_ready(store *st, store_mbx *m)
+{
+	for (;;) {
+		if (m->removed)
+			return STORE_ENOTFOUND;
+		if (m->stale && m->inflight) {
+			pthread_cond_wait(&m->idle, &m->mu);
+			continue;
+		}
+		if (!m->loaded || m->stale)
+			return mbx_load(st, m);
+		return STORE_OK;
+	}
+}
+
 int store_mbx_lock(store *st, const uint8_t user[16], store_mbx **m_r)
 {
 	store_mbx *m;
@@ -98,16 +129,13 @@ int store_mbx_lock(store *st, const uint8_t user[16], store_mbx **m_r)
 		m->next = st->mbx[user[15]];
 		st->mbx[user[15]] = m;
 	}
+	/* Pinned until unlocked: a removal waits for the pins before freeing m. */
+	atomic_fetch_add(&m->pins, 1);
 	pthread_mutex_unlock(&st->mbx_mu);
 	pthread_mutex_lock(&m->mu);
-	if (m->stale)
-		store_mbx_wait_idle(m);
-	if (!m->loaded || m->stale) {
-		rc = mbx_load(st, m);
-		if (rc != STORE_OK) {
-			pthread_mutex_unlock(&m->mu);
-			return rc;
-		}
+	if ((rc = mbx_ready(st, m)) != STORE_OK) {
+		store_mbx_unlock(m);
+		return rc;
 	}
 	*m_r = m;
 	return STORE_OK;
@@ -115,29 +143,48 @@ int store_mbx_lock(store *st, const uint8_t user[16], store_mbx **m_r)
 
 void store_mbx_unlock(store_mbx *m)
 {
+	if (atomic_fetch_sub(&m->pins, 1) == 1)
+		pthread_cond_broadcast(&m->idle);
 	pthread_mutex_unlock(&m->mu);
 }
 
-void store_mbx_wait_idle(store_mbx *m)
+int store_mbx_wait_idle(store *st, store_mbx *m)
 {
 	while (m->inflight)
 		pthread_cond_wait(&m->idle, &m->mu);
+	return mbx_ready(st, m);
 }
 
-void store_mailbox_forget(store *st, const uint8_t user[16])
+void store_mailbox_removed(store *st, const uint8_t user[16], int rc)
 {
-	store_mbx *m;
+	store_mbx **pp, *m;
 
 	pthread_mutex_lock(&st->mbx_mu);
-	for (m = st->mbx[user[15]]; m; m = m->next)
-		if (memcmp(m->user, user, 16) == 0)
+	for (pp = &st->mbx[user[15]]; *pp; pp = &(*pp)->next)
+		if (memcmp((*pp)->user, user, 16) == 0)
 			break;
-	pthread_mutex_unlock(&st->mbx_mu);
-	if (!m)
+	m = *pp;
+	if (!m) {
+		pthread_mutex_unlock(&st->mbx_mu);
 		return;
+	}
+	if (rc != STORE_OK) {
+		atomic_fetch_add(&m->pins, 1);
+		pthread_mutex_unlock(&st->mbx_mu);
+		pthread_mutex_lock(&m->mu);
+		m->removed = 0;
+		m->stale = 1;
+		store_mbx_unlock(m);
+		return;
+	}
+	/* Unlinked, m gains no pins; the threads that found it before see `removed`. */
+	*pp = m->next;
+	pthread_mutex_unlock(&st->mbx_mu);
 	pthread_mutex_lock(&m->mu);
-	m->stale = 1;
+	while (m->inflight || atomic_load(&m->pins))
+		pthread_cond_wait(&m->idle, &m->mu);
 	pthread_mutex_unlock(&m->mu);
+	mbx_free(&m);
 }
 
 Tern__Folder *store_mbx_folder(store_mbx *m, const uint8_t *folder)
@@ -155,10 +202,12 @@ Tern__Folder *store_mbx_folder(store_mbx *m, const uint8_t *folder)
 void store_mbx_enqueue(store *st, store_commit *c, store_mbx **ms, size_t n)
 {
 	c->mbx = malloc(n * sizeof(*c->mbx));
-	if (!c->mbx)
+	c->mbx_epoch = malloc(n * sizeof(*c->mbx_epoch));
+	if (!c->mbx || !c->mbx_epoch)
 		abort();
 	for (size_t i = 0; i < n; i++) {
 		c->mbx[i] = ms[i];
+		c->mbx_epoch[i] = atomic_load(&ms[i]->epoch);
 		ms[i]->inflight++;
 	}
 	c->nmbx = n;
@@ -181,6 +230,26 @@ void store_mailbox_release(store *st, store_commit *c, int rc)
 	c->nmbx = 0;
 }
 
+int store_mailbox_doomed(const store_commit *c)
+{
+	for (size_t i = 0; i < c->nmbx; i++)
+		if (atomic_load(&c->mbx[i]->epoch) != c->mbx_epoch[i])
+			return 1;
+	return 0;
+}
+
+void store_mailbox_fail(store *st, store_commit *c)
+{
+	for (size_t i = 0; i < c->nmbx; i++) {
+		store_mbx *m = c->mbx[i];
+
+		pthread_mutex_lock(&m->mu);
+		atomic_fetch_add(&m->epoch, 1);
+		m->stale = 1;
+		pthread_mutex_unlock(&m->mu);
+	}
+}
+
 void store_mbx_put_folder(store *st, rocksdb_writebatch_t *wb, store_mbx *m, const Tern__Folder *f)
 {
 	uint8_t k[SK_FOLDER_LEN];
@@ -197,6 +266,29 @@ void store_mbx_put_usage(store *st, rocksdb_writebatch_t *wb, store_mbx *m)
 	store_wb_put_record(wb, st, CF_FOLDER, k, sizeof(k), &m->rec->base);
 }
 
+#define UV_MARK_KEY "uidvalidity"
+
+int store_uidvalidity_load(store *st, char **error_r)
+{
+	char *v = NULL, *end;
+	int rc = store_setting_get(st, UV_MARK_KEY, &v);
+
+	if (rc == STORE_ENOTFOUND)
+		return 0;
+	if (rc == STORE_OK) {
+		unsigned long long n = strtoull(v, &end, 10);
+
+		if (end != v && *end == '\0' && n <= UINT32_MAX) {
+			st->last_uidvalidity = (uint32_t)n;
+			free(v);
+			return 0;
+		}
+		free(v);
+	}
+	*error_r = strdup("cannot read the UIDVALIDITY mark of the store");
+	return -1;
+}
+
 uint32_t store_new_uidvalidity(store *st)
 {
 	uint32_t v = (uint32_t)tern_now();
@@ -207,6 +299,22 @@ uint32_t store_new_uidvalidity(store *st)
 	st->last_uidvalidity = v;
 	pthread_mutex_unlock(&st->uv_mu);
 	return v;
+}
+
+void store_uidvalidity_put_mark(store *st, rocksdb_writebatch_t *wb)
+{
+	char v[16];
+	tbuf k = TBUF_INIT;
+	int n;
+
+	pthread_mutex_lock(&st->uv_mu);
+	n = snprintf(v, sizeof(v), "%u", (unsigned)st->last_uidvalidity);
+	pthread_mutex_unlock(&st->uv_mu);
+	if (n < 0 || (size_t)n >= sizeof(v))
+		abort();
+	sk_setting(&k, UV_MARK_KEY);
+	rocksdb_writebatch_put_cf(wb, st->cf[CF_CONFIG], k.data, k.len, v, (size_t)n);
+	tbuf_free(&k);
 }
 
 /* A fresh folder record (caller frees). */
@@ -232,8 +340,9 @@ static Tern__Folder *folder_new(store *st, const char *name, const char *special
 	return f;
 }
 
-void store_mailbox_create_batch(store *st, rocksdb_writebatch_t *wb, const uint8_t user[16])
+void store_mailbox_create_batch(store *st, store_commit *c, const uint8_t user[16])
 {
+	rocksdb_writebatch_t *wb = c->wb;
 	Tern__Mailbox mb = TERN__MAILBOX__INIT;
 	Tern__Folder *inbox = folder_new(st, "INBOX", NULL);
 	uint8_t k[SK_FOLDER_LEN];
@@ -243,6 +352,7 @@ void store_mailbox_create_batch(store *st, rocksdb_writebatch_t *wb, const uint8
 	sk_folder(k, user, inbox->id.data);
 	store_wb_put_record(wb, st, CF_FOLDER, k, sizeof(k), &inbox->base);
 	tern__folder__free_unpacked(inbox, NULL);
+	c->uv_mark = 1;
 }
 
 typedef struct drop_ctx {
@@ -309,17 +419,22 @@ int store_mailbox_remove_batch(store *st, rocksdb_writebatch_t *wb, const uint8_
 
 	if (sk_prefix_end(user, 16, hi) != 0)
 		return STORE_EINVAL;
-	/* Wait for the mailbox's batches in flight, so every message row is seen. */
-	if (store_mbx_lock(st, user, &m) == STORE_OK) {
-		store_mbx_wait_idle(m);
-		m->stale = 1;
+	/* Wait for the mailbox's batches in flight, so every message row is seen; then mark
+	 * it removed under its mutex, so that no later change is built on it (a change
+	 * queued after this batch would recreate rows of the deleted user). */
+	if (store_mbx_lock(st, user, &m) == STORE_OK && store_mbx_wait_idle(st, m) != STORE_OK) {
+		store_mbx_unlock(m);
+		return STORE_EIO;
 	}
 	rc = store_mbx_drop_messages(st, wb, user, NULL, NULL, NULL);
 	if (rc == STORE_OK)
 		rocksdb_writebatch_delete_range_cf(wb, st->cf[CF_FOLDER], (const char *)user, 16,
 						   (const char *)hi, 16);
-	if (m)
+	if (m) {
+		if (rc == STORE_OK)
+			m->removed = 1;
 		store_mbx_unlock(m);
+	}
 	return rc;
 }
 
@@ -429,6 +544,7 @@ int store_folder_create(store *st, const uint8_t user[16], const char *name, con
 		abort();
 	m->folders[m->nfolders++] = f;
 	store_mbx_put_folder(st, c->wb, m, f);
+	c->uv_mark = 1;
 	memcpy(c->res.id, f->id.data, 16);
 	c->res.uidvalidity = f->uidvalidity;
 	c->res.modseq = f->highestmodseq;
@@ -488,6 +604,10 @@ int store_folder_delete(store *st, const uint8_t user[16], const uint8_t folder[
 
 	if ((rc = store_mbx_lock(st, user, &m)) != STORE_OK)
 		return store_commit_fail(st, c, res_r, rc, "no such mailbox");
+	if ((rc = store_mbx_wait_idle(st, m)) != STORE_OK) {
+		store_mbx_unlock(m);
+		return store_commit_fail(st, c, res_r, rc, "no such mailbox");
+	}
 	Tern__Folder *f = store_mbx_folder(m, folder);
 
 	if (!f || strcasecmp(f->name, "INBOX") == 0) {
@@ -495,7 +615,6 @@ int store_folder_delete(store *st, const uint8_t user[16], const uint8_t folder[
 		return store_commit_fail(st, c, res_r, f ? STORE_EREFUSED : STORE_ENOTFOUND,
 					 f ? "INBOX cannot be deleted" : "no such folder");
 	}
-	store_mbx_wait_idle(m);
 	if ((rc = store_mbx_drop_messages(st, c->wb, user, folder, &bytes, &items)) != STORE_OK) {
 		store_mbx_unlock(m);
 		return store_commit_fail(st, c, res_r, rc, "cannot read the folder's messages");

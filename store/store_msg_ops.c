@@ -142,13 +142,16 @@ int store_msg_set_flags(store *st, const uint8_t user[16], const uint8_t folder[
 
 	if ((rc = store_mbx_lock(st, user, &m)) != STORE_OK)
 		return store_commit_fail(st, c, res_r, rc, "no such mailbox");
+	if ((rc = store_mbx_wait_idle(st, m)) != STORE_OK) {
+		store_mbx_unlock(m);
+		return store_commit_fail(st, c, res_r, rc, "no such mailbox");
+	}
 	Tern__Folder *f = store_mbx_folder(m, folder);
 
 	if (!f) {
 		store_mbx_unlock(m);
 		return store_commit_fail(st, c, res_r, STORE_ENOTFOUND, "no such folder");
 	}
-	store_mbx_wait_idle(m);
 	for (size_t i = 0; i < n; i++) {
 		Tern__MessageMeta *mm = NULL;
 
@@ -214,13 +217,16 @@ int store_msg_expunge(store *st, const uint8_t user[16], const uint8_t folder[16
 
 	if ((rc = store_mbx_lock(st, user, &m)) != STORE_OK)
 		return store_commit_fail(st, c, res_r, rc, "no such mailbox");
+	if ((rc = store_mbx_wait_idle(st, m)) != STORE_OK) {
+		store_mbx_unlock(m);
+		return store_commit_fail(st, c, res_r, rc, "no such mailbox");
+	}
 	Tern__Folder *f = store_mbx_folder(m, folder);
 
 	if (!f) {
 		store_mbx_unlock(m);
 		return store_commit_fail(st, c, res_r, STORE_ENOTFOUND, "no such folder");
 	}
-	store_mbx_wait_idle(m);
 	for (size_t i = 0; i < n; i++) {
 		Tern__MessageMeta *mm = NULL;
 
@@ -249,6 +255,10 @@ int store_msg_copy(store *st, const uint8_t user[16], const uint8_t from[16], co
 
 	if ((rc = store_mbx_lock(st, user, &m)) != STORE_OK)
 		return store_commit_fail(st, c, res_r, rc, "no such mailbox");
+	if ((rc = store_mbx_wait_idle(st, m)) != STORE_OK) {
+		store_mbx_unlock(m);
+		return store_commit_fail(st, c, res_r, rc, "no such mailbox");
+	}
 	Tern__Folder *src = store_mbx_folder(m, from), *dst = store_mbx_folder(m, to);
 
 	if (!src || !dst || src == dst) {
@@ -257,7 +267,6 @@ int store_msg_copy(store *st, const uint8_t user[16], const uint8_t from[16], co
 					 "%s", src && dst ? "source and destination are the same folder"
 							  : "no such folder");
 	}
-	store_mbx_wait_idle(m);
 	for (size_t i = 0; i < n; i++) {
 		Tern__MessageMeta *mm = NULL;
 

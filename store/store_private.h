@@ -31,7 +31,10 @@ struct store_commit {
 	uint8_t (*blob_shas)[32];     /* pending blob hashes this batch holds */
 	size_t nshas, shas_cap;
 	store_mbx **mbx;              /* mailboxes with this batch in flight */
+	uint64_t *mbx_epoch;          /* their failure epochs when the batch was built */
 	size_t nmbx;
+	int doomed;                   /* built on a failed write's state: not written */
+	int uv_mark;                  /* creates folders: record the UIDVALIDITY mark */
 	store_cb cb;
 	store_result res;
 	char error[STORE_ERR_MAX];
@@ -79,6 +82,8 @@ struct store {
 	pthread_t commit_thr[4];
 	unsigned ncommit;
 	atomic_uint_fast64_t commits, groups;
+	atomic_uint fail_writes;      /* fault injection for the tests: fail the next n writes */
+	uint64_t test_ticket;         /* the commit turn held by store_test_hold_commits() */
 
 	/* account changes, one at a time (store_config.c) */
 	pthread_mutex_t cfg_mu;
@@ -92,7 +97,7 @@ struct store {
 	pthread_mutex_t mbx_mu;
 	store_mbx *mbx[256];
 	pthread_mutex_t uv_mu;
-	uint32_t last_uidvalidity;
+	uint32_t last_uidvalidity;    /* highest UIDVALIDITY given out (durable mark at open) */
 
 	/* blobs in flight and being deleted (store_mailbox.c, store_sweep.c) */
 	pthread_mutex_t blob_mu;
@@ -138,6 +143,11 @@ void store_commit_add_event(store_commit *c, const uint8_t user[16], const uint8
 			    uint64_t modseq, Tern__Change__Kind kind, uint32_t uid);
 /* Queue c (FIFO). The commit threads own it from here unless c->waiting. */
 void store_commit_enqueue(store *st, store_commit *c);
+/* Make the next n commit groups fail as if RocksDB had refused the write (tests only). */
+void store_test_fail_writes(store *st, unsigned n);
+/* Tests only: hold = 1 takes the next commit turn, so that no batch queued from now on
+ * is written until the call with hold = 0 gives the turn up. */
+void store_test_hold_commits(store *st, int hold);
 /* Wait until a waiting commit has finished. */
 void store_commit_wait(store *st, store_commit *c);
 /* Hand the result to the caller: the blocking form fills *sync and frees c; otherwise
@@ -159,14 +169,27 @@ void store_config_defaults(store *st, rocksdb_writebatch_t *wb);
 /* ---- store_mailbox.c ---- */
 void store_mailbox_init(store *st);
 void store_mailbox_free_all(store *st);
-/* Add the mailbox record and an INBOX for a new user to wb. */
-void store_mailbox_create_batch(store *st, rocksdb_writebatch_t *wb, const uint8_t user[16]);
+/* Add the mailbox record and an INBOX for a new user to c. */
+void store_mailbox_create_batch(store *st, store_commit *c, const uint8_t user[16]);
 /* Add to wb the deletion of the user's whole mailbox (folders, messages, changes,
  * blob references, with the orphaned blobs marked for the sweeper). */
 int store_mailbox_remove_batch(store *st, rocksdb_writebatch_t *wb, const uint8_t user[16]);
-/* Forget the cached state of a user's mailbox (after its removal). */
-void store_mailbox_forget(store *st, const uint8_t user[16]);
+/* The user's removal batch (built by store_mailbox_remove_batch, which marked the
+ * mailbox removed) finished with rc: on success drop the mailbox from the cache, on
+ * failure clear the mark so that it is usable again. */
+void store_mailbox_removed(store *st, const uint8_t user[16], int rc);
+/* Read the durable UIDVALIDITY mark at open. */
+int store_uidvalidity_load(store *st, char **error_r);
+/* A new UIDVALIDITY: max(now, last + 1); the batch that uses it sets c->uv_mark. */
 uint32_t store_new_uidvalidity(store *st);
+/* Put the UIDVALIDITY mark (the highest value given out so far) into wb: called while
+ * queueing, so the last batch written always carries the highest mark. */
+void store_uidvalidity_put_mark(store *st, rocksdb_writebatch_t *wb);
+/* Commit thread, before a group is written: 1 when c was built on the in-memory state
+ * of a mailbox whose earlier batch failed since. */
+int store_mailbox_doomed(const store_commit *c);
+/* c was not written: mark its mailboxes failed (reload, doom the batches built on it). */
+void store_mailbox_fail(store *st, store_commit *c);
 /* After c's write: its mailboxes have one batch less in flight; on failure their cached
  * state is reloaded from the database. */
 void store_mailbox_release(store *st, store_commit *c, int rc);
@@ -243,9 +266,12 @@ struct store_mbx {
 	store_mbx *next;
 	uint8_t user[16];
 	pthread_mutex_t mu;
-	pthread_cond_t idle;          /* inflight fell to 0 */
+	pthread_cond_t idle;          /* inflight or pins fell to 0 */
 	int loaded, stale;
+	int removed;                  /* the user's removal is queued: no more changes */
 	unsigned inflight;            /* batches queued and not yet written */
+	atomic_uint pins;             /* threads between lookup and unlock (keeps m alive) */
+	atomic_uint_fast64_t epoch;   /* failed writes so far */
 	Tern__Mailbox *rec;
 	Tern__Folder **folders;
 	size_t nfolders;
@@ -255,8 +281,10 @@ struct store_mbx {
 int store_mbx_lock(store *st, const uint8_t user[16], store_mbx **m_r);
 void store_mbx_unlock(store_mbx *m);
 /* Wait (locked) until no batch of this mailbox is in flight, so rows read from the
- * database are current. */
-void store_mbx_wait_idle(store_mbx *m);
+ * database are current. The lock is released meanwhile: the state is reloaded when a
+ * write failed, and folder pointers taken before must be looked up again. STORE_OK,
+ * STORE_ENOTFOUND (the mailbox was removed meanwhile) or STORE_EIO; locked in any case. */
+int store_mbx_wait_idle(store *st, store_mbx *m);
 Tern__Folder *store_mbx_folder(store_mbx *m, const uint8_t *folder /* NULL = INBOX */);
 /* Queue c, counting it in flight for each of its mailboxes (all locked). */
 void store_mbx_enqueue(store *st, store_commit *c, store_mbx **ms, size_t n);

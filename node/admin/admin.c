@@ -162,6 +162,8 @@ store_cb admin_cb(admin_req *r, admin_fn ok)
 	return (store_cb){ admin_store_done, r, r->io };
 }
 
+/* Values come from request paths and query strings (percent-decoded): a CR or LF in
+ * them would forge config.log lines, so the line is kept to one line here. */
 void admin_config_log(admin_req *r, const char *fmt, ...)
 {
 	va_list ap;
@@ -169,6 +171,9 @@ void admin_config_log(admin_req *r, const char *fmt, ...)
 	va_start(ap, fmt);
 	tbuf_vappendf(&r->log, fmt, ap);
 	va_end(ap);
+	for (size_t i = 0; i < r->log.len; i++)
+		if (r->log.data[i] == '\r' || r->log.data[i] == '\n')
+			r->log.data[i] = ' ';
 }
 
 int admin_may_domain(admin_req *r, const char *domain)

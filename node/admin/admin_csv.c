@@ -5,14 +5,14 @@
  * A user imported without a password gets none and cannot log in until one is set.
  * The import runs on the auth pool (hashing is slow) with the store's blocking form,
  * which worker threads may use; each line is applied whole or reported as an error. */
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 #include "admin_private.h"
 
-enum { COL_NAME, COL_PASSWORD, COL_FULLNAME, COL_MAILADDRESS, COL_GROUPS, COL_DESCRIPTION, COL_COUNT };
-static const char *const col_names[COL_COUNT] = {
+static const char *const col_names[ADMIN_CSV_NCOLS] = {
 	"Name", "Password", "FullName", "MailAddress", "Groups", "Description",
 };
 
@@ -68,7 +68,7 @@ static void free_fields(char **f, int n)
 }
 
 /* Split a multi-value cell on ',' into trimmed, non-empty, lower-case items. */
-static size_t split_multi(const char *cell, char ***items_r)
+size_t admin_csv_split_multi(const char *cell, char ***items_r)
 {
 	char *tmp[CSV_MAX_FIELDS];
 	int n = csv_split(cell, ',', tmp, CSV_MAX_FIELDS);
@@ -122,9 +122,9 @@ static int import_group(store *st, const char *domain, const char *name, const c
 }
 
 /* Create the user of one CSV line. 0 ok, else an error text in err. */
-static int import_line(admin_req *r, char **f, const int *col, tbuf *err)
+static int import_line(admin_req *r, const admin_csv_row *row, tbuf *err)
 {
-	const char *name = col[COL_NAME] >= 0 ? f[col[COL_NAME]] : "";
+	const char *name = row->cell[ADMIN_CSV_NAME];
 	if (!tern_valid_localpart(name)) {
 		tbuf_appendf(err, "invalid user name '%s'", name);
 		return -1;
@@ -132,7 +132,7 @@ static int import_line(admin_req *r, char **f, const int *col, tbuf *err)
 	Tern__User u = TERN__USER__INIT;
 	Tern__ScramKeys scram = TERN__SCRAM_KEYS__INIT;
 	char *hash = NULL;
-	const char *pw = col[COL_PASSWORD] >= 0 ? f[col[COL_PASSWORD]] : "";
+	const char *pw = row->cell[ADMIN_CSV_PASSWORD];
 	if (pw[0] != '\0') {
 		const char *why = NULL;
 		if (!auth_password_acceptable(pw, &why)) {
@@ -150,12 +150,10 @@ static int import_line(admin_req *r, char **f, const int *col, tbuf *err)
 	u.domain = r->domain;
 	u.enabled = 1;
 	u.created = (uint64_t)tern_now();
-	if (col[COL_FULLNAME] >= 0)
-		u.full_name = f[col[COL_FULLNAME]];
-	if (col[COL_DESCRIPTION] >= 0)
-		u.description = f[col[COL_DESCRIPTION]];
+	u.full_name = (char *)row->cell[ADMIN_CSV_FULLNAME];
+	u.description = (char *)row->cell[ADMIN_CSV_DESCRIPTION];
 	char **addrs = NULL;
-	size_t naddrs = col[COL_MAILADDRESS] >= 0 ? split_multi(f[col[COL_MAILADDRESS]], &addrs) : 0;
+	size_t naddrs = admin_csv_split_multi(row->cell[ADMIN_CSV_MAILADDRESS], &addrs);
 	char **extra = calloc(naddrs + 1, sizeof(char *));
 	if (extra == NULL)
 		abort();
@@ -184,7 +182,7 @@ static int import_line(admin_req *r, char **f, const int *col, tbuf *err)
 	snprintf(addr, sizeof(addr), "%s@%s", name, r->domain);
 	tern_lower(addr);
 	char **groups = NULL;
-	size_t ngroups = col[COL_GROUPS] >= 0 ? split_multi(f[col[COL_GROUPS]], &groups) : 0;
+	size_t ngroups = admin_csv_split_multi(row->cell[ADMIN_CSV_GROUPS], &groups);
 	for (size_t i = 0; i < ngroups; i++) {
 		const char *gerr = NULL;
 		if (import_group(r->st, r->domain, groups[i], addr, &gerr, &res) != STORE_OK) {
@@ -197,79 +195,132 @@ static int import_line(admin_req *r, char **f, const int *col, tbuf *err)
 	return 0;
 }
 
+/* Append "line N: text" to errors; bytes that are not printable ASCII become '?', so
+ * that the message is always a valid JSON string whatever the file held. */
+static void csv_error(json_t *errors, int lineno, const char *fmt, ...)
+{
+	tbuf t = TBUF_INIT;
+	va_list ap;
+	tbuf_appendf(&t, "line %d: ", lineno);
+	va_start(ap, fmt);
+	tbuf_vappendf(&t, fmt, ap);
+	va_end(ap);
+	for (size_t i = 0; i < t.len; i++)
+		if ((unsigned char)t.data[i] < 0x20 || (unsigned char)t.data[i] >= 0x7f)
+			t.data[i] = '?';
+	json_array_append_new(errors, json_stringn(t.data, t.len));
+	tbuf_free(&t);
+}
+
+/* Read the header row: the separator and which field holds which column. -1 when it
+ * has no Name column (reported). */
+static int csv_header(const char *line, int lineno, char *sep_r, int *col, int *ncols_r, json_t *errors)
+{
+	char *f[CSV_MAX_FIELDS];
+	*sep_r = strchr(line, ';') ? ';' : ',';
+	/* a UTF-8 byte order mark before the header is not part of it */
+	const char *h = strncmp(line, "\xef\xbb\xbf", 3) == 0 ? line + 3 : line;
+	int ncols = csv_split(h, *sep_r, f, CSV_MAX_FIELDS);
+	for (int i = 0; i < ncols; i++) {
+		int k = 0;
+		while (k < ADMIN_CSV_NCOLS && strcasecmp(f[i], col_names[k]) != 0)
+			k++;
+		if (k == ADMIN_CSV_NCOLS)
+			csv_error(errors, lineno, "unknown column '%s' ignored", f[i]);
+		else
+			col[k] = i;
+	}
+	free_fields(f, ncols);
+	*ncols_r = ncols;
+	if (col[ADMIN_CSV_NAME] < 0) {
+		csv_error(errors, lineno, "the header row has no Name column");
+		return -1;
+	}
+	return 0;
+}
+
+int admin_csv_parse(const char *text, size_t len, admin_csv_row_fn fn, void *ctx, json_t *errors)
+{
+	int col[ADMIN_CSV_NCOLS];
+	for (int i = 0; i < ADMIN_CSV_NCOLS; i++)
+		col[i] = -1;
+	char sep = 0;
+	int lineno = 0, ncols = 0, rows = 0;
+	const char *p = text, *end = text + len;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		const char *start = p;
+		p += n + (nl ? 1 : 0);
+		lineno++;
+		if (n > 0 && start[n - 1] == '\r')
+			n--;
+		if (n == 0)
+			continue;
+		if (memchr(start, '\0', n) != NULL) {
+			csv_error(errors, lineno, "NUL byte in the line");
+			if (sep == 0)
+				return -1;
+			continue;
+		}
+		char *line = strndup(start, n);
+		if (line == NULL)
+			abort();
+		if (sep == 0) {
+			int rc = csv_header(line, lineno, &sep, col, &ncols, errors);
+			free(line);
+			if (rc < 0)
+				return -1;
+			continue;
+		}
+		char *f[CSV_MAX_FIELDS];
+		int nf = csv_split(line, sep, f, CSV_MAX_FIELDS);
+		free(line);
+		if (nf < 0) {
+			csv_error(errors, lineno, "unterminated quote");
+			continue;
+		}
+		admin_csv_row row = { .lineno = lineno };
+		for (int k = 0; k < ADMIN_CSV_NCOLS; k++)
+			row.cell[k] = col[k] >= 0 && col[k] < nf ? f[col[k]] : "";
+		fn(&row, ctx);
+		rows++;
+		free_fields(f, nf);
+	}
+	if (sep == 0) {
+		csv_error(errors, 1, "no header row");
+		return -1;
+	}
+	return rows;
+}
+
+typedef struct import_ctx {
+	admin_req *r;
+	json_t *errors;
+} import_ctx;
+
+/* One data row: create the user; a failure is reported and the import goes on. */
+static void import_row(const admin_csv_row *row, void *arg)
+{
+	import_ctx *ic = arg;
+	tbuf err = TBUF_INIT;
+	int rc = import_line(ic->r, row, &err);
+	if (rc >= 0)
+		ic->r->count++;
+	if (rc != 0)
+		csv_error(ic->errors, row->lineno, "%s", tbuf_cstr(&err));
+	tbuf_free(&err);
+}
+
 /* Auth pool: parse the CSV and create the users; results into r->extra. */
 static void import_job(void *arg)
 {
 	admin_req *r = arg;
 	json_t *errors = json_array();
 	r->extra = json_pack("{s:i, s:o}", "created", 0, "errors", errors);
-	const char *p = tbuf_cstr(&r->req->body);
-	int col[COL_COUNT];
-	for (int i = 0; i < COL_COUNT; i++)
-		col[i] = -1;
-	char sep = 0;
-	int lineno = 0, ncols = 0;
-	while (*p) {
-		const char *nl = strchr(p, '\n');
-		size_t n = nl ? (size_t)(nl - p) : strlen(p);
-		char *line = strndup(p, n);
-		p += n + (nl ? 1 : 0);
-		lineno++;
-		if (line == NULL)
-			abort();
-		if (n > 0 && line[n - 1] == '\r')
-			line[n - 1] = '\0';
-		if (line[0] == '\0') {
-			free(line);
-			continue;
-		}
-		char *f[CSV_MAX_FIELDS];
-		if (sep == 0) {
-			sep = strchr(line, ';') ? ';' : ',';
-			/* a UTF-8 byte order mark before the header is not part of it */
-			const char *h = strncmp(line, "\xef\xbb\xbf", 3) == 0 ? line + 3 : line;
-			ncols = csv_split(h, sep, f, CSV_MAX_FIELDS);
-			for (int i = 0; i < ncols; i++) {
-				int k = 0;
-				while (k < COL_COUNT && strcasecmp(f[i], col_names[k]) != 0)
-					k++;
-				if (k == COL_COUNT)
-					json_array_append_new(errors, json_sprintf("line %d: unknown column '%s' ignored",
-										   lineno, f[i]));
-				else
-					col[k] = i;
-			}
-			free_fields(f, ncols);
-			free(line);
-			if (col[COL_NAME] < 0) {
-				json_array_append_new(errors, json_sprintf("line %d: the header row has no Name column",
-									   lineno));
-				return;
-			}
-			continue;
-		}
-		int nf = csv_split(line, sep, f, CSV_MAX_FIELDS);
-		free(line);
-		if (nf < 0) {
-			json_array_append_new(errors, json_sprintf("line %d: unterminated quote", lineno));
-			continue;
-		}
-		while (nf < ncols) {
-			f[nf] = strdup("");
-			if (f[nf++] == NULL)
-				abort();
-		}
-		tbuf err = TBUF_INIT;
-		int rc = import_line(r, f, col, &err);
-		if (rc >= 0)
-			r->count++;
-		if (rc != 0)
-			json_array_append_new(errors, json_sprintf("line %d: %s", lineno, tbuf_cstr(&err)));
-		tbuf_free(&err);
-		free_fields(f, nf);
-	}
-	if (sep == 0)
-		json_array_append_new(errors, json_string("line 1: no header row"));
+	import_ctx ic = { r, errors };
+	const tbuf *body = &r->req->body;
+	admin_csv_parse(body->data ? body->data : "", body->len, import_row, &ic, errors);
 }
 
 static void import_done(admin_req *r)

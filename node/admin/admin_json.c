@@ -40,22 +40,25 @@ static int aj_type_ok(json_t *v, aj_type t)
 	return 0;
 }
 
-int admin_parse_body(admin_req *r, const aj_field *fields, int allow_empty)
+int admin_json_decode(const char *data, size_t len, const aj_field *fields, int allow_empty,
+		      json_t **obj_r, tbuf *why)
 {
-	const tbuf *b = &r->req->body;
-	if (b->len == 0 && allow_empty) {
-		r->body = json_object();
+	*obj_r = NULL;
+	if (len == 0 && allow_empty) {
+		*obj_r = json_object();
 		return 0;
 	}
 	json_error_t err;
-	json_t *j = json_loadb(b->data ? b->data : "", b->len, JSON_REJECT_DUPLICATES, &err);
+	json_t *j = json_loadb(data ? data : "", len, JSON_REJECT_DUPLICATES, &err);
 	if (j == NULL) {
-		admin_error(r, 400, "malformed JSON: %s", err.text);
+		/* jansson's text may quote the bad token: keep only its position, so that no
+		 * part of a password ever comes back in an error */
+		tbuf_appendf(why, "malformed JSON at line %d, column %d", err.line, err.column);
 		return -1;
 	}
 	if (!json_is_object(j)) {
 		json_decref(j);
-		admin_error(r, 400, "the body must be a JSON object");
+		tbuf_append_str(why, "the body must be a JSON object");
 		return -1;
 	}
 	const char *key;
@@ -65,17 +68,30 @@ int admin_parse_body(admin_req *r, const aj_field *fields, int allow_empty)
 		while (f->name != NULL && strcmp(f->name, key) != 0)
 			f++;
 		if (f->name == NULL) {
-			admin_error(r, 400, "unknown field \"%s\"", key);
+			tbuf_appendf(why, "unknown field \"%s\"", key);
 			json_decref(j);
 			return -1;
 		}
 		if (!aj_type_ok(v, f->type)) {
-			admin_error(r, 400, "field \"%s\" must be %s", key, aj_type_name(f->type));
+			tbuf_appendf(why, "field \"%s\" must be %s", key, aj_type_name(f->type));
 			json_decref(j);
 			return -1;
 		}
 	}
-	r->body = j;
+	*obj_r = j;
+	return 0;
+}
+
+int admin_parse_body(admin_req *r, const aj_field *fields, int allow_empty)
+{
+	const tbuf *b = &r->req->body;
+	tbuf why = TBUF_INIT;
+	if (admin_json_decode(b->data, b->len, fields, allow_empty, &r->body, &why) < 0) {
+		admin_error(r, 400, "%s", tbuf_cstr(&why));
+		tbuf_free(&why);
+		return -1;
+	}
+	tbuf_free(&why);
 	return 0;
 }
 

@@ -83,9 +83,15 @@ typedef struct aj_field {
 	const char *name;
 	aj_type type;
 } aj_field;
-/* Parse r->req->body into r->body: an object with only `fields`, each of its type.
- * An empty body is an empty object when allow_empty. Replies 400 and returns -1. */
+/* Decode a request body: a JSON object with only `fields` (NULL-name terminated), each
+ * of its type, no duplicate keys. An empty body is an empty object when allow_empty.
+ * 0 with *obj_r (the caller's), or -1 with the reason appended to why. Pure: no store. */
+int admin_json_decode(const char *data, size_t len, const aj_field *fields, int allow_empty,
+		      json_t **obj_r, tbuf *why);
+/* admin_json_decode of r->req->body into r->body; on error replies 400, returns -1. */
 int admin_parse_body(admin_req *r, const aj_field *fields, int allow_empty);
+/* The body fields of POST /api/v1/users; PATCH takes the same but "address" (+1). */
+extern const aj_field admin_user_fields[];
 /* Helpers on r->body (field known to have the right type). */
 const char *aj_str(admin_req *r, const char *name);
 int aj_has(admin_req *r, const char *name);
@@ -134,6 +140,25 @@ void adm_alias_check(admin_req *r);
 void adm_ipgroup_list(admin_req *r);
 void adm_ipgroup_add(admin_req *r);
 void adm_ipgroup_delete(admin_req *r);
+
+/* admin_csv.c: the import parser, pure (no store, no hashing) so that it can be fuzzed. */
+enum {
+	ADMIN_CSV_NAME, ADMIN_CSV_PASSWORD, ADMIN_CSV_FULLNAME, ADMIN_CSV_MAILADDRESS,
+	ADMIN_CSV_GROUPS, ADMIN_CSV_DESCRIPTION, ADMIN_CSV_NCOLS
+};
+typedef struct admin_csv_row {
+	int lineno;
+	const char *cell[ADMIN_CSV_NCOLS];   /* "" for a column the file lacks or a short row */
+} admin_csv_row;
+typedef void (*admin_csv_row_fn)(const admin_csv_row *row, void *ctx);
+/* Parse the CSV text[0..len): fn runs for each data row, in order (the row's strings
+ * live during the call). Problems (unknown column, unterminated quote, NUL byte, no
+ * header) are appended to the JSON array errors as "line N: ..." strings. Returns the
+ * number of rows handed to fn, or -1 when there is no usable header row. */
+int admin_csv_parse(const char *text, size_t len, admin_csv_row_fn fn, void *ctx, json_t *errors);
+/* Split a multi-value cell on ',' into trimmed, non-empty, lower-case items; free them
+ * with aj_free_strlist. Returns the count. */
+size_t admin_csv_split_multi(const char *cell, char ***items_r);
 
 /* admin_users.c, used by CSV import */
 json_t *admin_user_json(store *st, const Tern__User *u);

@@ -40,7 +40,13 @@ json_t *admin_user_json(store *st, const Tern__User *u)
 static int user_address(admin_req *r, const char *address)
 {
 	if (strchr(address, '@') == NULL) {
-		snprintf(r->name, sizeof(r->name), "%s", address);
+		size_t n = strlen(address);
+
+		if (n >= sizeof(r->name)) {
+			admin_error(r, 400, "user name is longer than %zu bytes", sizeof(r->name) - 1);
+			return -1;
+		}
+		memcpy(r->name, address, n + 1);
 		tern_lower(r->name);
 		if (admin_primary_domain(r->st, r->domain, sizeof(r->domain)) < 0) {
 			admin_error(r, 404, "no primary domain");
@@ -100,7 +106,7 @@ void adm_user_get(admin_req *r)
 	reply_user(r, 200);
 }
 
-static const aj_field user_fields[] = {
+const aj_field admin_user_fields[] = {
 	{ "address", AJ_STR }, { "password", AJ_STR }, { "full_name", AJ_STR },
 	{ "description", AJ_STR }, { "enabled", AJ_BOOL }, { "addresses", AJ_STRLIST },
 	{ "forward", AJ_STRLIST }, { "keep_copy", AJ_BOOL }, { "quota_bytes", AJ_UINT },
@@ -227,7 +233,7 @@ static void user_add_hashed(admin_req *r)
 
 void adm_user_add(admin_req *r)
 {
-	if (admin_parse_body(r, user_fields, 0) < 0)
+	if (admin_parse_body(r, admin_user_fields, 0) < 0)
 		return;
 	const char *address = aj_str(r, "address");
 	if (address == NULL || aj_str(r, "password") == NULL) {
@@ -282,7 +288,7 @@ static void user_patch_hashed(admin_req *r)
 
 void adm_user_patch(admin_req *r)
 {
-	if (admin_parse_body(r, user_fields + 1, 0) < 0)
+	if (admin_parse_body(r, admin_user_fields + 1, 0) < 0)
 		return;
 	if (user_address(r, r->arg) < 0 || user_password(r) < 0)
 		return;
@@ -345,7 +351,7 @@ void adm_user_stats(admin_req *r)
 	json_t *j = json_pack("{s:s, s:O, s:O, s:I, s:b}", "address", addr,
 			      "usage", json_object_get(full, "usage"), "quota", json_object_get(full, "quota"),
 			      "folders", (json_int_t)nf,
-			      "locked", auth_lockout_is_locked(r->a->env.lockout, addr, NULL));
+			      "locked", auth_lockout_is_locked_any(r->a->env.lockout, addr));
 	json_decref(full);
 	admin_reply_json(r, 200, j);
 }
@@ -359,15 +365,16 @@ void adm_user_unlock(admin_req *r)
 			return;
 		}
 		n = auth_lockout_unlock(r->a->env.lockout, NULL);
-		tlog(TLOG_CONFIG, "%s - update User set Locked='0'", r->actor);
+		admin_config_log(r, "update User set Locked='0'");
 	} else {
 		if (user_address(r, r->arg) < 0)
 			return;
 		char addr[520];
 		snprintf(addr, sizeof(addr), "%s@%s", r->name, r->domain);
 		n = auth_lockout_unlock(r->a->env.lockout, addr);
-		tlog(TLOG_CONFIG, "%s - update User set Locked='0' where Name='%s', Domain='%s'", r->actor,
-		     r->name, r->domain);
+		admin_config_log(r, "update User set Locked='0' where Name='%s', Domain='%s'", r->name,
+				 r->domain);
 	}
+	tlog(TLOG_CONFIG, "%s - %s", r->actor, tbuf_cstr(&r->log));
 	admin_reply_json(r, 200, json_pack("{s:I}", "unlocked", (json_int_t)n));
 }

@@ -31,6 +31,9 @@ auth_lockout *auth_lockout_new(unsigned threshold, int64_t lock_seconds);
 void auth_lockout_free(auth_lockout **l);
 /* 1 when the account (lower-case address) is locked now. */
 int auth_lockout_is_locked(auth_lockout *l, const char *account, const char *ip);
+/* 1 when the account is locked now for at least one client address (for status output
+ * such as the admin API's user stats; logins use auth_lockout_is_locked). */
+int auth_lockout_is_locked_any(auth_lockout *l, const char *account);
 void auth_lockout_failed(auth_lockout *l, const char *account, const char *ip);
 void auth_lockout_succeeded(auth_lockout *l, const char *account, const char *ip);
 /* Unlock one account (NULL = every account). Returns the number unlocked. */

@@ -213,6 +213,28 @@ int auth_lockout_is_locked(auth_lockout *l, const char *account, const char *ip)
 	return locked;
 }
 
+/* Entries are hashed by (account, IP), so finding the account's locks from any address
+ * walks the whole table; this is for status queries, not for every login. */
+int auth_lockout_is_locked_any(auth_lockout *l, const char *account)
+{
+	int64_t now = tern_now();
+	int locked = 0;
+
+	if (l == NULL || l->threshold == 0 || account == NULL)
+		return 0;
+	pthread_mutex_lock(&l->lock);
+	for (size_t i = 0; i < l->nbuckets && !locked; i++) {
+		for (const lockout_entry *e = l->buckets[i]; e != NULL; e = e->next) {
+			if (lockout_is_locked_at(e, now) && strcasecmp(e->key, account) == 0) {
+				locked = 1;
+				break;
+			}
+		}
+	}
+	pthread_mutex_unlock(&l->lock);
+	return locked;
+}
+
 /* Count one failure; a new window starts when the last one has passed, and reaching
  * the threshold locks for lock_seconds from now. Failures while locked do not extend
  * the lock, so a locked user is free again lock_seconds after the lock began. */

@@ -64,16 +64,16 @@ int http_percent_decode(const char *s, size_t n, int plus_space, char **out_r)
 	return 0;
 }
 
-static http_session *sess_of(http_parser *p)
+static http_reqparser *sess_of(http_parser *p)
 {
 	return p->data;
 }
 
 /* Count head bytes (URL and header lines) and fail with 431 past the limit. */
-static int count_head(http_session *s, size_t n)
+static int count_head(http_reqparser *s, size_t n)
 {
 	s->head_bytes += n;
-	if (s->head_bytes > s->svc->limits.max_header_bytes) {
+	if (s->head_bytes > s->limits->max_header_bytes) {
 		s->error_status = 431;
 		return -1;
 	}
@@ -82,12 +82,11 @@ static int count_head(http_session *s, size_t n)
 
 static int on_message_begin(http_parser *p)
 {
-	http_session *s = sess_of(p);
+	http_reqparser *s = sess_of(p);
 	http_req_priv_free(&s->cur);
 	s->cur = calloc(1, sizeof(*s->cur));
 	if (s->cur == NULL)
 		abort();
-	s->cur->sess = s;
 	tbuf_init(&s->cur->req.body);
 	tbuf_init(&s->cur->reply_headers);
 	tbuf_reset(&s->hname);
@@ -101,7 +100,7 @@ static int on_message_begin(http_parser *p)
 
 static int on_url(http_parser *p, const char *at, size_t n)
 {
-	http_session *s = sess_of(p);
+	http_reqparser *s = sess_of(p);
 	if (count_head(s, n) < 0)
 		return -1;
 	tbuf t = TBUF_INIT;
@@ -114,7 +113,7 @@ static int on_url(http_parser *p, const char *at, size_t n)
 }
 
 /* Store the header collected in hname/hvalue into the request. */
-static int commit_header(http_session *s)
+static int commit_header(http_reqparser *s)
 {
 	http_request *r = &s->cur->req;
 	if (s->hname.len == 0)
@@ -135,7 +134,7 @@ static int commit_header(http_session *s)
 
 static int on_header_field(http_parser *p, const char *at, size_t n)
 {
-	http_session *s = sess_of(p);
+	http_reqparser *s = sess_of(p);
 	if (count_head(s, n) < 0)
 		return -1;
 	if (s->in_value) {
@@ -149,7 +148,7 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
 
 static int on_header_value(http_parser *p, const char *at, size_t n)
 {
-	http_session *s = sess_of(p);
+	http_reqparser *s = sess_of(p);
 	if (count_head(s, n) < 0)
 		return -1;
 	s->in_value = 1;
@@ -160,7 +159,7 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
 /* Split the target into path (decoded) and query; checks framing and the body limit. */
 static int on_headers_complete(http_parser *p)
 {
-	http_session *s = sess_of(p);
+	http_reqparser *s = sess_of(p);
 	http_request *r = &s->cur->req;
 	if (commit_header(s) < 0)
 		return -1;
@@ -175,7 +174,7 @@ static int on_headers_complete(http_parser *p)
 		s->error_status = 400;
 		return -1;
 	}
-	if (cl && p->content_length > s->svc->limits.max_body_bytes) {
+	if (cl && p->content_length > s->limits->max_body_bytes) {
 		s->error_status = 413;
 		return -1;
 	}
@@ -203,9 +202,9 @@ static int on_headers_complete(http_parser *p)
 
 static int on_body(http_parser *p, const char *at, size_t n)
 {
-	http_session *s = sess_of(p);
+	http_reqparser *s = sess_of(p);
 	s->body_bytes += n;
-	if (s->body_bytes > s->svc->limits.max_body_bytes) {
+	if (s->body_bytes > s->limits->max_body_bytes) {
 		s->error_status = 413;
 		return -1;
 	}
@@ -217,21 +216,82 @@ static int on_body(http_parser *p, const char *at, size_t n)
  * before reading the next (pipelined) one. */
 static int on_message_complete(http_parser *p)
 {
-	http_session *s = sess_of(p);
+	http_reqparser *s = sess_of(p);
 	s->cur->req.keep_alive = http_should_keep_alive(p) && !p->upgrade;
 	s->message_done = 1;
 	http_parser_pause(p, 1);
 	return 0;
 }
 
-void http_parser_settings_init(http_parser_settings *st)
+static const http_parser_settings reqparser_settings = {
+	.on_message_begin = on_message_begin,
+	.on_url = on_url,
+	.on_header_field = on_header_field,
+	.on_header_value = on_header_value,
+	.on_headers_complete = on_headers_complete,
+	.on_body = on_body,
+	.on_message_complete = on_message_complete,
+};
+
+void http_reqparser_init(http_reqparser *p, const http_limits *limits)
 {
-	memset(st, 0, sizeof(*st));
-	st->on_message_begin = on_message_begin;
-	st->on_url = on_url;
-	st->on_header_field = on_header_field;
-	st->on_header_value = on_header_value;
-	st->on_headers_complete = on_headers_complete;
-	st->on_body = on_body;
-	st->on_message_complete = on_message_complete;
+	memset(p, 0, sizeof(*p));
+	p->limits = limits;
+	tbuf_init(&p->hname);
+	tbuf_init(&p->hvalue);
+	http_parser_init(&p->parser, HTTP_REQUEST);
+	p->parser.data = p;
+}
+
+void http_reqparser_clear(http_reqparser *p)
+{
+	http_req_priv_free(&p->cur);
+	tbuf_free(&p->hname);
+	tbuf_free(&p->hvalue);
+	p->message_done = 0;
+}
+
+/* One http_parser_execute over the bytes; a complete request pauses the parser (see
+ * on_message_complete), so that requests come out one at a time, in order. */
+int http_reqparser_feed(http_reqparser *p, const char *data, size_t len, size_t *used_r,
+			int *status_r)
+{
+	*used_r = 0;
+	if (p->message_done)
+		return HTTP_PARSE_REQUEST;      /* not taken yet */
+	enum http_errno e = HTTP_PARSER_ERRNO(&p->parser);
+	if (e == HPE_PAUSED)
+		http_parser_pause(&p->parser, 0);
+	else if (e != HPE_OK || p->error_status != 0) {
+		*status_r = p->error_status ? p->error_status : 400;
+		return HTTP_PARSE_ERROR;
+	}
+	if (len == 0)
+		return HTTP_PARSE_MORE;         /* a zero length would mean EOF to http-parser */
+	*used_r = http_parser_execute(&p->parser, &reqparser_settings, data, len);
+	if (p->message_done)
+		return HTTP_PARSE_REQUEST;
+	e = HTTP_PARSER_ERRNO(&p->parser);
+	if (e != HPE_OK && e != HPE_PAUSED) {
+		if (p->error_status == 0)
+			p->error_status = 400;
+		*status_r = p->error_status;
+		return HTTP_PARSE_ERROR;
+	}
+	return HTTP_PARSE_MORE;
+}
+
+http_req_priv *http_reqparser_take(http_reqparser *p)
+{
+	if (!p->message_done)
+		return NULL;
+	http_req_priv *r = p->cur;
+	p->cur = NULL;
+	p->message_done = 0;
+	return r;
+}
+
+int http_reqparser_partial(const http_reqparser *p)
+{
+	return p->cur != NULL && !p->message_done;
 }

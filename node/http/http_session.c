@@ -28,12 +28,13 @@ static void on_request_timeout(evutil_socket_t fd, short what, void *arg)
 	session_fail(s, 408);
 }
 
-/* Give the complete request s->cur to the handler. */
+/* Give the complete request to the handler. */
 static void session_dispatch(http_session *s)
 {
-	http_req_priv *r = s->cur;
-	s->cur = NULL;
-	s->message_done = 0;
+	http_req_priv *r = http_reqparser_take(&s->rp);
+	if (r == NULL)
+		return;
+	r->sess = s;
 	if (s->timer != NULL)
 		evtimer_del(s->timer);
 	s->inflight = r;
@@ -58,20 +59,19 @@ void http_session_process(http_session *s)
 		struct evbuffer_iovec v;
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
 			break;
-		if (HTTP_PARSER_ERRNO(&s->parser) == HPE_PAUSED)
-			http_parser_pause(&s->parser, 0);
-		size_t used = http_parser_execute(&s->parser, &s->svc->settings, v.iov_base, v.iov_len);
+		size_t used = 0;
+		int status = 400;
+		int rc = http_reqparser_feed(&s->rp, v.iov_base, v.iov_len, &used, &status);
 		evbuffer_drain(in, used);
-		enum http_errno e = HTTP_PARSER_ERRNO(&s->parser);
-		if (s->message_done) {
+		if (rc == HTTP_PARSE_REQUEST) {
 			session_dispatch(s);
 			continue;
 		}
-		if (e != HPE_OK && e != HPE_PAUSED) {
-			session_fail(s, s->error_status ? s->error_status : 400);
+		if (rc == HTTP_PARSE_ERROR) {
+			session_fail(s, status);
 			break;
 		}
-		if (s->cur != NULL && s->timer != NULL && !evtimer_pending(s->timer, NULL)) {
+		if (http_reqparser_partial(&s->rp) && s->timer != NULL && !evtimer_pending(s->timer, NULL)) {
 			struct timeval tv = { s->svc->limits.request_timeout, 0 };
 			evtimer_add(s->timer, &tv);
 		}
@@ -106,9 +106,7 @@ void http_session_free(http_session **sp)
 		s->inflight->sess = NULL;
 		s->inflight->req.conn = NULL;
 	}
-	http_req_priv_free(&s->cur);
-	tbuf_free(&s->hname);
-	tbuf_free(&s->hvalue);
+	http_reqparser_clear(&s->rp);
 	if (s->timer != NULL)
 		event_free(s->timer);
 	free(s);
@@ -123,10 +121,7 @@ static void *http_on_open(tern_conn *c, void *ctx)
 		return NULL;
 	s->svc = svc;
 	s->conn = c;
-	tbuf_init(&s->hname);
-	tbuf_init(&s->hvalue);
-	http_parser_init(&s->parser, HTTP_REQUEST);
-	s->parser.data = s;
+	http_reqparser_init(&s->rp, &svc->limits);
 	s->timer = evtimer_new(tern_io_base(tern_conn_io(c)), on_request_timeout, s);
 	if (s->timer == NULL) {
 		free(s);
@@ -182,7 +177,6 @@ http_service *http_service_new(const http_limits *limits, http_handler_fn fn, vo
 	svc->limits = *limits;
 	svc->fn = fn;
 	svc->ctx = ctx;
-	http_parser_settings_init(&svc->settings);
 	svc->handler.on_open = http_on_open;
 	svc->handler.on_read = http_on_read;
 	svc->handler.on_close = http_on_close;

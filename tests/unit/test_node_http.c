@@ -1,6 +1,8 @@
 /* test_node_http.c - the HTTP layer against a real tern_server on 127.0.0.1: framing,
  * keep-alive, pipelining, chunked bodies and every refusal (400, 413, 431). */
+#include <event2/event.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
@@ -22,9 +24,72 @@ static pthread_t run_thread;
 static unsigned port;
 static char data_dir[64];
 
+static atomic_int late_replies;
+
+/* A reply made after the handler returned, as a pool job or timer would make it. */
+typedef struct late_job {
+	http_request *req;
+	tern_io *io;
+	struct event *ev;
+} late_job;
+
+static void late_reply(void *arg)
+{
+	late_job *j = arg;
+	static const char body[] = "late";
+	if (j->ev != NULL)
+		event_free(j->ev);
+	http_reply(j->req, 200, "text/plain", body, sizeof(body) - 1);
+	free(j);
+	atomic_fetch_add(&late_replies, 1);
+}
+
+static void late_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	late_reply(arg);
+}
+
+/* Another thread finishes the work and posts the reply back to the I/O thread. */
+static void *late_thread(void *arg)
+{
+	late_job *j = arg;
+	usleep(300000);
+	tern_io_post(j->io, late_reply, j);
+	return NULL;
+}
+
+/* Keep the request and answer it 300 ms later: "/late-post" through another thread and
+ * tern_io_post, "/late-timer" from a timer; "/late-closed" also closes the connection
+ * from the server side first (as the drain timeout does). */
+static int late_handler(http_request *req)
+{
+	if (strncmp(req->path, "/late-", 6) != 0)
+		return 0;
+	late_job *j = calloc(1, sizeof(*j));
+	assert_non_null(j);
+	j->req = req;
+	j->io = tern_io_current();
+	assert_non_null(j->io);
+	if (strcmp(req->path, "/late-post") == 0) {
+		pthread_t t;
+		assert_int_equal(pthread_create(&t, NULL, late_thread, j), 0);
+		pthread_detach(t);
+		return 1;
+	}
+	if (strcmp(req->path, "/late-closed") == 0)
+		tern_conn_close(req->conn);
+	j->ev = evtimer_new(tern_io_base(j->io), late_timer_cb, j);
+	assert_non_null(j->ev);
+	struct timeval tv = { 0, 300000 };
+	evtimer_add(j->ev, &tv);
+	return 1;
+}
+
 /* Echo "METHOD PATH BODY" so that tests see what the layer parsed. */
 static void echo_handler(http_request *req, void *ctx)
 {
+	if (late_handler(req))
+		return;
 	tbuf out = TBUF_INIT;
 	tbuf_appendf(&out, "%s %s %s", req->method, req->path, tbuf_cstr(&req->body));
 	const char *x = http_header_get(req, "X-Test");
@@ -307,6 +372,66 @@ static void test_abrupt_disconnect(void **state)
 	close(fd);
 }
 
+/* Wait until n late replies have been made and every HTTP connection has been released
+ * by the server (its session freed). */
+static void wait_late(int n)
+{
+	for (int i = 0; i < 100; i++) {
+		if (atomic_load(&late_replies) >= n && tern_server_connections(srv, TERN_SVC_http) == 0)
+			return;
+		usleep(50000);
+	}
+	fail_msg("late replies %d of %d, connections %u", atomic_load(&late_replies), n,
+		 tern_server_connections(srv, TERN_SVC_http));
+}
+
+/* Send a request and go away at once (RST), before the handler answers. */
+static void send_and_vanish(const char *rq)
+{
+	int fd = connect_server();
+	send_all(fd, rq, strlen(rq));
+	usleep(50000);              /* let the server read it and call the handler */
+	struct linger lg = { 1, 0 };
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(fd);
+}
+
+/* A handler that replies after the client disconnected: no crash, nothing leaked (ASan
+ * checks at exit), the connection is released, and the server goes on serving. */
+static void test_late_reply_after_disconnect(void **state)
+{
+	int base = atomic_load(&late_replies);
+	send_and_vanish("GET /late-post HTTP/1.1\r\nHost: t\r\n\r\n");
+	wait_late(base + 1);
+	send_and_vanish("GET /late-timer HTTP/1.1\r\nHost: t\r\n\r\n");
+	wait_late(base + 2);
+	/* a pipelined second request waits behind the late one and dies with the client */
+	send_and_vanish("POST /late-timer HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nab"
+			"GET /never HTTP/1.1\r\nHost: t\r\n\r\n");
+	wait_late(base + 3);
+	/* the server closed the connection itself before the late reply */
+	int fd = connect_server();
+	const char *rq = "GET /late-closed HTTP/1.1\r\nHost: t\r\n\r\n";
+	send_all(fd, rq, strlen(rq));
+	assert_true(peer_closed(fd));
+	close(fd);
+	wait_late(base + 4);
+
+	/* a client that stays gets its late answer */
+	fd = connect_server();
+	rq = "GET /late-post HTTP/1.1\r\nHost: t\r\n\r\n";
+	send_all(fd, rq, strlen(rq));
+	char body[256];
+	assert_int_equal(read_response(fd, body, sizeof(body), NULL), 200);
+	assert_string_equal(body, "late");
+	rq = "GET /alive HTTP/1.1\r\nHost: t\r\n\r\n";
+	send_all(fd, rq, strlen(rq));
+	assert_int_equal(read_response(fd, body, sizeof(body), NULL), 200);
+	assert_string_equal(body, "GET /alive ");
+	close(fd);
+	wait_late(base + 5);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -319,6 +444,7 @@ int main(void)
 		cmocka_unit_test(test_oversized_body),
 		cmocka_unit_test(test_garbage),
 		cmocka_unit_test(test_abrupt_disconnect),
+		cmocka_unit_test(test_late_reply_after_disconnect),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -102,6 +102,57 @@ static void test_expiry(void **state)
 	auth_lockout_free(&l);
 }
 
+/* The "locked from any address" query behind the admin API's user stats. */
+static void test_locked_any(void **state)
+{
+	auth_lockout *l = auth_lockout_new(2, 600);
+
+	assert_int_equal(auth_lockout_is_locked_any(l, "bob@x.test"), 0);
+	/* Failures below the threshold, spread over addresses, lock nothing. */
+	auth_lockout_failed(l, "bob@x.test", "10.0.0.1");
+	auth_lockout_failed(l, "bob@x.test", "10.0.0.2");
+	auth_lockout_failed(l, "ann@x.test", "10.0.0.2");
+	assert_int_equal(auth_lockout_is_locked_any(l, "bob@x.test"), 0);
+	/* One address reaching the threshold makes the account locked "from any". */
+	auth_lockout_failed(l, "bob@x.test", "10.0.0.2");
+	assert_int_equal(auth_lockout_is_locked(l, "bob@x.test", "10.0.0.1"), 0);
+	assert_int_equal(auth_lockout_is_locked_any(l, "bob@x.test"), 1);
+	assert_int_equal(auth_lockout_is_locked_any(l, "BOB@X.TEST"), 1);
+	assert_int_equal(auth_lockout_is_locked_any(l, "ann@x.test"), 0);
+	assert_int_equal(auth_lockout_is_locked_any(l, "bob@x.tes"), 0);
+	assert_int_equal(auth_lockout_is_locked_any(l, "nobody@x.test"), 0);
+	/* Many other entries (table growth) do not hide it. */
+	for (int i = 0; i < 300; i++) {
+		char ip[32];
+		snprintf(ip, sizeof(ip), "10.2.%d.%d", i / 250, i % 250);
+		auth_lockout_failed(l, "eve@x.test", ip);
+	}
+	assert_int_equal(auth_lockout_is_locked_any(l, "bob@x.test"), 1);
+	assert_int_equal(auth_lockout_is_locked_any(l, "eve@x.test"), 0);
+	assert_int_equal(auth_lockout_unlock(l, "bob@x.test"), 1);
+	assert_int_equal(auth_lockout_is_locked_any(l, "bob@x.test"), 0);
+	auth_lockout_free(&l);
+
+	/* Disabled or absent lockout: never locked. */
+	l = auth_lockout_new(0, 600);
+	auth_lockout_failed(l, "bob@x.test", "10.0.0.1");
+	assert_int_equal(auth_lockout_is_locked_any(l, "bob@x.test"), 0);
+	auth_lockout_free(&l);
+	assert_int_equal(auth_lockout_is_locked_any(NULL, "bob@x.test"), 0);
+}
+
+/* A lock that has run out no longer counts for "locked from any address". */
+static void test_locked_any_expiry(void **state)
+{
+	auth_lockout *l = auth_lockout_new(1, 1);
+
+	auth_lockout_failed(l, "bob@x.test", "10.0.0.9");
+	assert_int_equal(auth_lockout_is_locked_any(l, "bob@x.test"), 1);
+	sleep(2);
+	assert_int_equal(auth_lockout_is_locked_any(l, "bob@x.test"), 0);
+	auth_lockout_free(&l);
+}
+
 #define THREADS 4
 #define PER_THREAD 600
 
@@ -149,6 +200,8 @@ int main(void)
 		cmocka_unit_test(test_unlock),
 		cmocka_unit_test(test_disabled),
 		cmocka_unit_test(test_expiry),
+		cmocka_unit_test(test_locked_any),
+		cmocka_unit_test(test_locked_any_expiry),
 		cmocka_unit_test(test_threads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

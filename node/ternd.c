@@ -1,6 +1,6 @@
-/* ternd.c - the Tern daemon: parse the command line and run (node/admin/ternd_run.c). */
+/* ternd.c - the Tern daemon: parse the command line and run (node/ternd_run.c). */
 #include <stdlib.h>
-#include "admin.h"
+#include "ternd_private.h"
 
 int main(int argc, char **argv)
 {

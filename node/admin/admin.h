@@ -28,23 +28,4 @@ void admin_free(admin **a);
 /* The http_handler_fn of the admin API; ctx is the admin object. */
 void admin_handle(http_request *req, void *ctx);
 
-/* ---- ternd start-up (ternd_opts.c, ternd_init.c) ---- */
-
-typedef struct ternd_opts {
-	const char *config;
-	const char *data;
-	unsigned port_base;
-	const char *node_name;
-	int foreground;
-	const char *init_domain;
-	const char *init_admin;
-	const char *init_password_file;
-} ternd_opts;
-
-/* Parse argv. 0 ok; 1 when --help/--version was printed (exit 0); -1 on a usage error
- * (message printed). */
-int ternd_parse_args(int argc, char **argv, ternd_opts *o);
-/* The daemon's whole life after argument parsing; returns the exit code. */
-int ternd_run(const ternd_opts *o);
-
 #endif

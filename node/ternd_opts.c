@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "admin.h"
+#include "ternd_private.h"
 
 static void ternd_usage(FILE *f)
 {

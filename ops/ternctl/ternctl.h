@@ -141,6 +141,12 @@ int ctl_list_call(ctl_ctx *ctx, const char *kind, const char *domain, const ctl_
  * else msg, else (msg NULL) as "key: value" lines. */
 int ctl_item_call(ctl_ctx *ctx, const char *method, const char *kind, const char *name,
 		  const char *suffix, json_t *body, const char *msg);
+/* "KIND set NAME --options": PATCH /api/v1/KINDs/NAME with the body made by body_fn;
+ * a usage error when no option was given. noun is "user", "group", ... */
+int ctl_item_set(ctl_ctx *ctx, const ctl_args *a, const char *noun, const char *kind,
+		 int (*body_fn)(const ctl_args *a, json_t *o));
+/* "KIND remove NAME": DELETE /api/v1/KINDs/NAME. */
+int ctl_item_remove(ctl_ctx *ctx, const ctl_args *a, const char *noun, const char *kind);
 
 /* ternctl_print.c - human output (without --json) and --json output. */
 void ctl_print_json(const json_t *v);

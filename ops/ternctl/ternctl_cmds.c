@@ -396,24 +396,12 @@ int ctl_cmd_domain_show(ctl_ctx *ctx, const ctl_args *a)
 
 int ctl_cmd_domain_set(ctl_ctx *ctx, const ctl_args *a)
 {
-	json_t *o = json_object();
-	int rc = domain_body(a, o);
-	if (rc || json_object_size(o) == 0) {
-		if (!rc)
-			ctl_err("nothing to change: give at least one option");
-		json_decref(o);
-		return rc ? rc : CTL_EXIT_USAGE;
-	}
-	char msg[300];
-	snprintf(msg, sizeof msg, "domain %s changed", a->pos[0]);
-	return item_call(ctx, "PATCH", "domains", a->pos[0], NULL, o, msg);
+	return ctl_item_set(ctx, a, "domain", "domains", domain_body);
 }
 
 int ctl_cmd_domain_remove(ctl_ctx *ctx, const ctl_args *a)
 {
-	char msg[300];
-	snprintf(msg, sizeof msg, "domain %s removed", a->pos[0]);
-	return item_call(ctx, "DELETE", "domains", a->pos[0], NULL, NULL, msg);
+	return ctl_item_remove(ctx, a, "domain", "domains");
 }
 
 int ctl_cmd_domain_rename(ctl_ctx *ctx, const ctl_args *a)
@@ -550,4 +538,27 @@ int ctl_item_call(ctl_ctx *ctx, const char *method, const char *kind, const char
 		  const char *suffix, json_t *body, const char *msg)
 {
 	return item_call(ctx, method, kind, name, suffix, body, msg);
+}
+
+int ctl_item_set(ctl_ctx *ctx, const ctl_args *a, const char *noun, const char *kind,
+		 int (*body_fn)(const ctl_args *a, json_t *o))
+{
+	json_t *o = json_object();
+	int rc = body_fn(a, o);
+	if (rc || json_object_size(o) == 0) {
+		if (!rc)
+			ctl_err("nothing to change: give at least one option");
+		json_decref(o);
+		return rc ? rc : CTL_EXIT_USAGE;
+	}
+	char msg[300];
+	snprintf(msg, sizeof msg, "%s %s changed", noun, a->pos[0]);
+	return item_call(ctx, "PATCH", kind, a->pos[0], NULL, o, msg);
+}
+
+int ctl_item_remove(ctl_ctx *ctx, const ctl_args *a, const char *noun, const char *kind)
+{
+	char msg[300];
+	snprintf(msg, sizeof msg, "%s %s removed", noun, a->pos[0]);
+	return item_call(ctx, "DELETE", kind, a->pos[0], NULL, NULL, msg);
 }

@@ -120,24 +120,12 @@ int ctl_cmd_user_show(ctl_ctx *ctx, const ctl_args *a)
 
 int ctl_cmd_user_set(ctl_ctx *ctx, const ctl_args *a)
 {
-	json_t *o = json_object();
-	int rc = user_body(a, o);
-	if (rc || json_object_size(o) == 0) {
-		if (!rc)
-			ctl_err("nothing to change: give at least one option");
-		json_decref(o);
-		return rc ? rc : CTL_EXIT_USAGE;
-	}
-	char msg[300];
-	snprintf(msg, sizeof msg, "user %s changed", a->pos[0]);
-	return ctl_item_call(ctx, "PATCH", "users", a->pos[0], NULL, o, msg);
+	return ctl_item_set(ctx, a, "user", "users", user_body);
 }
 
 int ctl_cmd_user_remove(ctl_ctx *ctx, const ctl_args *a)
 {
-	char msg[300];
-	snprintf(msg, sizeof msg, "user %s removed", a->pos[0]);
-	return ctl_item_call(ctx, "DELETE", "users", a->pos[0], NULL, NULL, msg);
+	return ctl_item_remove(ctx, a, "user", "users");
 }
 
 int ctl_cmd_user_stats(ctl_ctx *ctx, const ctl_args *a)
@@ -333,24 +321,12 @@ int ctl_cmd_group_show(ctl_ctx *ctx, const ctl_args *a)
 
 int ctl_cmd_group_set(ctl_ctx *ctx, const ctl_args *a)
 {
-	json_t *o = json_object();
-	int rc = group_body(a, o);
-	if (rc || json_object_size(o) == 0) {
-		if (!rc)
-			ctl_err("nothing to change: give at least one option");
-		json_decref(o);
-		return rc ? rc : CTL_EXIT_USAGE;
-	}
-	char msg[300];
-	snprintf(msg, sizeof msg, "group %s changed", a->pos[0]);
-	return ctl_item_call(ctx, "PATCH", "groups", a->pos[0], NULL, o, msg);
+	return ctl_item_set(ctx, a, "group", "groups", group_body);
 }
 
 int ctl_cmd_group_remove(ctl_ctx *ctx, const ctl_args *a)
 {
-	char msg[300];
-	snprintf(msg, sizeof msg, "group %s removed", a->pos[0]);
-	return ctl_item_call(ctx, "DELETE", "groups", a->pos[0], NULL, NULL, msg);
+	return ctl_item_remove(ctx, a, "group", "groups");
 }
 
 /* group members NAME@DOMAIN [--add A]... [--remove A]...: changes the members when asked,

@@ -194,6 +194,7 @@ typedef struct store_append {
 	size_t nkeywords;
 	int64_t internaldate;         /* 0 = now */
 	int enforce_quota;            /* refuse with STORE_EQUOTA when over storage or items */
+	int64_t quota_warned_at;      /* != 0: record this time as the last quota warning */
 } store_append;
 
 /* Append one message. res->uid, res->uidvalidity, res->modseq on success. */
@@ -232,6 +233,28 @@ int store_msg_copy(store *st, const uint8_t user[16], const uint8_t from[16], co
 /* Visit the changes of a folder with modseq > since, in modseq order. */
 int store_changes_scan(store *st, const uint8_t user[16], const uint8_t folder[16], uint64_t since,
 		       int (*fn)(uint64_t modseq, const Tern__Change *c, void *arg), void *arg);
+
+/* ---- submission and the outgoing queue (queue CF) ---- */
+
+/* One accepted message in ONE durable batch: the local deliveries (each store_append may
+ * carry its own body - e.g. with or without a footer - and every distinct body is stored
+ * once) and, when queued != NULL, a queue entry for the remote recipients with its body
+ * (queued->id is made when empty; blob and size are filled by the store). Recipients over
+ * quota get STORE_EQUOTA in res->rcpt_rc[i] and the others still get the message;
+ * res->rc is STORE_OK when anything was stored; res->id is the queue id. */
+int store_submit(store *st, const store_append *local, size_t nlocal, const Tern__QueueEntry *queued,
+		 const void *queued_body, size_t queued_len, store_cb cb, store_sync_result *res_r);
+int store_queue_get(store *st, const uint8_t id[16], Tern__QueueEntry **e_r);
+/* Every entry, oldest first. */
+int store_queue_list(store *st, Tern__QueueEntry ***list_r, size_t *n_r);
+/* Entries whose next_try <= now, in next_try order, at most max. */
+int store_queue_due(store *st, int64_t now, size_t max, Tern__QueueEntry ***list_r, size_t *n_r);
+/* Rewrite an entry (recipient states, next_try, attempts); the next-try index follows. */
+int store_queue_update(store *st, const Tern__QueueEntry *e, store_cb cb, store_sync_result *res_r);
+/* Drop an entry and its blob reference. */
+int store_queue_remove(store *st, const uint8_t id[16], store_cb cb, store_sync_result *res_r);
+/* Notify fn (on io) after every durable queue insertion, e.g. to wake the queue runner. */
+void store_queue_watch(store *st, tern_io *io, void (*fn)(void *arg), void *arg);
 
 /* ---- change notifier ---- */
 

@@ -91,7 +91,7 @@ static void run_posted(void *arg)
 	store_commit_free(&c);
 }
 
-/* Thread-local home of the per-recipient codes of a blocking store_deliver(): valid
+/* Thread-local home of the per-recipient codes of a blocking store_submit(): valid
  * until the next blocking delivery on the same thread. */
 static __thread int *sync_rcpt_rc;
 

@@ -159,6 +159,8 @@ static void init_locks(store *st)
 	pthread_mutex_init(&st->hk_mu, NULL);
 	pthread_cond_init(&st->hk_cond, NULL);
 	pthread_mutex_init(&st->sweep_mu, NULL);
+	pthread_mutex_init(&st->q_mu, NULL);
+	pthread_mutex_init(&st->qw_mu, NULL);
 }
 
 int store_open(const store_options *opt, store **st_r, char **error_r)
@@ -209,6 +211,7 @@ void store_close(store **stp)
 	store_notify_free_all(st);
 	store_mailbox_free_all(st);
 	store_blob_free_all(st);
+	store_queue_free_all(st);
 	if (st->db) {
 		for (int i = 0; i < CF_COUNT; i++)
 			if (st->cf[i])

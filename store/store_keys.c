@@ -173,3 +173,47 @@ int sk_blobref_parse(const void *k, size_t n, uint8_t sha[32], uint8_t user[16],
 	*uid = tern_be32_get(p + 64);
 	return 0;
 }
+
+const uint8_t SK_QUEUE_OWNER[SK_ID_LEN] = {
+	0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+};
+
+void sk_queue(uint8_t out[SK_QUEUE_LEN], const uint8_t id[16])
+{
+	out[0] = SK_QUEUE_ENTRY;
+	memcpy(out + 1, id, 16);
+}
+
+void sk_queue_index(uint8_t out[SK_QUEUE_INDEX_LEN], uint64_t next_try, const uint8_t id[16])
+{
+	out[0] = SK_QUEUE_INDEX;
+	tern_be64_put(out + 1, next_try);
+	memcpy(out + 9, id, 16);
+}
+
+void sk_queue_blobref(uint8_t out[SK_BLOBREF_LEN], const uint8_t sha[32], const uint8_t id[16])
+{
+	sk_blobref(out, sha, SK_QUEUE_OWNER, id, 0);
+}
+
+int sk_queue_parse(const void *k, size_t n, uint8_t id[16])
+{
+	const uint8_t *p = k;
+
+	if (n != SK_QUEUE_LEN || p[0] != SK_QUEUE_ENTRY)
+		return -1;
+	memcpy(id, p + 1, 16);
+	return 0;
+}
+
+int sk_queue_index_parse(const void *k, size_t n, uint64_t *next_try, uint8_t id[16])
+{
+	const uint8_t *p = k;
+
+	if (n != SK_QUEUE_INDEX_LEN || p[0] != SK_QUEUE_INDEX)
+		return -1;
+	*next_try = tern_be64_get(p + 1);
+	memcpy(id, p + 9, 16);
+	return 0;
+}

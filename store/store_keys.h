@@ -14,6 +14,8 @@
 #define SK_CHANGE_LEN (2 * SK_ID_LEN + 8)             /* user, folder, modseq */
 #define SK_BLOB_LEN (SK_SHA_LEN + 4)                  /* sha256, chunk */
 #define SK_BLOBREF_LEN (SK_SHA_LEN + 2 * SK_ID_LEN + 4) /* sha256, user, folder, uid */
+#define SK_QUEUE_LEN (1 + SK_ID_LEN)                  /* 'q', queue id */
+#define SK_QUEUE_INDEX_LEN (1 + 8 + SK_ID_LEN)        /* 't', next try be64, queue id */
 
 /* ---- config CF (text keys; names are lower-cased by the encoder) ---- */
 void sk_domain(tbuf *k, const char *domain);
@@ -51,11 +53,27 @@ void sk_blobref(uint8_t out[SK_BLOBREF_LEN], const uint8_t sha[32], const uint8_
  * big-endian number. -1 when p is all 0xff (no such key). */
 int sk_prefix_end(const uint8_t *p, size_t n, uint8_t *out);
 
+/* ---- queue CF (binary) ----
+ * Every key starts with a one-byte type, so entries and index rows never collide and a
+ * prefix scan sees one kind only: SK_QUEUE_ENTRY <queue-id> holds the QueueEntry,
+ * SK_QUEUE_INDEX <next-try be64><queue-id> (empty value) orders the entries by next try.
+ * The body of a queue entry is referenced by a blobref row <sha256><SK_QUEUE_OWNER>
+ * <queue-id><uid 0>: the owner is the all-ones UUID, which tern_uuid_new() (random,
+ * version 4) never makes, so it cannot clash with a user's mailbox references. */
+#define SK_QUEUE_ENTRY 'q'
+#define SK_QUEUE_INDEX 't'
+extern const uint8_t SK_QUEUE_OWNER[SK_ID_LEN];
+void sk_queue(uint8_t out[SK_QUEUE_LEN], const uint8_t id[16]);
+void sk_queue_index(uint8_t out[SK_QUEUE_INDEX_LEN], uint64_t next_try, const uint8_t id[16]);
+void sk_queue_blobref(uint8_t out[SK_BLOBREF_LEN], const uint8_t sha[32], const uint8_t id[16]);
+
 /* Decoders: 0 ok, -1 when the key has the wrong length. */
 int sk_msg_parse(const void *k, size_t n, uint8_t user[16], uint8_t folder[16], uint32_t *uid);
 int sk_change_parse(const void *k, size_t n, uint8_t user[16], uint8_t folder[16], uint64_t *modseq);
 int sk_blob_parse(const void *k, size_t n, uint8_t sha[32], uint32_t *chunk);
 int sk_blobref_parse(const void *k, size_t n, uint8_t sha[32], uint8_t user[16],
 		     uint8_t folder[16], uint32_t *uid);
+int sk_queue_parse(const void *k, size_t n, uint8_t id[16]);
+int sk_queue_index_parse(const void *k, size_t n, uint64_t *next_try, uint8_t id[16]);
 
 #endif

@@ -58,6 +58,8 @@ struct store_watch {
 };
 
 typedef struct store_cfg_job store_cfg_job;
+typedef struct store_qflight store_qflight;
+typedef struct store_qwatch store_qwatch;
 
 struct store {
 	store_options opt;
@@ -116,6 +118,12 @@ struct store {
 	atomic_int disk_state;
 	atomic_uint_fast64_t free_disk, blobs_swept;
 	pthread_mutex_t sweep_mu;     /* one sweep at a time */
+
+	/* outgoing queue (store_queue.c) */
+	pthread_mutex_t q_mu;         /* queue writes: read the old state, queue the batch */
+	store_qflight *qflight;       /* entries with batches in flight (q_mu) */
+	pthread_mutex_t qw_mu;
+	store_qwatch *qwatches;
 };
 
 /* ---- store_db.c: reads ---- */
@@ -204,6 +212,16 @@ void store_blob_release(store *st, store_commit *c);
 /* Mark a blob whose reference goes away for the sweeper (config "blobgc/<sha>"). */
 void store_blob_mark_orphan(store *st, rocksdb_writebatch_t *wb, const uint8_t sha[32]);
 void store_blob_free_all(store *st);
+
+/* ---- store_queue.c: the outgoing queue ---- */
+/* Add the new entry e (id, blob, size and times filled; its blob already held by c) to
+ * c - entry, next-try index and blobref rows - and queue c: for the locked mailboxes
+ * ms[0..n) like store_mbx_enqueue, or alone when n is 0. */
+void store_queue_enqueue_new(store *st, store_commit *c, const Tern__QueueEntry *e,
+			     store_mbx **ms, size_t n);
+/* 1 when an entry with this id exists or is being written, 0 when not, STORE_EIO. */
+int store_queue_exists(store *st, const uint8_t id[16]);
+void store_queue_free_all(store *st);
 
 /* ---- store_notify.c ---- */
 void store_notify_publish(store *st, const store_commit *c);

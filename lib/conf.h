@@ -37,7 +37,49 @@
 	X(admin, remote, BOOL, 1, 0, 1, "allow administration from remote hosts over HTTPS") \
 	X(admin, remote_ipgroup, STR, "", 0, 0, "only from this IP address group; empty = any") \
 	X(security, lockout_threshold, INT, 5, 0, 1000, "failed logins from one address that lock an account; 0 = never") \
-	X(security, lockout_seconds, INT, 1200, 1, 604800, "seconds an account stays locked")
+	X(security, lockout_seconds, INT, 1200, 1, 604800, "seconds an account stays locked") \
+	X(security, auth_policy, STR, "none", 0, 0, "none | secure-auth | encrypted: plaintext AUTH/LOGIN without TLS is refused unless none") \
+	X(security, insecure_auth_ipgroup, STR, "", 0, 0, "IP address group allowed plaintext authentication whatever the policy") \
+	X(smtpd, relay_open, BOOL, 0, 0, 1, "open relay: anyone may relay (never on the Internet)") \
+	X(smtpd, relay_ipgroup, STR, "Local clients", 0, 0, "clients of this IP address group may relay; empty = none") \
+	X(smtpd, relay_auth, BOOL, 1, 0, 1, "users authenticated through SMTP may relay") \
+	X(smtpd, relay_pop3, BOOL, 0, 0, 1, "POP3 before SMTP: a POP3 login lets its address relay for a while") \
+	X(smtpd, pop3_relay_window, INT, 1800, 1, 86400, "seconds a POP3 login allows relay from its address") \
+	X(smtpd, max_msgs_per_hour_per_ip, INT, 50, 0, 1000000, "messages per sliding hour from one address; 0 = unlimited") \
+	X(smtpd, max_conns_per_ip, INT, 20, 0, 100000, "concurrent SMTP connections from one address; 0 = unlimited") \
+	X(smtpd, max_unknown_rcpts, INT, 10, 0, 100000, "unknown recipients before the address is blocked (harvest protection); 0 = off") \
+	X(smtpd, harvest_block, INT, 3600, 1, 604800, "seconds an address is blocked after a directory harvest attack") \
+	X(smtpd, exempt_ipgroup, STR, "Local clients", 0, 0, "addresses exempt from the per-address limits above") \
+	X(smtpd, block_unknown_sender_domain, BOOL, 0, 0, 1, "refuse senders whose domain is not in DNS") \
+	X(smtpd, max_rcpts, INT, 100, 1, 100000, "recipients in one message") \
+	X(smtpd, max_failed_cmds, INT, 3, 0, 1000, "failed commands before the session is closed; 0 = unlimited") \
+	X(smtpd, max_message_kb, INT, 10240, 0, 4194304, "largest incoming message in kB; 0 = unlimited") \
+	X(smtpd, max_received, INT, 100, 1, 10000, "Received headers accepted before a message is taken for a loop") \
+	X(smtpd, command_line_max, INT, 2048, 512, 65536, "longest SMTP command line") \
+	X(smtpd, data_line_max, INT, 65536, 1000, 1048576, "longest line inside DATA") \
+	X(smtpd, command_timeout, INT, 300, 1, 3600, "seconds a client may stay silent between commands") \
+	X(smtpd, data_timeout, INT, 600, 1, 3600, "seconds a client may stay silent inside DATA") \
+	X(smtpd, vrfy, BOOL, 0, 0, 1, "answer VRFY with the address; off = 252 for every address") \
+	X(smtpd, etrn, BOOL, 1, 0, 1, "accept ETRN from clients of relay_ipgroup") \
+	X(smtpd, x_envelope_to, BOOL, 0, 0, 1, "insert X-Envelope-To in delivered messages") \
+	X(smtpd, hide_local_ip, BOOL, 0, 0, 1, "hide addresses of relay_ipgroup clients in Received headers") \
+	X(smtpd, show_version, BOOL, 0, 0, 1, "show the program name and version in the greeting") \
+	X(delivery, quota_warning_percent, INT, 90, 1, 100, "usage (% of either quota) that sends a warning message") \
+	X(delivery, quota_warning_interval, INT, 86400, 1, 31536000, "seconds between two quota warnings to one user") \
+	X(queue, delivery_threads, INT, 32, 1, 1024, "parallel outgoing deliveries (connections)") \
+	X(queue, retry_interval, INT, 1800, 1, 604800, "seconds between delivery attempts") \
+	X(queue, bounce_after, INT, 432000, 1, 31536000, "seconds after which an undelivered message is bounced") \
+	X(queue, warn_after, INT, 2700, 0, 31536000, "seconds after which the sender is warned of a delay; 0 = never") \
+	X(queue, check_interval, INT, 10, 1, 3600, "seconds between scans of the queue for due messages") \
+	X(queue, connect_timeout, INT, 60, 1, 3600, "seconds to connect to a remote server") \
+	X(queue, command_timeout, INT, 300, 1, 3600, "seconds to wait for a remote server's reply") \
+	X(queue, remote_port, INT, 25, 1, 65535, "port of remote mail servers found by MX") \
+	X(queue, static_mx, STR, "", 0, 0, "domain=host[:port] pairs, comma-separated, used before DNS (tests, private routes)") \
+	X(queue, use_tls, BOOL, 1, 0, 1, "use STARTTLS when the remote server offers it") \
+	X(queue, relay_host, STR, "", 0, 0, "send everything through this relay (smarthost) host; empty = by MX") \
+	X(queue, relay_port, INT, 25, 1, 65535, "port of the relay server") \
+	X(queue, relay_user, STR, "", 0, 0, "SMTP AUTH user at the relay; empty = no AUTH") \
+	X(queue, relay_password_file, STR, "", 0, 0, "file whose first line is the relay password")
 
 typedef enum { TERN_TLS_NONE, TERN_TLS_STARTTLS, TERN_TLS_IMPLICIT } tern_tls_mode;
 

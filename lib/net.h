@@ -76,6 +76,27 @@ struct event_base *tern_io_base(tern_io *io);
 /* The I/O thread the caller runs on, or NULL outside I/O threads. */
 tern_io *tern_io_current(void);
 
+/* Outgoing connections (the SMTP client of the queue, cluster relays): connect to addr
+ * from I/O thread io within timeout seconds; h->on_open runs once connected (its ctx
+ * argument is h->ctx), h->on_close when the connection fails or ends (session NULL when it
+ * never opened: then on_close gets the ctx as session). The connection then works like an
+ * accepted one (tern_conn_write, tern_conn_close, ...). 0 ok, -1 when the socket cannot be
+ * made at all. Call from io's own thread. */
+int tern_client_connect(tern_io *io, const struct sockaddr *addr, socklen_t addrlen, int timeout,
+			const tern_service_handler *h);
+/* Start TLS as a client (STARTTLS after the server's go-ahead) with SNI servername;
+ * verification is opportunistic: the peer certificate is not checked unless
+ * fingerprint is given (64 hex digits: SHA-256 of the DER), then it must match.
+ * Unread input is discarded. on_read resumes after the handshake; a failed handshake
+ * closes the connection. 0 ok. */
+int tern_conn_starttls_client(tern_conn *c, const char *servername, const char *fingerprint);
+/* The connection's TLS protocol and cipher ("TLSv1.3 TLS_AES_256_GCM_SHA384"), or NULL. */
+const char *tern_conn_tls_info(const tern_conn *c);
+/* Why an outgoing connection failed or ended ("Connection refused", "timed out",
+ * "TLS handshake failed: ...", "connection closed"), "" when nothing went wrong; for the
+ * caller's log and reply texts, valid in on_close. */
+const char *tern_conn_error(const tern_conn *c);
+
 struct evbuffer *tern_conn_input(tern_conn *c);
 void tern_conn_write(tern_conn *c, const void *data, size_t len);
 void tern_conn_printf(tern_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

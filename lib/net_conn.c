@@ -45,12 +45,19 @@ static void conn_finish(tern_conn *c)
 		c->in_cb++;
 		c->svc->h.on_close(c, session);
 		c->in_cb--;
+	} else if (c->is_client && !c->opened && c->svc->h.on_close != NULL) {
+		/* An outgoing connection that never opened: its owner learns it from its ctx. */
+		c->in_cb++;
+		c->svc->h.on_close(c, c->svc->h.ctx);
+		c->in_cb--;
 	}
 	atomic_fetch_sub(&srv->nconn[c->svc->id], 1);
 	atomic_fetch_sub(&srv->total_conns, 1);
 	event_free(c->close_ev);
 	event_free(c->resume_ev);
 	bufferevent_free(c->bev);
+	if (c->is_client)
+		free(c->svc);
 	free(c);
 }
 
@@ -91,6 +98,7 @@ static void conn_deliver(tern_conn *c)
 static void conn_open(tern_conn *c)
 {
 	c->handshaking = 0;
+	c->opened = 1;
 	conn_apply_timeouts(c);
 	c->in_cb++;
 	c->session = c->svc->h.on_open(c, c->svc->h.ctx);
@@ -170,10 +178,16 @@ static void conn_eventcb(struct bufferevent *bev, short what, void *arg)
 	tern_conn *c = arg;
 	char reason[256];
 
+	if (c->is_client)
+		net_client_event(c, what);
 	if (what & BEV_EVENT_CONNECTED) {
 		/* The handshake is done; after STARTTLS the session already runs. */
 		if (c->handshaking)
 			conn_open(c);
+		return;
+	}
+	if (c->handshaking && c->is_client) {
+		conn_finish(c);
 		return;
 	}
 	if (c->handshaking) {
@@ -311,6 +325,24 @@ fail:
 	atomic_fetch_sub(&io->srv->total_conns, 1);
 }
 
+int net_conn_setup(tern_conn *c, struct bufferevent *bev)
+{
+	c->close_ev = event_new(c->io->base, -1, 0, conn_close_cb, c);
+	c->resume_ev = event_new(c->io->base, -1, 0, conn_resume_cb, c);
+	if (c->close_ev == NULL || c->resume_ev == NULL) {
+		if (c->close_ev != NULL)
+			event_free(c->close_ev);
+		if (c->resume_ev != NULL)
+			event_free(c->resume_ev);
+		c->close_ev = c->resume_ev = NULL;
+		return -1;
+	}
+	c->bev = bev;
+	LIST_INSERT_HEAD(&c->io->conns, c, link);
+	bufferevent_setcb(bev, conn_readcb, conn_writecb, conn_eventcb, c);
+	return 0;
+}
+
 void net_conn_drain_all(tern_io *io)
 {
 	tern_conn *c = LIST_FIRST(&io->conns);
@@ -378,15 +410,21 @@ int tern_conn_starttls(tern_conn *c)
 {
 	if (c->is_tls || c->closing || c->finished)
 		return -1;
-	struct bufferevent *plain = c->bev;
-	struct evbuffer *in = bufferevent_get_input(plain);
 	SSL *ssl = SSL_new(c->io->srv->ssl_ctx);
 	if (ssl == NULL)
 		return -1;
+	return net_conn_start_tls(c, ssl, BUFFEREVENT_SSL_ACCEPTING);
+}
+
+int net_conn_start_tls(tern_conn *c, SSL *ssl, int state)
+{
+	struct bufferevent *plain = c->bev;
+	struct evbuffer *in = bufferevent_get_input(plain);
+
 	/* Plaintext sent after STARTTLS was never protected: it must not reach the session. */
 	evbuffer_drain(in, evbuffer_get_length(in));
 	struct bufferevent *tls = bufferevent_openssl_filter_new(
-		c->io->base, plain, ssl, BUFFEREVENT_SSL_ACCEPTING,
+		c->io->base, plain, ssl, (enum bufferevent_ssl_state)state,
 		BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	if (tls == NULL) {
 		SSL_free(ssl);
@@ -477,7 +515,7 @@ tern_service_id tern_conn_service(const tern_conn *c)
 
 int tern_conn_is_unix(const tern_conn *c)
 {
-	return c->svc->id == TERN_SVC_COUNT;
+	return c->svc->id == TERN_SVC_COUNT && !c->is_client;
 }
 
 tern_io *tern_conn_io(tern_conn *c)

@@ -68,6 +68,12 @@ struct tern_conn {
 	char peer_ip[NET_ADDR_STRLEN];
 	char local_ip[NET_ADDR_STRLEN];
 	unsigned local_port;
+	/* Outgoing connections (net_client.c). */
+	int is_client;                /* made by tern_client_connect; svc is its own, freed with it */
+	int opened;                   /* on_open has been called */
+	char error[128];              /* why a client connection failed or ended, "" = none */
+	char pin[65];                 /* STARTTLS client: required SHA-256 of the peer cert, "" = any */
+	char tls_info[96];            /* tern_conn_tls_info() text, made on first use */
 	LIST_ENTRY(tern_conn) link;
 };
 
@@ -87,6 +93,7 @@ struct tern_server {
 	unsigned nio;
 	tern_io *io;
 	SSL_CTX *ssl_ctx;
+	SSL_CTX *client_ctx;          /* made on the first STARTTLS as a client (under lock) */
 	char fingerprint[65];
 	char hostname[256];
 	tern_service_conf services[TERN_SVC_COUNT];
@@ -123,6 +130,16 @@ void net_conn_drain_all(tern_io *io);
 void net_conn_close_all(tern_io *io);
 /* Free a connection without callbacks (server teardown after the threads ended). */
 void net_conn_discard(tern_conn *c);
+/* Give a connection the caller allocated (io, svc, peer set) its events and bev, with the
+ * connection callbacks, and link it into its io's list. 0 ok; -1 leaves c unlinked. */
+int net_conn_setup(tern_conn *c, struct bufferevent *bev);
+/* Put a TLS filter (ssl, in BUFFEREVENT_SSL_ACCEPTING or _CONNECTING state) over the plain
+ * bufferevent of c, discarding unread plaintext input. 0 ok; ssl is freed on failure. */
+int net_conn_start_tls(tern_conn *c, SSL *ssl, int state);
+
+/* net_client.c */
+/* Record in c->error why an outgoing connection failed or ended (a bufferevent event). */
+void net_client_event(tern_conn *c, short what);
 
 /* net_listen.c */
 /* Free the listeners of io (on io's thread, or when no thread runs). */

@@ -274,6 +274,7 @@ void tern_server_free(tern_server **srvp)
 		free(s);
 	}
 	SSL_CTX_free(srv->ssl_ctx);
+	SSL_CTX_free(srv->client_ctx);
 	tbuf_free(&srv->bound);
 	pthread_mutex_destroy(&srv->lock);
 	free(srv);

@@ -58,4 +58,98 @@ size_t deliver_alias_resolve(const deliver_alias_entry *aliases, size_t naliases
 			     int (*is_name)(const char *local, void *ctx), void *ctx,
 			     char **out, size_t max);
 
+
+/* ---- local delivery and hand-off to the queue (SMTP, DSNs, server messages) ----
+ *
+ * A deliverer takes one accepted message and, in ONE durable store batch (store_submit),
+ * delivers it to the local mailboxes of its final recipients - each with its own header
+ * prefix (Return-Path, Received "for <rcpt>", optional X-Envelope-To) - and queues it for
+ * the remote ones. The domain footer is appended for senders in a local domain (not for
+ * internal recipients when the domain says so). Per-user and per-domain outgoing size
+ * limits apply to authenticated senders. A local recipient over quota does not stop the
+ * others: it gets a DSN (failure) to the sender. A recipient reaching the warning
+ * threshold gets a quota warning message, at most once per interval. The callback runs
+ * on the caller's I/O thread once everything is durable. */
+typedef struct deliverer deliverer;
+
+typedef struct deliver_env {
+	store *st;
+	const tern_conf *conf;
+	const char *hostname;          /* Internet hostname, for Received and DSNs */
+	tern_pool *cpu_pool;           /* MIME/footer work on large messages; may be NULL */
+} deliver_env;
+
+deliverer *deliverer_new(const deliver_env *env);
+void deliverer_free(deliverer **d);
+
+/* RFC 3461 NOTIFY bits, as in Tern__QueueRcpt.notify. */
+#define DELIVER_NOTIFY_SUCCESS 1u
+#define DELIVER_NOTIFY_FAILURE 2u
+#define DELIVER_NOTIFY_DELAY 4u
+#define DELIVER_NOTIFY_NEVER 8u
+
+typedef struct deliver_rcpt_req {
+	const char *address;           /* as accepted at RCPT TO, lower-case domain */
+	uint32_t notify;               /* DELIVER_NOTIFY_* bits; 0 = default (FAILURE) */
+	const char *orcpt;             /* RFC 3461 ORCPT or NULL */
+} deliver_rcpt_req;
+
+typedef struct deliver_message {
+	const char *sender;            /* envelope sender, "" = null sender */
+	const deliver_rcpt_req *rcpts;
+	size_t nrcpts;
+	const void *data;              /* the message as received: CRLF lines, dot-unstuffed */
+	size_t len;
+	const char *helo;              /* client's EHLO/HELO argument */
+	const char *client_ip;         /* "" for messages the server makes itself */
+	const char *client_host;       /* reverse DNS name or NULL */
+	const char *auth_user;         /* authenticated sender account or NULL */
+	const char *protocol;          /* Received "with": SMTP, ESMTP, ESMTPS, ESMTPSA, ... */
+	const char *tls_info;          /* for Received, or NULL */
+	const char *envid;             /* RFC 3461 ENVID or NULL */
+	uint32_t ret;                  /* RFC 3461 RET: 0 default, 1 FULL, 2 HDRS */
+	const char *service;           /* mail.log "Service:": "SMTP", "DSN", ... */
+	const char *report;            /* mail.log "Report:" of a DSN (failed, delayed, ...) or NULL */
+} deliver_message;
+
+typedef struct deliver_result {
+	int rc;                        /* STORE_OK; STORE_EDISK = try later (4xx); else failed */
+	char queue_id[40];             /* mail.log Queue-ID of the accepted message */
+	char reply[256];               /* SMTP reply: "250 2.0.0 Ok: queued as ID", or the failure
+	                                * ("552 5.3.4 ..." size limit, "552 5.2.2 ..." every
+	                                * recipient over quota, "452 4.3.1 ..." disk low) */
+	unsigned delivered_local;      /* mailboxes that got it */
+	unsigned queued_remote;        /* remote recipients queued */
+	unsigned over_quota;           /* local recipients refused for quota (DSN sent) */
+} deliver_result;
+
+/* Deliver or queue m; cb runs on io after the batch is durable (or on failure). The
+ * message bytes are copied: m may be freed once this returns. */
+void deliver_submit(deliverer *d, const deliver_message *m, tern_io *io,
+		    void (*cb)(const deliver_result *r, void *arg), void *arg);
+
+/* RCPT-time check of one address: expands it (deliver_expand) and says how SMTP should
+ * answer. 0 = accept (a remote address is accepted here: relay control is the session's
+ * job); otherwise a negative store code with the SMTP reply written to reply:
+ * STORE_ENOTFOUND "550 5.1.1 <x>: Recipient address rejected: no such user" (counts for
+ * harvest protection), STORE_EREFUSED "550 5.2.1 ..." (account disabled), STORE_EQUOTA
+ * "552 5.2.2 <x>: Mailbox full", STORE_EINVAL "501 5.1.3 ..." (not an address),
+ * STORE_EIO "451 4.3.0 ..." (store error: try later). An alias or group is accepted when
+ * any of its final recipients can take mail. *local_r is set when the address is in a
+ * local domain (for relay control). */
+int deliver_check_rcpt(deliverer *d, const char *address, int *local_r, char *reply, size_t reply_n);
+
+/* Counters since deliverer_new (for ternctl stats). */
+typedef struct deliver_stats {
+	uint64_t received;             /* messages accepted (durable) */
+	uint64_t delivered_local;      /* mailbox deliveries */
+	uint64_t queued_remote;        /* remote recipients queued */
+	uint64_t over_quota;           /* local recipients refused for quota */
+	uint64_t failed_local;         /* other local recipients that failed (unknown, disabled) */
+	uint64_t dsn_sent;             /* delivery reports made (here and by the queue) */
+	uint64_t quota_warnings;       /* quota warning messages */
+	uint64_t refused;              /* whole messages refused (size limit, all over quota) */
+} deliver_stats;
+void deliverer_stats(deliverer *d, deliver_stats *out);
+
 #endif

@@ -1,5 +1,6 @@
-/* deliver_int.h - private to node/deliver/: the alias walk with a trace, shared by
- * deliver_alias.c (which implements it) and deliver_expand.c. */
+/* deliver_int.h - private to node/deliver/: the alias walk with a trace (deliver_alias.c,
+ * deliver_expand.c) and the pieces of local delivery (deliver_local.c and its helpers:
+ * recipient plan, header lines, footer, size limits and quota warnings). */
 #ifndef TERN_DELIVER_INT_H
 #define TERN_DELIVER_INT_H
 #include "deliver.h"
@@ -15,5 +16,95 @@ size_t deliver_alias_resolve_traced(const deliver_alias_entry *aliases, size_t n
 				    const char *local, int (*is_name)(const char *local, void *ctx),
 				    void *ctx, char **out, size_t max, const char *domain,
 				    tbuf *trace, int *truncated_r);
+
+/* ---- local delivery ---- */
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define DELIVER_ADDR_MAX 320
+#define DELIVER_WARN_INFLIGHT_MAX 64
+
+struct deliverer {
+	store *st;
+	const tern_conf *conf;
+	char hostname[256];
+	tern_pool *cpu_pool;
+	atomic_ullong received, delivered_local, queued_remote, over_quota, failed_local,
+		dsn_sent, warnings_sent, refused;
+	/* Users whose quota warning is being written: two deliveries finishing together
+	 * must not both warn before quota_warned_at is durable. */
+	pthread_mutex_t warn_mu;
+	uint8_t warn_inflight[DELIVER_WARN_INFLIGHT_MAX][16];
+	size_t nwarn_inflight;
+};
+
+/* One final local mailbox of a message: the first RCPT that reached it gives the
+ * RFC 3461 parameters. */
+typedef struct dlv_local {
+	uint8_t id[16];
+	char address[DELIVER_ADDR_MAX];   /* name@domain, lower case */
+	size_t rcpt;                       /* index of the RCPT in the message */
+} dlv_local;
+
+typedef struct dlv_remote {
+	char address[DELIVER_ADDR_MAX];
+	size_t rcpt;
+} dlv_remote;
+
+/* A final recipient that cannot be delivered locally (unknown since RCPT time, disabled
+ * account, public folder). Quota refusals are added after the store has answered. */
+typedef struct dlv_failed {
+	char address[DELIVER_ADDR_MAX];
+	size_t rcpt;
+	char status[8];
+	char diagnostic[200];
+} dlv_failed;
+
+typedef struct dlv_plan {
+	dlv_local *local;
+	size_t nlocal;
+	dlv_remote *remote;
+	size_t nremote;
+	dlv_failed *failed;
+	size_t nfailed, failed_cap;
+} dlv_plan;
+
+/* Expand every RCPT into distinct final recipients (deliver_plan.c). 0 ok; negative
+ * store error (the message must then be refused with a temporary error). */
+int dlv_plan_build(store *st, const deliver_rcpt_req *rcpts, size_t n, dlv_plan *p);
+void dlv_plan_free(dlv_plan *p);
+/* Record one failed recipient (bounded; the first ones are kept). */
+void dlv_plan_fail(dlv_plan *p, const char *address, size_t rcpt, const char *status,
+		   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* RFC 5322 date-time of t in local time ("Tue, 01 Jul 2025 14:03:07 +0200"). */
+void dlv_date(int64_t t, char out[40]);
+/* The Received line of RFC 5321 4.4 (folded, CRLF-terminated) for m, "for <rcpt>" when
+ * rcpt is not NULL; hide_client drops the client's address and host name. */
+void dlv_received(tbuf *out, const deliver_message *m, const char *hostname, const char *queue_id,
+		  const char *rcpt, int hide_client, int64_t now);
+/* Return-Path, Received and (x_envelope_to) X-Envelope-To of one local recipient. */
+void dlv_local_prefix(tbuf *out, const deliver_message *m, const char *hostname,
+		      const char *queue_id, const char *rcpt, int hide_client, int x_envelope_to,
+		      int64_t now);
+
+/* Append `footer` to message msg into out (deliver_footer.c), which must be empty. 1 when
+ * out holds the message with the footer; 0 when the structure is not one we change
+ * safely (out is then untouched). */
+int dlv_footer_apply(const void *msg, size_t len, const char *footer, tbuf *out);
+
+/* The outgoing size limit of an authenticated sender (deliver_quota.c): 0 = none. */
+uint64_t dlv_size_limit(store *st, const char *auth_user, const char *sender);
+/* Whether user `id` should get a quota warning now; on 1 the user is marked in flight
+ * and *domain_r/usage figures are filled; dlv_quota_warn_done() clears the mark. */
+typedef struct dlv_quota_view {
+	uint64_t bytes, items, quota_bytes, quota_items;
+	char address[DELIVER_ADDR_MAX];
+	char domain[256];
+} dlv_quota_view;
+int dlv_quota_warn_needed(deliverer *d, const uint8_t id[16], int64_t now, dlv_quota_view *v);
+void dlv_quota_warn_done(deliverer *d, const uint8_t id[16]);
+/* The warning message (complete, CRLF lines) from postmaster@<domain> to the user. */
+void dlv_quota_warn_message(tbuf *out, const deliverer *d, const dlv_quota_view *v, int64_t now);
 
 #endif

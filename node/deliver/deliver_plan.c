@@ -1,0 +1,252 @@
+/* deliver_plan.c - from the RCPTs of a message to its distinct final recipients (local
+ * mailboxes by user id, remote addresses), and the RCPT-time check that tells the SMTP
+ * session how to answer one address. Both use deliver_expand() for aliases, groups and
+ * forwarding. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "deliver_int.h"
+
+#define PLAN_FAILED_MAX 1000
+
+/* Grow an array of n elements of size sz to hold one more; NULL on out-of-memory. */
+static void *plan_grow(void *arr, size_t n, size_t sz)
+{
+	if (n & (n - 1))
+		return arr;              /* capacity is the next power of two: room left */
+	return realloc(arr, (n ? 2 * n : 1) * sz);
+}
+
+void dlv_plan_fail(dlv_plan *p, const char *address, size_t rcpt, const char *status,
+		   const char *fmt, ...)
+{
+	dlv_failed *f;
+	va_list ap;
+
+	for (size_t i = 0; i < p->nfailed; i++)
+		if (strcmp(p->failed[i].address, address) == 0)
+			return;
+	if (p->nfailed >= PLAN_FAILED_MAX)
+		return;
+	if (p->nfailed == p->failed_cap) {
+		size_t cap = p->failed_cap ? 2 * p->failed_cap : 4;
+		dlv_failed *nf = realloc(p->failed, cap * sizeof(*nf));
+		if (nf == NULL)
+			return;
+		p->failed = nf;
+		p->failed_cap = cap;
+	}
+	f = &p->failed[p->nfailed++];
+	memset(f, 0, sizeof(*f));
+	snprintf(f->address, sizeof(f->address), "%s", address);
+	f->rcpt = rcpt;
+	snprintf(f->status, sizeof(f->status), "%s", status);
+	va_start(ap, fmt);
+	vsnprintf(f->diagnostic, sizeof(f->diagnostic), fmt, ap);
+	va_end(ap);
+}
+
+/* A local mailbox once per user id, whatever the path that reached it. */
+static int plan_add_local(dlv_plan *p, const Tern__User *u, const char *address, size_t rcpt)
+{
+	dlv_local *l;
+
+	if (u->id.len != 16)
+		return STORE_EIO;
+	for (size_t i = 0; i < p->nlocal; i++)
+		if (memcmp(p->local[i].id, u->id.data, 16) == 0)
+			return 0;
+	if ((l = plan_grow(p->local, p->nlocal, sizeof(*l))) == NULL)
+		return STORE_EIO;
+	p->local = l;
+	l = &p->local[p->nlocal++];
+	memcpy(l->id, u->id.data, 16);
+	snprintf(l->address, sizeof(l->address), "%s", address);
+	l->rcpt = rcpt;
+	return 0;
+}
+
+/* A remote address once, with the first RCPT that reached it. */
+static int plan_add_remote(dlv_plan *p, const char *address, size_t rcpt)
+{
+	dlv_remote *r;
+
+	for (size_t i = 0; i < p->nremote; i++)
+		if (strcmp(p->remote[i].address, address) == 0)
+			return 0;
+	if ((r = plan_grow(p->remote, p->nremote, sizeof(*r))) == NULL)
+		return STORE_EIO;
+	p->remote = r;
+	r = &p->remote[p->nremote++];
+	snprintf(r->address, sizeof(r->address), "%s", address);
+	r->rcpt = rcpt;
+	return 0;
+}
+
+/* One final recipient of RCPT number i. */
+static int plan_add(store *st, dlv_plan *p, const deliver_rcpt *fr, size_t i)
+{
+	Tern__User *u = NULL;
+	int rc;
+
+	switch (fr->kind) {
+	case DELIVER_REMOTE:
+		return plan_add_remote(p, fr->address, i);
+	case DELIVER_PUBLIC:
+		dlv_plan_fail(p, fr->address, i, "5.1.1", "550 5.1.1 %s: public folder delivery is not available",
+			      fr->address);
+		return 0;
+	case DELIVER_UNKNOWN:
+		dlv_plan_fail(p, fr->address, i, "5.1.1", "550 5.1.1 <%s>: no such user", fr->address);
+		return 0;
+	case DELIVER_LOCAL_USER:
+		break;
+	}
+	rc = store_user_find(st, fr->address, &u);
+	if (rc == STORE_ENOTFOUND) {
+		dlv_plan_fail(p, fr->address, i, "5.1.1", "550 5.1.1 <%s>: no such user", fr->address);
+		return 0;
+	}
+	if (rc != STORE_OK)
+		return rc;
+	if (!u->enabled)
+		dlv_plan_fail(p, fr->address, i, "5.2.1", "550 5.2.1 <%s>: mailbox disabled", fr->address);
+	else
+		rc = plan_add_local(p, u, fr->address, i);
+	store_free_record(u);
+	return rc;
+}
+
+int dlv_plan_build(store *st, const deliver_rcpt_req *rcpts, size_t n, dlv_plan *p)
+{
+	int rc = 0;
+
+	memset(p, 0, sizeof(*p));
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		deliver_expansion e;
+		rc = deliver_expand(st, rcpts[i].address, &e);
+		if (rc == STORE_EINVAL) {
+			dlv_plan_fail(p, rcpts[i].address, i, "5.1.3", "501 5.1.3 <%s>: bad address",
+				      rcpts[i].address);
+			rc = 0;
+		}
+		for (size_t j = 0; j < e.n && rc == 0; j++)
+			rc = plan_add(st, p, &e.rcpts[j], i);
+		deliver_expansion_free(&e);
+	}
+	if (rc != 0)
+		dlv_plan_free(p);
+	return rc;
+}
+
+void dlv_plan_free(dlv_plan *p)
+{
+	free(p->local);
+	free(p->remote);
+	free(p->failed);
+	memset(p, 0, sizeof(*p));
+}
+
+/* usage >= quota for bytes or items: the mailbox takes nothing more. */
+static int check_full(store *st, const Tern__User *u)
+{
+	Tern__Mailbox *m = NULL;
+	int full = 0;
+
+	if ((u->quota_bytes == 0 && u->quota_items == 0) || u->id.len != 16)
+		return 0;
+	if (store_mailbox_get(st, u->id.data, &m) != STORE_OK)
+		return 0;
+	if (u->quota_bytes && m->bytes >= u->quota_bytes)
+		full = 1;
+	if (u->quota_items && m->items >= u->quota_items)
+		full = 1;
+	store_free_record(m);
+	return full;
+}
+
+/* The state of one final recipient at RCPT time: 0 deliverable, else a store code with
+ * the reply written. */
+static int check_one(deliverer *d, const char *address, const deliver_rcpt *fr, char *reply, size_t n)
+{
+	Tern__User *u = NULL;
+	int rc;
+
+	if (fr->kind == DELIVER_REMOTE)
+		return 0;
+	if (fr->kind == DELIVER_LOCAL_USER) {
+		rc = store_user_find(d->st, fr->address, &u);
+		if (rc != STORE_OK && rc != STORE_ENOTFOUND) {
+			snprintf(reply, n, "451 4.3.0 <%s>: Temporary lookup failure", address);
+			return STORE_EIO;
+		}
+		if (rc == STORE_OK) {
+			int enabled = u->enabled, full = enabled && check_full(d->st, u);
+			store_free_record(u);
+			if (!enabled) {
+				snprintf(reply, n, "550 5.2.1 <%s>: Recipient address rejected: mailbox disabled",
+					 address);
+				return STORE_EREFUSED;
+			}
+			if (full) {
+				snprintf(reply, n, "552 5.2.2 <%s>: Mailbox full", address);
+				return STORE_EQUOTA;
+			}
+			return 0;
+		}
+	}
+	snprintf(reply, n, "550 5.1.1 <%s>: Recipient address rejected: no such user", address);
+	return STORE_ENOTFOUND;
+}
+
+int deliver_check_rcpt(deliverer *d, const char *address, int *local_r, char *reply, size_t reply_n)
+{
+	char local[65], domain[254], canon[254];
+	deliver_expansion e;
+	int rc, first = 0;
+
+	*local_r = 0;
+	reply[0] = '\0';
+	if (tern_split_address(address, local, sizeof(local), domain, sizeof(domain)) < 0) {
+		snprintf(reply, reply_n, "501 5.1.3 Bad recipient address syntax");
+		return STORE_EINVAL;
+	}
+	rc = store_domain_resolve(d->st, domain, canon, sizeof(canon));
+	if (rc == STORE_ENOTFOUND || rc == STORE_EINVAL)
+		return 0;
+	if (rc != STORE_OK) {
+		snprintf(reply, reply_n, "451 4.3.0 <%s>: Temporary lookup failure", address);
+		return STORE_EIO;
+	}
+	*local_r = 1;
+	rc = deliver_expand(d->st, address, &e);
+	if (rc != STORE_OK) {
+		deliver_expansion_free(&e);
+		snprintf(reply, reply_n, "451 4.3.0 <%s>: Temporary lookup failure", address);
+		return STORE_EIO;
+	}
+	/* Accepted when any final recipient can take it; otherwise the first one's reason. */
+	for (size_t i = 0; i < e.n; i++) {
+		char why[256];
+		int r = check_one(d, address, &e.rcpts[i], why, sizeof(why));
+		if (r == 0 || r == STORE_EIO) {
+			if (r == STORE_EIO)
+				snprintf(reply, reply_n, "%s", why);
+			deliver_expansion_free(&e);
+			if (r == 0)
+				reply[0] = '\0';
+			return r;
+		}
+		if (first == 0) {
+			first = r;
+			snprintf(reply, reply_n, "%s", why);
+		}
+	}
+	deliver_expansion_free(&e);
+	if (first == 0) {
+		snprintf(reply, reply_n, "550 5.1.1 <%s>: Recipient address rejected: no such user", address);
+		first = STORE_ENOTFOUND;
+	}
+	return first;
+}

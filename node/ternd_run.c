@@ -113,8 +113,13 @@ typedef struct ternd {
 	int conf_loaded;
 	store *st;
 	tern_server *srv;
-	tern_pool *auth_pool;
+	tern_pool *auth_pool, *cpu_pool, *bulk_pool;
+	tern_dns **dns;               /* one resolver per I/O thread */
+	unsigned ndns;
 	auth_lockout *lockout;
+	deliverer *dlv;
+	smtp_server *smtp;
+	queue_runner *queue;
 	admin *adm;
 	http_service *http;
 	struct event *hup;
@@ -181,6 +186,96 @@ static int ternd_open(ternd *t, tbuf *err)
 	return 0;
 }
 
+/* The resolver of an I/O thread (SMTP's sender-domain check). */
+static tern_dns *dns_for_io(tern_io *io, void *ctx)
+{
+	ternd *t = ctx;
+	for (unsigned i = 0; i < t->ndns; i++)
+		if (tern_server_io(t->srv, i) == io)
+			return t->dns[i];
+	return NULL;
+}
+
+static int etrn_run(const char *domain, void *ctx)
+{
+	queue_run(ctx);
+	return 0;
+}
+
+/* Worker pools and one c-ares resolver per I/O thread (DESIGN.md §3). */
+static int ternd_runtime(ternd *t, tbuf *err)
+{
+	unsigned qmax = (unsigned)t->conf.server_pool_queue_max;
+	t->auth_pool = tern_pool_new("auth", (unsigned)t->conf.server_auth_workers, qmax);
+	t->cpu_pool = tern_pool_new("cpu", (unsigned)t->conf.server_cpu_workers, qmax);
+	t->bulk_pool = tern_pool_new("bulk", (unsigned)t->conf.server_bulk_workers, qmax);
+	if (t->auth_pool == NULL || t->cpu_pool == NULL || t->bulk_pool == NULL) {
+		tbuf_appendf(err, "cannot start the worker pools");
+		return -1;
+	}
+	t->ndns = tern_server_io_count(t->srv);
+	t->dns = calloc(t->ndns, sizeof(*t->dns));
+	if (t->dns == NULL) {
+		tbuf_appendf(err, "out of memory");
+		return -1;
+	}
+	for (unsigned i = 0; i < t->ndns; i++) {
+		char *e = NULL;
+		t->dns[i] = tern_dns_new(tern_io_base(tern_server_io(t->srv, i)), t->conf.server_dns_resolver,
+					 (int)t->conf.server_dns_timeout, &e);
+		if (t->dns[i] == NULL) {
+			tbuf_appendf(err, "DNS resolver: %s", e ? e : "cannot start");
+			free(e);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* The mail services: the deliverer, SMTP on its three ports and the outgoing queue on
+ * the first I/O thread; -1 with err. */
+static int ternd_mail(ternd *t, admin_env *env, tbuf *err)
+{
+	const char *host = tern_conf_hostname(&t->conf);
+	deliver_env de = { .st = t->st, .conf = &t->conf, .hostname = host, .cpu_pool = t->cpu_pool };
+	t->dlv = deliverer_new(&de);
+	if (t->dlv == NULL) {
+		tbuf_appendf(err, "cannot make the deliverer");
+		return -1;
+	}
+	char *e = NULL;
+	queue_env qe = { .st = t->st, .conf = &t->conf, .hostname = host, .io = tern_server_io(t->srv, 0),
+			 .dns = t->dns[0], .dlv = t->dlv };
+	t->queue = queue_runner_new(&qe, &e);
+	if (t->queue == NULL) {
+		tbuf_appendf(err, "queue: %s", e ? e : "cannot start");
+		free(e);
+		return -1;
+	}
+	smtp_env se = { .st = t->st, .conf = &t->conf, .hostname = host, .auth_pool = t->auth_pool,
+			.lockout = t->lockout, .deliverer = t->dlv, .dns_for_io = dns_for_io, .dns_ctx = t,
+			.etrn = etrn_run, .etrn_ctx = t->queue };
+	t->smtp = smtp_server_new(&se);
+	if (t->smtp == NULL) {
+		tbuf_appendf(err, "cannot make the SMTP server");
+		return -1;
+	}
+	static const tern_service_id svcs[] = { TERN_SVC_smtp, TERN_SVC_smtps, TERN_SVC_submission };
+	for (size_t i = 0; i < sizeof(svcs) / sizeof(svcs[0]); i++) {
+		if (tern_server_listen(t->srv, svcs[i], smtp_server_handler(t->smtp, svcs[i]), &e) < 0) {
+			tbuf_appendf(err, "%s", e ? e : "cannot listen");
+			free(e);
+			return -1;
+		}
+		env->served[svcs[i]] = t->conf.services[svcs[i]].enabled;
+	}
+	env->dlv = t->dlv;
+	env->smtp = t->smtp;
+	env->queue = t->queue;
+	queue_runner_start(t->queue);
+	return 0;
+}
+
 /* Server, pools, admin API, listeners, signals; -1 with err. */
 static int ternd_serve(ternd *t, admin_env *env, tbuf *err)
 {
@@ -193,19 +288,26 @@ static int ternd_serve(ternd *t, admin_env *env, tbuf *err)
 		return -1;
 	}
 	tern_server_set_access_check(t->srv, access_check, t->st);
-	t->auth_pool = tern_pool_new("auth", (unsigned)t->conf.server_auth_workers,
-				     (unsigned)t->conf.server_pool_queue_max);
+	if (ternd_runtime(t, err) < 0)
+		return -1;
 	t->lockout = auth_lockout_new((unsigned)t->conf.security_lockout_threshold,
 				      t->conf.security_lockout_seconds);
 	*env = (admin_env){ .st = t->st, .srv = t->srv, .conf = &t->conf, .auth_pool = t->auth_pool,
 			    .lockout = t->lockout, .data_dir = o->data, .node_name = t->node_name,
 			    .started = tern_now() };
 	env->served[TERN_SVC_admin] = t->conf.services[TERN_SVC_admin].enabled;
+	if (t->lockout == NULL) {
+		tbuf_appendf(err, "out of memory");
+		return -1;
+	}
+	/* Mail listeners are bound before the admin socket opens, so "ready" means all. */
+	if (ternd_mail(t, env, err) < 0)
+		return -1;
 	t->adm = admin_new(env);
 	http_limits lim = { (size_t)t->conf.http_max_header_bytes, (size_t)t->conf.http_max_body_bytes,
 			    (int)t->conf.http_keepalive_timeout, (int)t->conf.http_request_timeout };
 	t->http = http_service_new(&lim, admin_handle, t->adm);
-	if (t->auth_pool == NULL || t->lockout == NULL || t->adm == NULL || t->http == NULL) {
+	if (t->adm == NULL || t->http == NULL) {
 		tbuf_appendf(err, "out of memory");
 		return -1;
 	}
@@ -250,8 +352,17 @@ static void ternd_close(ternd *t)
 	ternd_srv = NULL;
 	if (t->hup != NULL)
 		event_free(t->hup);
+	queue_runner_free(&t->queue);
+	smtp_server_free(&t->smtp);
+	for (unsigned i = 0; i < t->ndns; i++)
+		tern_dns_free(&t->dns[i]);
+	free(t->dns);
+	t->dns = NULL;
 	tern_server_free(&t->srv);
 	tern_pool_free(&t->auth_pool);
+	tern_pool_free(&t->cpu_pool);
+	tern_pool_free(&t->bulk_pool);
+	deliverer_free(&t->dlv);
 	http_service_free(&t->http);
 	admin_free(&t->adm);
 	auth_lockout_free(&t->lockout);

@@ -37,6 +37,14 @@ static const admin_route routes[] = {
 	{ "PATCH", "/api/v1/users/*", adm_user_patch, ADM_WRITE | ADM_DOMAIN_OK },
 	{ "DELETE", "/api/v1/users/*", adm_user_delete, ADM_WRITE | ADM_DOMAIN_OK },
 	{ "GET", "/api/v1/users/*/stats", adm_user_stats, ADM_DOMAIN_OK },
+	{ "GET", "/api/v1/users/*/messages", adm_user_messages, ADM_DOMAIN_OK },
+	{ "GET", "/api/v1/users/*/messages/*", adm_user_message, ADM_DOMAIN_OK },
+	{ "GET", "/api/v1/queue", adm_queue_list, 0 },
+	{ "POST", "/api/v1/queue/run", adm_queue_run, ADM_WRITE },
+	{ "POST", "/api/v1/queue/retry", adm_queue_retry_all, ADM_WRITE },
+	{ "POST", "/api/v1/queue/*/retry", adm_queue_retry, ADM_WRITE },
+	{ "DELETE", "/api/v1/queue", adm_queue_remove_all, ADM_WRITE },
+	{ "DELETE", "/api/v1/queue/*", adm_queue_remove, ADM_WRITE },
 	{ "POST", "/api/v1/users/*/unlock", adm_user_unlock, ADM_WRITE | ADM_DOMAIN_OK },
 	{ "GET", "/api/v1/groups", adm_group_list, ADM_DOMAIN_OK },
 	{ "POST", "/api/v1/groups", adm_group_add, ADM_WRITE | ADM_DOMAIN_OK },
@@ -263,18 +271,23 @@ void admin_pool(admin_req *r, void (*job)(void *), admin_fn done)
 }
 
 /* Match path against pattern; a '*' segment is copied to arg. 1 on match. */
-static int route_match(const char *pattern, const char *path, char *arg, size_t argn)
+static int route_match(const char *pattern, const char *path, char *arg, size_t argn, char *arg2,
+		       size_t arg2n)
 {
+	int stars = 0;
 	while (*pattern && *path) {
 		if (*pattern == '*') {
+			char *out = stars == 0 ? arg : arg2;
+			size_t outn = stars == 0 ? argn : arg2n;
 			const char *end = strchr(path, '/');
 			size_t n = end ? (size_t)(end - path) : strlen(path);
-			if (n == 0 || n >= argn)
+			if (n == 0 || n >= outn)
 				return 0;
-			memcpy(arg, path, n);
-			arg[n] = '\0';
+			memcpy(out, path, n);
+			out[n] = '\0';
 			path += n;
 			pattern++;
+			stars++;
 			continue;
 		}
 		if (*pattern != *path)
@@ -290,7 +303,8 @@ static void admin_dispatch(admin_req *r)
 {
 	int path_seen = 0;
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-		if (!route_match(routes[i].pattern, r->req->path, r->arg, sizeof(r->arg)))
+		if (!route_match(routes[i].pattern, r->req->path, r->arg, sizeof(r->arg), r->arg2,
+				 sizeof(r->arg2)))
 			continue;
 		path_seen = 1;
 		if (strcmp(routes[i].method, r->req->method) != 0)

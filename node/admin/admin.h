@@ -4,7 +4,10 @@
 #define TERN_ADMIN_H
 #include <stdint.h>
 #include "auth.h"
+#include "deliver.h"
 #include "http.h"
+#include "queue.h"
+#include "smtp.h"
 #include "store.h"
 
 /* What the API serves from; every pointer outlives the admin object. */
@@ -19,6 +22,10 @@ typedef struct admin_env {
 	int64_t started;            /* unix seconds */
 	/* 1 for services whose listeners are bound (status "served"). */
 	int served[TERN_SVC_COUNT];
+	/* The mail services, for stats and queue operations (set before requests arrive). */
+	deliverer *dlv;
+	smtp_server *smtp;
+	queue_runner *queue;
 } admin_env;
 
 typedef struct admin admin;

@@ -66,14 +66,15 @@ void adm_stats(admin_req *r)
 			users += store_domain_user_count(r->st, list[i]->name);
 		store_free_list((void **)list, nd);
 	}
-	json_t *j = json_pack("{s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:o, s:I, s:I}",
+	json_t *j = json_pack("{s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:o, s:I, s:I, s:o}",
 			      "uptime", (json_int_t)(tern_now() - env->started), "store",
 			      "wal_synced", (json_int_t)s.wal_synced, "wal_bytes", (json_int_t)s.wal_bytes,
 			      "commits", (json_int_t)s.commits, "commit_groups", (json_int_t)s.commit_groups,
 			      "live_data_bytes", (json_int_t)s.live_data_bytes,
 			      "blobs_swept", (json_int_t)s.blobs_swept,
 			      "free_disk_bytes", (json_int_t)s.free_disk_bytes,
-			      "connections", conns, "domains", (json_int_t)nd, "users", users);
+			      "connections", conns, "domains", (json_int_t)nd, "users", users,
+			      "mail", admin_mail_stats(env));
 	admin_reply_json(r, 200, j);
 }
 

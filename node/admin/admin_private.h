@@ -33,7 +33,8 @@ struct admin_req {
 	char actor[330];           /* "local" or the admin's address (config.log) */
 	Tern__Rights rights;
 	char admin_domain[256];    /* for RIGHTS_DOMAIN */
-	char arg[512];             /* the path segment matched by '*' */
+	char arg[512];             /* the path segment matched by the first '*' */
+	char arg2[64];             /* ... and by a second '*' */
 	int route_flags;
 	json_t *body;              /* parsed request body (handlers that take one) */
 	/* remote login, done on the auth pool */
@@ -73,6 +74,9 @@ int admin_may_domain(admin_req *r, const char *domain);
 int admin_primary_domain(store *st, char *domain_r, size_t n);
 /* Domain from the query (or the primary); replies on error and returns -1. */
 int admin_query_domain(admin_req *r, char *domain_r, size_t n);
+/* Split a user address of the path into r->name / r->domain (a bare name: the primary
+ * domain) and check the admin's domain; replies and returns -1 on error. */
+int admin_user_address(admin_req *r, const char *address);
 /* Run job on the auth pool, then done on this request's I/O thread; replies 503 if full. */
 void admin_pool(admin_req *r, void (*job)(void *), admin_fn done);
 void admin_config_log(admin_req *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -125,6 +129,16 @@ void adm_user_patch(admin_req *r);
 void adm_user_delete(admin_req *r);
 void adm_user_stats(admin_req *r);
 void adm_user_unlock(admin_req *r);
+void adm_user_messages(admin_req *r);
+void adm_queue_list(admin_req *r);
+void adm_queue_retry(admin_req *r);
+void adm_queue_retry_all(admin_req *r);
+void adm_queue_remove(admin_req *r);
+void adm_queue_remove_all(admin_req *r);
+void adm_queue_run(admin_req *r);
+/* The "mail" counters of GET /api/v1/stats (SMTP, deliverer, queue). */
+json_t *admin_mail_stats(const admin_env *env);
+void adm_user_message(admin_req *r);
 void adm_user_import(admin_req *r);
 void adm_user_export(admin_req *r);
 void adm_group_list(admin_req *r);

@@ -37,7 +37,7 @@ json_t *admin_user_json(store *st, const Tern__User *u)
 
 /* Split ADDRESS into r->name / r->domain (a bare name: the primary domain), check the
  * admin's domain. Replies and returns -1 on error. */
-static int user_address(admin_req *r, const char *address)
+int admin_user_address(admin_req *r, const char *address)
 {
 	if (strchr(address, '@') == NULL) {
 		size_t n = strlen(address);
@@ -101,7 +101,7 @@ void adm_user_list(admin_req *r)
 
 void adm_user_get(admin_req *r)
 {
-	if (user_address(r, r->arg) < 0)
+	if (admin_user_address(r, r->arg) < 0)
 		return;
 	reply_user(r, 200);
 }
@@ -244,7 +244,7 @@ void adm_user_add(admin_req *r)
 		admin_error(r, 400, "invalid address: %s", address);
 		return;
 	}
-	if (user_address(r, address) < 0 || user_password(r) < 0)
+	if (admin_user_address(r, address) < 0 || user_password(r) < 0)
 		return;
 	Tern__User *u = calloc(1, sizeof(*u));
 	if (u == NULL)
@@ -290,7 +290,7 @@ void adm_user_patch(admin_req *r)
 {
 	if (admin_parse_body(r, admin_user_fields + 1, 0) < 0)
 		return;
-	if (user_address(r, r->arg) < 0 || user_password(r) < 0)
+	if (admin_user_address(r, r->arg) < 0 || user_password(r) < 0)
 		return;
 	Tern__User *u = NULL;
 	int rc = store_user_get(r->st, r->domain, r->name, &u);
@@ -324,7 +324,7 @@ static void reply_empty(admin_req *r)
 
 void adm_user_delete(admin_req *r)
 {
-	if (user_address(r, r->arg) < 0)
+	if (admin_user_address(r, r->arg) < 0)
 		return;
 	admin_config_log(r, "delete User where Name='%s', Domain='%s'", r->name, r->domain);
 	store_user_remove(r->st, r->domain, r->name, admin_cb(r, reply_empty), NULL);
@@ -332,7 +332,7 @@ void adm_user_delete(admin_req *r)
 
 void adm_user_stats(admin_req *r)
 {
-	if (user_address(r, r->arg) < 0)
+	if (admin_user_address(r, r->arg) < 0)
 		return;
 	Tern__User *u = NULL;
 	int rc = store_user_get(r->st, r->domain, r->name, &u);
@@ -367,7 +367,7 @@ void adm_user_unlock(admin_req *r)
 		n = auth_lockout_unlock(r->a->env.lockout, NULL);
 		admin_config_log(r, "update User set Locked='0'");
 	} else {
-		if (user_address(r, r->arg) < 0)
+		if (admin_user_address(r, r->arg) < 0)
 			return;
 		char addr[520];
 		snprintf(addr, sizeof(addr), "%s@%s", r->name, r->domain);

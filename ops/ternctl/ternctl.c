@@ -32,6 +32,7 @@ static const ctl_optspec group_opts[] = {
 };
 static const ctl_optspec members_opts[] = { { "add", 1 }, { "remove", 1 }, { NULL, 0 } };
 static const ctl_optspec describe_opts[] = { { "description", 1 }, { NULL, 0 } };
+static const ctl_optspec queue_opts[] = { { "all", 0 }, { NULL, 0 } };
 
 /* The command table: words, handler, options, positional count, usage. */
 static const ctl_cmd commands[] = {
@@ -40,6 +41,10 @@ static const ctl_cmd commands[] = {
 	{ "stats", NULL, ctl_cmd_stats, no_opts, 0, 0, "stats" },
 	{ "logs", NULL, ctl_cmd_logs, logs_opts, 1, 1, "logs NAME [--lines N]" },
 	{ "cluster", "status", ctl_cmd_cluster_status, no_opts, 0, 0, "cluster status" },
+	{ "queue", "list", ctl_cmd_queue_list, no_opts, 0, 0, "queue list" },
+	{ "queue", "retry", ctl_cmd_queue_retry, queue_opts, 0, 1, "queue retry QUEUE-ID|--all" },
+	{ "queue", "remove", ctl_cmd_queue_remove, queue_opts, 0, 1, "queue remove QUEUE-ID|--all" },
+	{ "queue", "run", ctl_cmd_queue_run, no_opts, 0, 0, "queue run" },
 	{ "domain", "add", ctl_cmd_domain_add, domain_opts, 1, 1,
 	  "domain add NAME [--description S] [--alias D]... [--user-limit N] [--size-limit-mb N] "
 	  "[--footer S] [--retention-days N]" },

@@ -100,9 +100,11 @@ const char *ctl_arg(const ctl_args *a, const char *name);   /* the last value, o
 int ctl_flag(const ctl_args *a, const char *name);          /* 1 when given */
 void ctl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* ternctl_cmds.c - one function per command; each returns an exit code. */
+/* ternctl_cmds.c, ternctl_users.c, ternctl_queue.c - one function per command; each
+ * returns an exit code. */
 ctl_cmd_fn ctl_cmd_status, ctl_cmd_node_show, ctl_cmd_stats, ctl_cmd_logs,
 	ctl_cmd_cluster_status,
+	ctl_cmd_queue_list, ctl_cmd_queue_retry, ctl_cmd_queue_remove, ctl_cmd_queue_run,
 	ctl_cmd_domain_add, ctl_cmd_domain_list, ctl_cmd_domain_show, ctl_cmd_domain_set,
 	ctl_cmd_domain_remove, ctl_cmd_domain_rename, ctl_cmd_domain_primary,
 	ctl_cmd_user_add, ctl_cmd_user_list, ctl_cmd_user_show, ctl_cmd_user_set,

@@ -10,14 +10,8 @@
 
 int store_user_get(store *st, const char *domain, const char *name, Tern__User **u_r)
 {
-	tbuf k = TBUF_INIT;
-	int rc;
-
-	sk_user(&k, domain, name);
-	rc = store_db_get_record(st, CF_CONFIG, k.data, k.len, &tern__user__descriptor,
-				 (ProtobufCMessage **)u_r);
-	tbuf_free(&k);
-	return rc;
+	return store_config_get(st, sk_user, domain, name, &tern__user__descriptor,
+				(ProtobufCMessage **)u_r);
 }
 
 int store_user_get_by_id(store *st, const uint8_t id[16], Tern__User **u_r)
@@ -48,7 +42,9 @@ int store_user_get_by_id(store *st, const uint8_t id[16], Tern__User **u_r)
 	return rc;
 }
 
-int store_user_find(store *st, const char *address, Tern__User **u_r)
+int store_owner_find(store *st, const char *address, Tern__AddressOwner__Kind kind,
+		     void (*key)(tbuf *, const char *, const char *),
+		     const ProtobufCMessageDescriptor *desc, ProtobufCMessage **m_r)
 {
 	char local[LOCAL_MAX + 1], dom[256], real[256];
 	Tern__AddressOwner *o = NULL;
@@ -60,23 +56,24 @@ int store_user_find(store *st, const char *address, Tern__User **u_r)
 		return rc;
 	if ((rc = store_addr_owner(st, real, local, &o)) != STORE_OK)
 		return rc;
-	if (o->kind == TERN__ADDRESS_OWNER__KIND__USER)
-		rc = store_user_get(st, real, o->name, u_r);
+	if (o->kind == kind)
+		rc = store_config_get(st, key, real, o->name, desc, m_r);
 	else
 		rc = STORE_ENOTFOUND;
 	tern__address_owner__free_unpacked(o, NULL);
 	return rc;
 }
 
+int store_user_find(store *st, const char *address, Tern__User **u_r)
+{
+	return store_owner_find(st, address, TERN__ADDRESS_OWNER__KIND__USER, sk_user,
+				&tern__user__descriptor, (ProtobufCMessage **)u_r);
+}
+
 int store_user_list(store *st, const char *domain, Tern__User ***list_r, size_t *n_r)
 {
-	tbuf p = TBUF_INIT;
-	int rc;
-
-	sk_user_prefix(&p, domain);
-	rc = store_config_list(st, &p, &tern__user__descriptor, (void ***)list_r, n_r);
-	tbuf_free(&p);
-	return rc;
+	return store_config_list_domain(st, sk_user_prefix, domain, &tern__user__descriptor,
+					(void ***)list_r, n_r);
 }
 
 /* Is local@domain free for (kind, name)? An address already held by the same owner is. */
@@ -102,6 +99,49 @@ int store_check_addr_free(store *st, store_commit *c, const char *domain, const 
 	return rc;
 }
 
+int store_check_addresses(store *st, store_commit *c, const char *domain, char **addrs,
+			  size_t n, Tern__AddressOwner__Kind kind, const char *name,
+			  const char *self)
+{
+	int rc;
+
+	for (size_t i = 0; i < n; i++) {
+		const char *a = addrs[i];
+
+		if (strlen(a) > LOCAL_MAX || !tern_valid_localpart(a))
+			return store_cfg_err(c, STORE_EINVAL, "invalid address '%s@%s'", a, domain);
+		if (self && strcasecmp(a, self) == 0)
+			return store_cfg_err(c, STORE_EINVAL, "address %s@%s is the user's name", a,
+					     domain);
+		for (size_t m = 0; m < i; m++)
+			if (strcasecmp(a, addrs[m]) == 0)
+				return store_cfg_err(c, STORE_EINVAL, "address %s@%s is listed twice",
+						     a, domain);
+		if ((rc = store_check_addr_free(st, c, domain, a, kind, name)) != STORE_OK)
+			return rc;
+	}
+	return STORE_OK;
+}
+
+void store_wb_delete_addrs(store *st, rocksdb_writebatch_t *wb, const char *domain,
+			   char **old, size_t n_old, char **keep, size_t n_keep)
+{
+	tbuf k = TBUF_INIT;
+
+	for (size_t i = 0; i < n_old; i++) {
+		size_t m;
+
+		for (m = 0; m < n_keep; m++)
+			if (strcasecmp(old[i], keep[m]) == 0)
+				break;
+		if (m < n_keep)
+			continue;
+		sk_addr(&k, domain, old[i]);
+		store_wb_delete_text(st, wb, CF_CONFIG, &k);
+	}
+	tbuf_free(&k);
+}
+
 /* Syntax and lengths of a user record, and its extra addresses free in the domain. */
 static int check_user(store *st, store_commit *c, const Tern__User *u)
 {
@@ -116,22 +156,9 @@ static int check_user(store *st, store_commit *c, const Tern__User *u)
 	    (u->description && strlen(u->description) > TEXT_MAX))
 		return store_cfg_err(c, STORE_EINVAL, "full name or description of %s@%s is longer "
 				     "than %d bytes", u->name, u->domain, TEXT_MAX);
-	for (size_t i = 0; i < u->n_addresses; i++) {
-		const char *a = u->addresses[i];
-
-		if (strlen(a) > LOCAL_MAX || !tern_valid_localpart(a))
-			return store_cfg_err(c, STORE_EINVAL, "invalid address '%s@%s'", a, u->domain);
-		if (strcasecmp(a, u->name) == 0)
-			return store_cfg_err(c, STORE_EINVAL, "address %s@%s is the user's name", a,
-					     u->domain);
-		for (size_t m = 0; m < i; m++)
-			if (strcasecmp(a, u->addresses[m]) == 0)
-				return store_cfg_err(c, STORE_EINVAL, "address %s@%s is listed twice",
-						     a, u->domain);
-		if ((rc = store_check_addr_free(st, c, u->domain, a, TERN__ADDRESS_OWNER__KIND__USER,
-						u->name)) != STORE_OK)
-			return rc;
-	}
+	if ((rc = store_check_addresses(st, c, u->domain, u->addresses, u->n_addresses,
+					TERN__ADDRESS_OWNER__KIND__USER, u->name, u->name)) != STORE_OK)
+		return rc;
 	for (size_t i = 0; i < u->n_forward; i++)
 		if (!tern_valid_address(u->forward[i]))
 			return store_cfg_err(c, STORE_EINVAL, "invalid forwarding address '%s'",
@@ -153,15 +180,6 @@ static void put_user(store *st, rocksdb_writebatch_t *wb, const Tern__User *u)
 	rocksdb_writebatch_put_cf(wb, st->cf[CF_CONFIG], k.data, k.len, v.data, v.len);
 	tbuf_free(&k);
 	tbuf_free(&v);
-}
-
-static void delete_addr(store *st, rocksdb_writebatch_t *wb, const char *domain, const char *local)
-{
-	tbuf k = TBUF_INIT;
-
-	sk_addr(&k, domain, local);
-	store_wb_delete_text(st, wb, CF_CONFIG, &k);
-	tbuf_free(&k);
 }
 
 static int apply_user_add(store *st, store_cfg_job *j, store_commit *c)
@@ -247,15 +265,8 @@ static int apply_user_update(store *st, store_cfg_job *j, store_commit *c)
 	u->created = old->created;
 	if ((rc = check_user(st, c, u)) != STORE_OK)
 		goto out;
-	for (size_t i = 0; i < old->n_addresses; i++) {
-		size_t m;
-
-		for (m = 0; m < u->n_addresses; m++)
-			if (strcasecmp(old->addresses[i], u->addresses[m]) == 0)
-				break;
-		if (m == u->n_addresses)
-			delete_addr(st, c->wb, u->domain, old->addresses[i]);
-	}
+	store_wb_delete_addrs(st, c->wb, u->domain, old->addresses, old->n_addresses,
+			      u->addresses, u->n_addresses);
 	put_user(st, c->wb, u);
 	for (size_t i = 0; i < u->n_addresses; i++)
 		store_wb_put_addr(st, c->wb, u->domain, u->addresses[i],
@@ -285,9 +296,8 @@ static int apply_user_remove(store *st, store_cfg_job *j, store_commit *c)
 	sk_userid(&k, u->id.data);
 	store_wb_delete_text(st, c->wb, CF_CONFIG, &k);
 	tbuf_free(&k);
-	delete_addr(st, c->wb, u->domain, u->name);
-	for (size_t i = 0; i < u->n_addresses; i++)
-		delete_addr(st, c->wb, u->domain, u->addresses[i]);
+	store_wb_delete_addrs(st, c->wb, u->domain, &u->name, 1, NULL, 0);
+	store_wb_delete_addrs(st, c->wb, u->domain, u->addresses, u->n_addresses, NULL, 0);
 	memcpy(j->id, u->id.data, 16);
 	memcpy(c->res.id, u->id.data, 16);
 	rc = store_mailbox_remove_batch(st, c->wb, u->id.data);

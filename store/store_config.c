@@ -288,6 +288,43 @@ int store_config_list(store *st, const tbuf *prefix, const ProtobufCMessageDescr
 	return STORE_OK;
 }
 
+int store_config_list_domain(store *st, void (*prefix)(tbuf *, const char *), const char *domain,
+			     const ProtobufCMessageDescriptor *desc, void ***list_r, size_t *n_r)
+{
+	tbuf p = TBUF_INIT;
+	int rc;
+
+	prefix(&p, domain);
+	rc = store_config_list(st, &p, desc, list_r, n_r);
+	tbuf_free(&p);
+	return rc;
+}
+
+unsigned store_config_count_domain(store *st, void (*prefix)(tbuf *, const char *),
+				   const char *domain)
+{
+	tbuf p = TBUF_INIT;
+	unsigned n;
+
+	prefix(&p, domain);
+	n = store_config_count(st, &p);
+	tbuf_free(&p);
+	return n;
+}
+
+int store_config_get(store *st, void (*key)(tbuf *, const char *, const char *),
+		     const char *domain, const char *name, const ProtobufCMessageDescriptor *desc,
+		     ProtobufCMessage **m_r)
+{
+	tbuf k = TBUF_INIT;
+	int rc;
+
+	key(&k, domain, name);
+	rc = store_db_get_record(st, CF_CONFIG, k.data, k.len, desc, m_r);
+	tbuf_free(&k);
+	return rc;
+}
+
 /* ---- domains ---- */
 
 int store_domain_get(store *st, const char *name, Tern__Domain **d_r)
@@ -341,13 +378,7 @@ int store_domain_list(store *st, Tern__Domain ***list_r, size_t *n_r)
 
 unsigned store_domain_user_count(store *st, const char *domain)
 {
-	tbuf p = TBUF_INIT;
-	unsigned n;
-
-	sk_user_prefix(&p, domain);
-	n = store_config_count(st, &p);
-	tbuf_free(&p);
-	return n;
+	return store_config_count_domain(st, sk_user_prefix, domain);
 }
 
 /* Settings of a domain record that every writer checks. */
@@ -514,18 +545,6 @@ int store_domain_update(store *st, const Tern__Domain *d, store_cb cb, store_syn
 						      NULL), cb, res_r);
 }
 
-/* How many records of one kind a domain still has. */
-static unsigned count_kind(store *st, void (*prefix)(tbuf *, const char *), const char *domain)
-{
-	tbuf p = TBUF_INIT;
-	unsigned n;
-
-	prefix(&p, domain);
-	n = store_config_count(st, &p);
-	tbuf_free(&p);
-	return n;
-}
-
 static int apply_domain_remove(store *st, store_cfg_job *j, store_commit *c)
 {
 	Tern__Domain *d = NULL;
@@ -538,11 +557,11 @@ static int apply_domain_remove(store *st, store_cfg_job *j, store_commit *c)
 
 	if (d->primary)
 		store_cfg_err(c, rc, "%s is the primary domain", d->name);
-	else if ((n = count_kind(st, sk_user_prefix, d->name)) > 0)
+	else if ((n = store_config_count_domain(st, sk_user_prefix, d->name)) > 0)
 		store_cfg_err(c, rc, "domain %s still has %u user%s", d->name, n, n > 1 ? "s" : "");
-	else if ((n = count_kind(st, sk_group_prefix, d->name)) > 0)
+	else if ((n = store_config_count_domain(st, sk_group_prefix, d->name)) > 0)
 		store_cfg_err(c, rc, "domain %s still has %u group%s", d->name, n, n > 1 ? "s" : "");
-	else if ((n = count_kind(st, sk_alias_prefix, d->name)) > 0)
+	else if ((n = store_config_count_domain(st, sk_alias_prefix, d->name)) > 0)
 		store_cfg_err(c, rc, "domain %s still has %u alias%s", d->name, n, n > 1 ? "es" : "");
 	else {
 		rc = STORE_OK;

@@ -10,45 +10,20 @@
 
 int store_group_get(store *st, const char *domain, const char *name, Tern__Group **g_r)
 {
-	tbuf k = TBUF_INIT;
-	int rc;
-
-	sk_group(&k, domain, name);
-	rc = store_db_get_record(st, CF_CONFIG, k.data, k.len, &tern__group__descriptor,
-				 (ProtobufCMessage **)g_r);
-	tbuf_free(&k);
-	return rc;
+	return store_config_get(st, sk_group, domain, name, &tern__group__descriptor,
+				(ProtobufCMessage **)g_r);
 }
 
 int store_group_find(store *st, const char *address, Tern__Group **g_r)
 {
-	char local[LOCAL_MAX + 1], dom[256], real[256];
-	Tern__AddressOwner *o = NULL;
-	int rc;
-
-	if (tern_split_address(address, local, sizeof(local), dom, sizeof(dom)) != 0)
-		return STORE_EINVAL;
-	if ((rc = store_domain_resolve(st, dom, real, sizeof(real))) != STORE_OK)
-		return rc;
-	if ((rc = store_addr_owner(st, real, local, &o)) != STORE_OK)
-		return rc;
-	if (o->kind == TERN__ADDRESS_OWNER__KIND__GROUP)
-		rc = store_group_get(st, real, o->name, g_r);
-	else
-		rc = STORE_ENOTFOUND;
-	tern__address_owner__free_unpacked(o, NULL);
-	return rc;
+	return store_owner_find(st, address, TERN__ADDRESS_OWNER__KIND__GROUP, sk_group,
+				&tern__group__descriptor, (ProtobufCMessage **)g_r);
 }
 
 int store_group_list(store *st, const char *domain, Tern__Group ***list_r, size_t *n_r)
 {
-	tbuf p = TBUF_INIT;
-	int rc;
-
-	sk_group_prefix(&p, domain);
-	rc = store_config_list(st, &p, &tern__group__descriptor, (void ***)list_r, n_r);
-	tbuf_free(&p);
-	return rc;
+	return store_config_list_domain(st, sk_group_prefix, domain, &tern__group__descriptor,
+					(void ***)list_r, n_r);
 }
 
 static int check_group(store *st, store_commit *c, const Tern__Group *g)
@@ -63,19 +38,9 @@ static int check_group(store *st, store_commit *c, const Tern__Group *g)
 	if (g->description && strlen(g->description) > TEXT_MAX)
 		return store_cfg_err(c, STORE_EINVAL, "description of group %s@%s is longer than %d "
 				     "bytes", g->name, g->domain, TEXT_MAX);
-	for (size_t i = 0; i < g->n_addresses; i++) {
-		const char *a = g->addresses[i];
-
-		if (strlen(a) > LOCAL_MAX || !tern_valid_localpart(a))
-			return store_cfg_err(c, STORE_EINVAL, "invalid address '%s@%s'", a, g->domain);
-		for (size_t m = 0; m < i; m++)
-			if (strcasecmp(a, g->addresses[m]) == 0)
-				return store_cfg_err(c, STORE_EINVAL, "address %s@%s is listed twice",
-						     a, g->domain);
-		if ((rc = store_check_addr_free(st, c, g->domain, a, TERN__ADDRESS_OWNER__KIND__GROUP,
-						g->name)) != STORE_OK)
-			return rc;
-	}
+	if ((rc = store_check_addresses(st, c, g->domain, g->addresses, g->n_addresses,
+					TERN__ADDRESS_OWNER__KIND__GROUP, g->name, NULL)) != STORE_OK)
+		return rc;
 	for (size_t i = 0; i < g->n_members; i++)
 		if (!tern_valid_address(g->members[i]))
 			return store_cfg_err(c, STORE_EINVAL, "invalid member address '%s'",
@@ -92,25 +57,6 @@ static void put_group(store *st, rocksdb_writebatch_t *wb, const Tern__Group *g)
 	for (size_t i = 0; i < g->n_addresses; i++)
 		store_wb_put_addr(st, wb, g->domain, g->addresses[i], TERN__ADDRESS_OWNER__KIND__GROUP,
 				  g->name);
-	tbuf_free(&k);
-}
-
-static void delete_addrs(store *st, rocksdb_writebatch_t *wb, const char *domain,
-			 char **old, size_t n_old, char **keep, size_t n_keep)
-{
-	tbuf k = TBUF_INIT;
-
-	for (size_t i = 0; i < n_old; i++) {
-		size_t m;
-
-		for (m = 0; m < n_keep; m++)
-			if (strcasecmp(old[i], keep[m]) == 0)
-				break;
-		if (m < n_keep)
-			continue;
-		sk_addr(&k, domain, old[i]);
-		store_wb_delete_text(st, wb, CF_CONFIG, &k);
-	}
 	tbuf_free(&k);
 }
 
@@ -152,8 +98,8 @@ static int apply_group_update(store *st, store_cfg_job *j, store_commit *c)
 	g->name = strdup(old->name);
 	g->domain = strdup(old->domain);
 	if ((rc = check_group(st, c, g)) == STORE_OK) {
-		delete_addrs(st, c->wb, g->domain, old->addresses, old->n_addresses, g->addresses,
-			     g->n_addresses);
+		store_wb_delete_addrs(st, c->wb, g->domain, old->addresses, old->n_addresses,
+				      g->addresses, g->n_addresses);
 		put_group(st, c->wb, g);
 	}
 	tern__group__free_unpacked(old, NULL);
@@ -176,7 +122,7 @@ static int apply_group_remove(store *st, store_cfg_job *j, store_commit *c)
 	sk_group(&k, g->domain, g->name);
 	store_wb_delete_text(st, c->wb, CF_CONFIG, &k);
 	tbuf_free(&k);
-	delete_addrs(st, c->wb, g->domain, g->addresses, g->n_addresses, NULL, 0);
+	store_wb_delete_addrs(st, c->wb, g->domain, g->addresses, g->n_addresses, NULL, 0);
 	tern__group__free_unpacked(g, NULL);
 	return STORE_OK;
 }
@@ -192,25 +138,14 @@ int store_group_remove(store *st, const char *domain, const char *name, store_cb
 
 int store_alias_list(store *st, const char *domain, Tern__Alias ***list_r, size_t *n_r)
 {
-	tbuf p = TBUF_INIT;
-	int rc;
-
-	sk_alias_prefix(&p, domain);
-	rc = store_config_list(st, &p, &tern__alias__descriptor, (void ***)list_r, n_r);
-	tbuf_free(&p);
-	return rc;
+	return store_config_list_domain(st, sk_alias_prefix, domain, &tern__alias__descriptor,
+					(void ***)list_r, n_r);
 }
 
 static int alias_get(store *st, const char *domain, const char *pattern, Tern__Alias **a_r)
 {
-	tbuf k = TBUF_INIT;
-	int rc;
-
-	sk_alias(&k, domain, pattern);
-	rc = store_db_get_record(st, CF_CONFIG, k.data, k.len, &tern__alias__descriptor,
-				 (ProtobufCMessage **)a_r);
-	tbuf_free(&k);
-	return rc;
+	return store_config_get(st, sk_alias, domain, pattern, &tern__alias__descriptor,
+				(ProtobufCMessage **)a_r);
 }
 
 static int valid_target(const char *t)

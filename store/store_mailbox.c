@@ -155,6 +155,20 @@ int store_mbx_wait_idle(store *st, store_mbx *m)
 	return mbx_ready(st, m);
 }
 
+int store_mbx_lock_idle(store *st, store_commit *c, const uint8_t user[16],
+			store_sync_result *res_r, store_mbx **m_r)
+{
+	int rc;
+
+	if ((rc = store_mbx_lock(st, user, m_r)) != STORE_OK)
+		return store_commit_fail(st, c, res_r, rc, "no such mailbox");
+	if ((rc = store_mbx_wait_idle(st, *m_r)) != STORE_OK) {
+		store_mbx_unlock(*m_r);
+		return store_commit_fail(st, c, res_r, rc, "no such mailbox");
+	}
+	return STORE_OK;
+}
+
 void store_mailbox_removed(store *st, const uint8_t user[16], int rc)
 {
 	store_mbx **pp, *m;
@@ -602,12 +616,8 @@ int store_folder_delete(store *st, const uint8_t user[16], const uint8_t folder[
 	store_mbx *m;
 	int rc;
 
-	if ((rc = store_mbx_lock(st, user, &m)) != STORE_OK)
-		return store_commit_fail(st, c, res_r, rc, "no such mailbox");
-	if ((rc = store_mbx_wait_idle(st, m)) != STORE_OK) {
-		store_mbx_unlock(m);
-		return store_commit_fail(st, c, res_r, rc, "no such mailbox");
-	}
+	if ((rc = store_mbx_lock_idle(st, c, user, res_r, &m)) != STORE_OK)
+		return rc;
 	Tern__Folder *f = store_mbx_folder(m, folder);
 
 	if (!f || strcasecmp(f->name, "INBOX") == 0) {

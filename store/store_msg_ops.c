@@ -131,27 +131,35 @@ static int change_flags(Tern__MessageMeta *mm, store_flags_op op, uint32_t flags
 	return changed;
 }
 
+/* Lock the mailbox of user (idle) and find folder in it for c; on failure c is failed
+ * ("no such mailbox" / "no such folder") and its result returned. */
+static int lock_folder(store *st, store_commit *c, const uint8_t user[16],
+		       const uint8_t folder[16], store_sync_result *res_r, store_mbx **m_r,
+		       Tern__Folder **f_r)
+{
+	int rc;
+
+	if ((rc = store_mbx_lock_idle(st, c, user, res_r, m_r)) != STORE_OK)
+		return rc;
+	if (!(*f_r = store_mbx_folder(*m_r, folder))) {
+		store_mbx_unlock(*m_r);
+		return store_commit_fail(st, c, res_r, STORE_ENOTFOUND, "no such folder");
+	}
+	return STORE_OK;
+}
+
 int store_msg_set_flags(store *st, const uint8_t user[16], const uint8_t folder[16],
 			const uint32_t *uids, size_t n, store_flags_op op, uint32_t flags,
 			const char *const *keywords, size_t nkeywords, uint64_t unchanged_since,
 			store_cb cb, store_sync_result *res_r)
 {
 	store_commit *c = store_commit_new(cb);
+	Tern__Folder *f;
 	store_mbx *m;
 	int rc;
 
-	if ((rc = store_mbx_lock(st, user, &m)) != STORE_OK)
-		return store_commit_fail(st, c, res_r, rc, "no such mailbox");
-	if ((rc = store_mbx_wait_idle(st, m)) != STORE_OK) {
-		store_mbx_unlock(m);
-		return store_commit_fail(st, c, res_r, rc, "no such mailbox");
-	}
-	Tern__Folder *f = store_mbx_folder(m, folder);
-
-	if (!f) {
-		store_mbx_unlock(m);
-		return store_commit_fail(st, c, res_r, STORE_ENOTFOUND, "no such folder");
-	}
+	if ((rc = lock_folder(st, c, user, folder, res_r, &m, &f)) != STORE_OK)
+		return rc;
 	for (size_t i = 0; i < n; i++) {
 		Tern__MessageMeta *mm = NULL;
 
@@ -212,21 +220,12 @@ int store_msg_expunge(store *st, const uint8_t user[16], const uint8_t folder[16
 		      const uint32_t *uids, size_t n, store_cb cb, store_sync_result *res_r)
 {
 	store_commit *c = store_commit_new(cb);
+	Tern__Folder *f;
 	store_mbx *m;
 	int rc;
 
-	if ((rc = store_mbx_lock(st, user, &m)) != STORE_OK)
-		return store_commit_fail(st, c, res_r, rc, "no such mailbox");
-	if ((rc = store_mbx_wait_idle(st, m)) != STORE_OK) {
-		store_mbx_unlock(m);
-		return store_commit_fail(st, c, res_r, rc, "no such mailbox");
-	}
-	Tern__Folder *f = store_mbx_folder(m, folder);
-
-	if (!f) {
-		store_mbx_unlock(m);
-		return store_commit_fail(st, c, res_r, STORE_ENOTFOUND, "no such folder");
-	}
+	if ((rc = lock_folder(st, c, user, folder, res_r, &m, &f)) != STORE_OK)
+		return rc;
 	for (size_t i = 0; i < n; i++) {
 		Tern__MessageMeta *mm = NULL;
 
@@ -253,12 +252,8 @@ int store_msg_copy(store *st, const uint8_t user[16], const uint8_t from[16], co
 	store_mbx *m;
 	int rc;
 
-	if ((rc = store_mbx_lock(st, user, &m)) != STORE_OK)
-		return store_commit_fail(st, c, res_r, rc, "no such mailbox");
-	if ((rc = store_mbx_wait_idle(st, m)) != STORE_OK) {
-		store_mbx_unlock(m);
-		return store_commit_fail(st, c, res_r, rc, "no such mailbox");
-	}
+	if ((rc = store_mbx_lock_idle(st, c, user, res_r, &m)) != STORE_OK)
+		return rc;
 	Tern__Folder *src = store_mbx_folder(m, from), *dst = store_mbx_folder(m, to);
 
 	if (!src || !dst || src == dst) {

@@ -270,6 +270,31 @@ unsigned store_config_count(store *st, const tbuf *prefix);
 /* Collect every record under a text prefix of the config CF into a malloc'd array. */
 int store_config_list(store *st, const tbuf *prefix, const ProtobufCMessageDescriptor *desc,
 		      void ***list_r, size_t *n_r);
+/* The same under prefix(domain), e.g. sk_user_prefix: every user of a domain. */
+int store_config_list_domain(store *st, void (*prefix)(tbuf *, const char *), const char *domain,
+			     const ProtobufCMessageDescriptor *desc, void ***list_r, size_t *n_r);
+/* How many records of one kind a domain has: keys under prefix(domain). */
+unsigned store_config_count_domain(store *st, void (*prefix)(tbuf *, const char *),
+				   const char *domain);
+/* Unpack the config record at key(domain, name) (sk_user, sk_group, sk_alias): 0,
+ * STORE_ENOTFOUND, STORE_EIO. */
+int store_config_get(store *st, void (*key)(tbuf *, const char *, const char *),
+		     const char *domain, const char *name, const ProtobufCMessageDescriptor *desc,
+		     ProtobufCMessage **m_r);
+/* The record of the owner of address when the owner is of kind (the domain may be an
+ * alias): read at key(domain, owner name). STORE_EINVAL for a bad address, else as
+ * store_config_get (STORE_ENOTFOUND when the address belongs to another kind). */
+int store_owner_find(store *st, const char *address, Tern__AddressOwner__Kind kind,
+		     void (*key)(tbuf *, const char *, const char *),
+		     const ProtobufCMessageDescriptor *desc, ProtobufCMessage **m_r);
+/* The extra addresses of a user or group (kind, name) in domain: valid local parts, none
+ * listed twice, none equal to self (the user's own name; NULL for a group), each free. */
+int store_check_addresses(store *st, store_commit *c, const char *domain, char **addrs,
+			  size_t n, Tern__AddressOwner__Kind kind, const char *name,
+			  const char *self);
+/* Delete into wb the addr/ rows of domain for the locals in old[] not in keep[]. */
+void store_wb_delete_addrs(store *st, rocksdb_writebatch_t *wb, const char *domain,
+			   char **old, size_t n_old, char **keep, size_t n_keep);
 int store_check_addr_free(store *st, store_commit *c, const char *domain, const char *local,
 			  Tern__AddressOwner__Kind kind, const char *name);
 /* Sweeper side (blob_mu held): 1 when sha is idle and now marked as being deleted. */
@@ -303,6 +328,10 @@ void store_mbx_unlock(store_mbx *m);
  * write failed, and folder pointers taken before must be looked up again. STORE_OK,
  * STORE_ENOTFOUND (the mailbox was removed meanwhile) or STORE_EIO; locked in any case. */
 int store_mbx_wait_idle(store *st, store_mbx *m);
+/* store_mbx_lock and store_mbx_wait_idle for a change that reads rows, on behalf of c:
+ * STORE_OK with *m_r locked, or c failed ("no such mailbox") and its result returned. */
+int store_mbx_lock_idle(store *st, store_commit *c, const uint8_t user[16],
+			store_sync_result *res_r, store_mbx **m_r);
 Tern__Folder *store_mbx_folder(store_mbx *m, const uint8_t *folder /* NULL = INBOX */);
 /* Queue c, counting it in flight for each of its mailboxes (all locked). */
 void store_mbx_enqueue(store *st, store_commit *c, store_mbx **ms, size_t n);

@@ -122,6 +122,12 @@ void admin_reply_json(admin_req *r, int status, json_t *j)
 	free(s);
 }
 
+/* The answer of a removal: 200 with an empty object. */
+void admin_reply_empty(admin_req *r)
+{
+	admin_reply_json(r, 200, json_object());
+}
+
 void admin_error(admin_req *r, int status, const char *fmt, ...)
 {
 	tbuf msg = TBUF_INIT;

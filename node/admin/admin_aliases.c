@@ -94,11 +94,6 @@ void adm_alias_add(admin_req *r)
 	store_alias_add(r->st, r->domain, r->name, target, descr ? descr : "", admin_cb(r, alias_added), NULL);
 }
 
-static void reply_empty(admin_req *r)
-{
-	admin_reply_json(r, 200, json_object());
-}
-
 void adm_alias_delete(admin_req *r)
 {
 	if (alias_address(r, r->arg) < 0)
@@ -110,7 +105,7 @@ void adm_alias_delete(admin_req *r)
 	else
 		admin_config_log(r, "delete Alias where Alias='%s', Domain='%s'", r->name, r->domain);
 	r->param = target;
-	store_alias_remove(r->st, r->domain, r->name, target, admin_cb(r, reply_empty), NULL);
+	store_alias_remove(r->st, r->domain, r->name, target, admin_cb(r, admin_reply_empty), NULL);
 }
 
 static const char *kind_name(deliver_kind k)

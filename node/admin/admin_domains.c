@@ -183,15 +183,10 @@ void adm_domain_patch(admin_req *r)
 	store_domain_update(r->st, d, admin_cb(r, domain_written), NULL);
 }
 
-static void reply_empty(admin_req *r)
-{
-	admin_reply_json(r, 200, json_object());
-}
-
 void adm_domain_delete(admin_req *r)
 {
 	admin_config_log(r, "delete Domain where Name='%s'", r->arg);
-	store_domain_remove(r->st, r->arg, admin_cb(r, reply_empty), NULL);
+	store_domain_remove(r->st, r->arg, admin_cb(r, admin_reply_empty), NULL);
 }
 
 void adm_domain_rename(admin_req *r)

@@ -186,17 +186,12 @@ void adm_group_patch(admin_req *r)
 	store_group_update(r->st, g, admin_cb(r, group_updated), NULL);
 }
 
-static void reply_empty(admin_req *r)
-{
-	admin_reply_json(r, 200, json_object());
-}
-
 void adm_group_delete(admin_req *r)
 {
 	if (group_address(r, r->arg) < 0)
 		return;
 	admin_config_log(r, "delete Group where Name='%s', Domain='%s'", r->name, r->domain);
-	store_group_remove(r->st, r->domain, r->name, admin_cb(r, reply_empty), NULL);
+	store_group_remove(r->st, r->domain, r->name, admin_cb(r, admin_reply_empty), NULL);
 }
 
 /* Index of member addr in g, or -1. */

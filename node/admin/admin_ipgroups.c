@@ -70,11 +70,6 @@ void adm_ipgroup_add(admin_req *r)
 	store_ipgroup_add(r->st, name, item, descr ? descr : "", admin_cb(r, ipgroup_added), NULL);
 }
 
-static void reply_empty(admin_req *r)
-{
-	admin_reply_json(r, 200, json_object());
-}
-
 void adm_ipgroup_delete(admin_req *r)
 {
 	char *item = http_query_param(r->req, "item");
@@ -85,5 +80,5 @@ void adm_ipgroup_delete(admin_req *r)
 	admin_config_log(r, "delete IpGroup where %s", tbuf_cstr(&log));
 	tbuf_free(&log);
 	r->param = item;
-	store_ipgroup_remove(r->st, r->arg, item, admin_cb(r, reply_empty), NULL);
+	store_ipgroup_remove(r->st, r->arg, item, admin_cb(r, admin_reply_empty), NULL);
 }

@@ -46,11 +46,8 @@ static Tern__User *path_user(admin_req *r)
 	Tern__User *u = NULL;
 	if (admin_user_address(r, r->arg) < 0)
 		return NULL;
-	int rc = store_user_get(r->st, r->domain, r->name, &u);
-	if (rc != STORE_OK) {
-		admin_store_error(r, rc, NULL);
+	if (admin_user_load(r, &u) < 0)
 		return NULL;
-	}
 	if (u->id.len != 16) {
 		store_free_record(u);
 		admin_error(r, 500, "user %s@%s has no id", r->name, r->domain);

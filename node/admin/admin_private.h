@@ -62,6 +62,7 @@ struct admin_req {
 
 /* admin.c: replies (each releases r) and helpers */
 void admin_reply_json(admin_req *r, int status, json_t *j);   /* steals j */
+void admin_reply_empty(admin_req *r);   /* 200 with {}: a removal (admin_fn for admin_cb) */
 void admin_reply_text(admin_req *r, int status, const char *ctype, const char *text, size_t len);
 void admin_error(admin_req *r, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int admin_store_status(int rc);
@@ -77,6 +78,9 @@ int admin_query_domain(admin_req *r, char *domain_r, size_t n);
 /* Split a user address of the path into r->name / r->domain (a bare name: the primary
  * domain) and check the admin's domain; replies and returns -1 on error. */
 int admin_user_address(admin_req *r, const char *address);
+/* Read the user r->name@r->domain into *u_r (store_free_record); on failure replies with
+ * the store error and returns -1. */
+int admin_user_load(admin_req *r, Tern__User **u_r);
 /* Run job on the auth pool, then done on this request's I/O thread; replies 503 if full. */
 void admin_pool(admin_req *r, void (*job)(void *), admin_fn done);
 void admin_config_log(admin_req *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -59,14 +59,21 @@ int admin_user_address(admin_req *r, const char *address)
 	return admin_may_domain(r, r->domain);
 }
 
+int admin_user_load(admin_req *r, Tern__User **u_r)
+{
+	int rc = store_user_get(r->st, r->domain, r->name, u_r);
+	if (rc != STORE_OK) {
+		admin_store_error(r, rc, NULL);
+		return -1;
+	}
+	return 0;
+}
+
 static void reply_user(admin_req *r, int status)
 {
 	Tern__User *u = NULL;
-	int rc = store_user_get(r->st, r->domain, r->name, &u);
-	if (rc != STORE_OK) {
-		admin_store_error(r, rc, NULL);
+	if (admin_user_load(r, &u) < 0)
 		return;
-	}
 	json_t *j = admin_user_json(r->st, u);
 	store_free_record(u);
 	admin_reply_json(r, status, j);
@@ -223,12 +230,20 @@ static void user_added(admin_req *r)
 	reply_user(r, 201);
 }
 
-static void user_add_hashed(admin_req *r)
+/* After hash_job: take the hash into the user record, then write it with write()
+ * (store_user_add or store_user_update) and reply with done(). */
+static void user_write_hashed(admin_req *r, int (*write)(store *, const Tern__User *, store_cb,
+							  store_sync_result *), admin_fn done)
 {
 	Tern__User *u = r->rec;
 	if (user_take_hash(r, u) < 0)
 		return;
-	store_user_add(r->st, u, admin_cb(r, user_added), NULL);
+	write(r->st, u, admin_cb(r, done), NULL);
+}
+
+static void user_add_hashed(admin_req *r)
+{
+	user_write_hashed(r, store_user_add, user_added);
 }
 
 void adm_user_add(admin_req *r)
@@ -280,10 +295,7 @@ static void user_updated(admin_req *r)
 
 static void user_patch_hashed(admin_req *r)
 {
-	Tern__User *u = r->rec;
-	if (user_take_hash(r, u) < 0)
-		return;
-	store_user_update(r->st, u, admin_cb(r, user_updated), NULL);
+	user_write_hashed(r, store_user_update, user_updated);
 }
 
 void adm_user_patch(admin_req *r)
@@ -293,11 +305,8 @@ void adm_user_patch(admin_req *r)
 	if (admin_user_address(r, r->arg) < 0 || user_password(r) < 0)
 		return;
 	Tern__User *u = NULL;
-	int rc = store_user_get(r->st, r->domain, r->name, &u);
-	if (rc != STORE_OK) {
-		admin_store_error(r, rc, NULL);
+	if (admin_user_load(r, &u) < 0)
 		return;
-	}
 	r->rec = u;
 	r->rec_free = store_free_record;
 	tbuf log = TBUF_INIT;
@@ -317,17 +326,12 @@ void adm_user_patch(admin_req *r)
 		store_user_update(r->st, u, admin_cb(r, user_updated), NULL);
 }
 
-static void reply_empty(admin_req *r)
-{
-	admin_reply_json(r, 200, json_object());
-}
-
 void adm_user_delete(admin_req *r)
 {
 	if (admin_user_address(r, r->arg) < 0)
 		return;
 	admin_config_log(r, "delete User where Name='%s', Domain='%s'", r->name, r->domain);
-	store_user_remove(r->st, r->domain, r->name, admin_cb(r, reply_empty), NULL);
+	store_user_remove(r->st, r->domain, r->name, admin_cb(r, admin_reply_empty), NULL);
 }
 
 void adm_user_stats(admin_req *r)
@@ -335,11 +339,8 @@ void adm_user_stats(admin_req *r)
 	if (admin_user_address(r, r->arg) < 0)
 		return;
 	Tern__User *u = NULL;
-	int rc = store_user_get(r->st, r->domain, r->name, &u);
-	if (rc != STORE_OK) {
-		admin_store_error(r, rc, NULL);
+	if (admin_user_load(r, &u) < 0)
 		return;
-	}
 	json_t *full = admin_user_json(r->st, u);
 	Tern__Folder **folders = NULL;
 	size_t nf = 0;

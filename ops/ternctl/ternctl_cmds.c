@@ -357,6 +357,31 @@ static int item_call(ctl_ctx *ctx, const char *method, const char *kind, const c
 	return ctl_done(ctx, res, "%s", msg);
 }
 
+/* A list GET with an optional ?domain= and a table. */
+static int list_call(ctl_ctx *ctx, const char *kind, const char *domain, const ctl_column *cols,
+		     void (*print)(const json_t *))
+{
+	tbuf path = TBUF_INIT;
+	tbuf_appendf(&path, "/api/v1/%s", kind);
+	if (domain) {
+		tbuf_append_str(&path, "?domain=");
+		ctl_url_append(&path, domain);
+	}
+	json_t *res;
+	int rc = ctl_call(ctx, "GET", tbuf_cstr(&path), NULL, &res);
+	tbuf_free(&path);
+	if (rc)
+		return rc;
+	if (ctx->json)
+		ctl_print_json(res);
+	else if (print)
+		print(res);
+	else
+		ctl_print_table(res, cols);
+	json_decref(res);
+	return CTL_EXIT_OK;
+}
+
 int ctl_cmd_domain_add(ctl_ctx *ctx, const ctl_args *a)
 {
 	json_t *o = json_pack("{s:s}", "name", a->pos[0]);
@@ -377,16 +402,7 @@ int ctl_cmd_domain_list(ctl_ctx *ctx, const ctl_args *a)
 		{ "NAME", "name" }, { "PRIMARY", "primary" }, { "USERS", "users" },
 		{ "ALIASES", "aliases" }, { "DESCRIPTION", "description" }, { NULL, NULL }
 	};
-	json_t *res;
-	int rc = ctl_call(ctx, "GET", "/api/v1/domains", NULL, &res);
-	if (rc)
-		return rc;
-	if (ctx->json)
-		ctl_print_json(res);
-	else
-		ctl_print_table(res, cols);
-	json_decref(res);
-	return CTL_EXIT_OK;
+	return list_call(ctx, "domains", NULL, cols, NULL);
 }
 
 int ctl_cmd_domain_show(ctl_ctx *ctx, const ctl_args *a)
@@ -419,31 +435,6 @@ int ctl_cmd_domain_primary(ctl_ctx *ctx, const ctl_args *a)
 	return item_call(ctx, "POST", "domains", a->pos[0], "/primary", NULL, msg);
 }
 
-/* A list GET with an optional ?domain= and a table. */
-static int list_call(ctl_ctx *ctx, const char *kind, const char *domain, const ctl_column *cols,
-		     void (*print)(const json_t *))
-{
-	tbuf path = TBUF_INIT;
-	tbuf_appendf(&path, "/api/v1/%s", kind);
-	if (domain) {
-		tbuf_append_str(&path, "?domain=");
-		ctl_url_append(&path, domain);
-	}
-	json_t *res;
-	int rc = ctl_call(ctx, "GET", tbuf_cstr(&path), NULL, &res);
-	tbuf_free(&path);
-	if (rc)
-		return rc;
-	if (ctx->json)
-		ctl_print_json(res);
-	else if (print)
-		print(res);
-	else
-		ctl_print_table(res, cols);
-	json_decref(res);
-	return CTL_EXIT_OK;
-}
-
 int ctl_cmd_alias_add(ctl_ctx *ctx, const ctl_args *a)
 {
 	json_t *o = json_pack("{s:s, s:s}", "alias", a->pos[0], "target", a->pos[1]);
@@ -464,18 +455,27 @@ int ctl_cmd_alias_list(ctl_ctx *ctx, const ctl_args *a)
 	return list_call(ctx, "aliases", a->npos ? a->pos[0] : NULL, cols, NULL);
 }
 
+/* DELETE /api/v1/KIND/NAME for "remove NAME [MEMBER]": with a member only that one goes,
+ * named by the query parameter param; the answer into *res_r. */
+static int member_remove(ctl_ctx *ctx, const ctl_args *a, const char *kind, const char *param,
+			 json_t **res_r)
+{
+	tbuf path = TBUF_INIT;
+	item_path(&path, kind, a->pos[0], NULL);
+	if (a->npos > 1) {
+		tbuf_appendf(&path, "?%s=", param);
+		ctl_url_append(&path, a->pos[1]);
+	}
+	int rc = ctl_call(ctx, "DELETE", tbuf_cstr(&path), NULL, res_r);
+	tbuf_free(&path);
+	return rc;
+}
+
 /* alias remove ALIAS@DOMAIN [TARGET]: one target, or the whole alias. */
 int ctl_cmd_alias_remove(ctl_ctx *ctx, const ctl_args *a)
 {
-	tbuf path = TBUF_INIT;
-	item_path(&path, "aliases", a->pos[0], NULL);
-	if (a->npos > 1) {
-		tbuf_append_str(&path, "?target=");
-		ctl_url_append(&path, a->pos[1]);
-	}
 	json_t *res;
-	int rc = ctl_call(ctx, "DELETE", tbuf_cstr(&path), NULL, &res);
-	tbuf_free(&path);
+	int rc = member_remove(ctx, a, "aliases", "target", &res);
 	if (rc)
 		return rc;
 	if (a->npos > 1)
@@ -511,15 +511,8 @@ int ctl_cmd_ipgroup_list(ctl_ctx *ctx, const ctl_args *a)
 
 int ctl_cmd_ipgroup_remove(ctl_ctx *ctx, const ctl_args *a)
 {
-	tbuf path = TBUF_INIT;
-	item_path(&path, "ipgroups", a->pos[0], NULL);
-	if (a->npos > 1) {
-		tbuf_append_str(&path, "?item=");
-		ctl_url_append(&path, a->pos[1]);
-	}
 	json_t *res;
-	int rc = ctl_call(ctx, "DELETE", tbuf_cstr(&path), NULL, &res);
-	tbuf_free(&path);
+	int rc = member_remove(ctx, a, "ipgroups", "item", &res);
 	if (rc)
 		return rc;
 	if (a->npos > 1)

@@ -1,4 +1,5 @@
-/* store_test_util.h - a fresh store in a temporary directory for the store unit tests. */
+/* store_test_util.h - a fresh store in a temporary directory for the store unit tests,
+ * and the one fixture they share: domain example.test with the users bob, ann and eve. */
 #ifndef TERN_STORE_TEST_UTIL_H
 #define TERN_STORE_TEST_UTIL_H
 #include <ftw.h>
@@ -6,6 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
 #include "store.h"
 
 typedef struct test_store {
@@ -66,6 +71,72 @@ static inline void ts_free(test_store **tp)
 	nftw(t->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	free(t);
 	*tp = NULL;
+}
+
+/* cmocka setup/teardown with a bare store (test_store *) as the state. */
+static inline int ts_setup(void **state)
+{
+	*state = ts_new();
+	return 0;
+}
+
+static inline int ts_teardown(void **state)
+{
+	test_store *t = *state;
+
+	ts_free(&t);
+	return 0;
+}
+
+/* Add the domain example.test. */
+static inline void ts_add_domain(store *st)
+{
+	Tern__Domain d = TERN__DOMAIN__INIT;
+	store_sync_result r;
+
+	d.name = (char *)"example.test";
+	assert_int_equal(store_domain_add(st, &d, STORE_SYNC, &r), STORE_OK);
+}
+
+/* Add name@example.test with a quota (0: none); its id into id. */
+static inline void ts_add_user(store *st, const char *name, uint64_t quota_bytes, uint8_t id[16])
+{
+	Tern__User u = TERN__USER__INIT;
+	store_sync_result r;
+
+	u.name = (char *)name;
+	u.domain = (char *)"example.test";
+	u.quota_bytes = quota_bytes;
+	assert_int_equal(store_user_add(st, &u, STORE_SYNC, &r), STORE_OK);
+	memcpy(id, r.res.id, 16);
+}
+
+/* The shared fixture: bob and ann without a quota, eve with a quota of 100 bytes. */
+typedef struct ts_fixture {
+	test_store *t;
+	uint8_t bob[16], ann[16], eve[16];
+} ts_fixture;
+
+static inline int ts_setup_users(void **state)
+{
+	ts_fixture *f = calloc(1, sizeof(*f));
+
+	f->t = ts_new();
+	ts_add_domain(f->t->st);
+	ts_add_user(f->t->st, "bob", 0, f->bob);
+	ts_add_user(f->t->st, "ann", 0, f->ann);
+	ts_add_user(f->t->st, "eve", 100, f->eve);
+	*state = f;
+	return 0;
+}
+
+static inline int ts_teardown_users(void **state)
+{
+	ts_fixture *f = *state;
+
+	ts_free(&f->t);
+	free(f);
+	return 0;
 }
 
 #endif

@@ -244,13 +244,11 @@ static void node_stop(node *n)
 static node *node_new(const char *extra)
 {
 	node *n = calloc(1, sizeof(*n));
-	Tern__Domain d = TERN__DOMAIN__INIT;
 	Tern__User u = TERN__USER__INIT;
 	store_sync_result r;
 
 	n->t = ts_new();
-	d.name = (char *)"example.test";
-	assert_int_equal(store_domain_add(n->t->st, &d, STORE_SYNC, &r), STORE_OK);
+	ts_add_domain(n->t->st);
 	u.name = (char *)"alice";
 	u.enabled = 1;
 	u.domain = (char *)"example.test";
@@ -350,17 +348,34 @@ static void wait_inbox(node *n, inbox *b, int count)
 
 /* ---- tests ---- */
 
+/* Start the fake server in mode and a node with extra configuration, queue one message
+ * from sender (created now), and wait until the queue is empty again. */
+static node *run_queued(int mode, const char *extra, const char *sender, uint8_t id[16])
+{
+	node *n;
+
+	srv_start(mode);
+	n = node_new(extra);
+	submit(n, sender, 0, tern_now(), id);
+	node_start(n);
+	wait_empty(n);
+	return n;
+}
+
+/* Stop the node of a test and the fake server. */
+static void node_done(node *n)
+{
+	node_free(n);
+	srv_stop();
+}
+
 static void test_delivered_first_try(void **state)
 {
 	node *n;
 	uint8_t id[16];
 	queue_stats s;
 
-	srv_start(MODE_ACCEPT);
-	n = node_new("");
-	submit(n, "alice@example.test", 0, tern_now(), id);
-	node_start(n);
-	wait_empty(n);
+	n = run_queued(MODE_ACCEPT, "", "alice@example.test", id);
 	pthread_mutex_lock(&F.lock);
 	assert_int_equal(F.messages, 1);
 	assert_int_equal(F.connections, 1);
@@ -372,8 +387,7 @@ static void test_delivered_first_try(void **state)
 	assert_int_equal(s.delivered, 1);
 	assert_int_equal(s.deferred, 0);
 	assert_int_equal(s.failed, 0);
-	node_free(n);
-	srv_stop();
+	node_done(n);
 }
 
 static void test_retry_then_success(void **state)
@@ -383,11 +397,7 @@ static void test_retry_then_success(void **state)
 	queue_stats s;
 	inbox b = { 0 };
 
-	srv_start(MODE_TEMP_ONCE);
-	n = node_new("");
-	submit(n, "alice@example.test", 0, tern_now(), id);
-	node_start(n);
-	wait_empty(n);
+	n = run_queued(MODE_TEMP_ONCE, "", "alice@example.test", id);
 	pthread_mutex_lock(&F.lock);
 	assert_int_equal(F.connections, 2);
 	assert_int_equal(F.messages, 1);
@@ -397,8 +407,7 @@ static void test_retry_then_success(void **state)
 	assert_int_equal(s.delivered, 1);
 	assert_int_equal(alice_inbox(n, &b), 0);   /* no report for a success without NOTIFY */
 	tbuf_free(&b.last);
-	node_free(n);
-	srv_stop();
+	node_done(n);
 }
 
 static void test_permanent_failure_report(void **state)
@@ -408,11 +417,7 @@ static void test_permanent_failure_report(void **state)
 	queue_stats s;
 	inbox b = { 0 };
 
-	srv_start(MODE_PERM);
-	n = node_new("");
-	submit(n, "alice@example.test", 0, tern_now(), id);
-	node_start(n);
-	wait_empty(n);
+	n = run_queued(MODE_PERM, "", "alice@example.test", id);
 	wait_inbox(n, &b, 1);
 	const char *dsn = tbuf_cstr(&b.last);
 	assert_non_null(strstr(dsn, "delivery-status"));
@@ -426,8 +431,7 @@ static void test_permanent_failure_report(void **state)
 	assert_int_equal(F.messages, 0);
 	pthread_mutex_unlock(&F.lock);
 	tbuf_free(&b.last);
-	node_free(n);
-	srv_stop();
+	node_done(n);
 }
 
 static void test_null_sender_no_report(void **state)
@@ -437,19 +441,14 @@ static void test_null_sender_no_report(void **state)
 	queue_stats s;
 	inbox b = { 0 };
 
-	srv_start(MODE_PERM);
-	n = node_new("");
-	submit(n, "", 0, tern_now(), id);
-	node_start(n);
-	wait_empty(n);
+	n = run_queued(MODE_PERM, "", "", id);
 	usleep(300000);
 	queue_runner_stats(n->qr, &s);
 	assert_int_equal(s.failed, 1);
 	assert_int_equal(s.bounced, 0);
 	assert_int_equal(alice_inbox(n, &b), 0);
 	tbuf_free(&b.last);
-	node_free(n);
-	srv_stop();
+	node_done(n);
 }
 
 static void test_bounce_after(void **state)
@@ -459,11 +458,8 @@ static void test_bounce_after(void **state)
 	queue_stats s;
 	inbox b = { 0 };
 
-	srv_start(MODE_TEMP_ALWAYS);
-	n = node_new("bounce_after = 2\nwarn_after = 0\n");
-	submit(n, "alice@example.test", 0, tern_now(), id);
-	node_start(n);
-	wait_empty(n);
+	n = run_queued(MODE_TEMP_ALWAYS, "bounce_after = 2\nwarn_after = 0\n", "alice@example.test",
+		       id);
 	wait_inbox(n, &b, 1);
 	assert_non_null(strstr(tbuf_cstr(&b.last), "4.4.7"));
 	queue_runner_stats(n->qr, &s);
@@ -472,8 +468,7 @@ static void test_bounce_after(void **state)
 	assert_int_equal(s.delayed, 0);
 	assert_true(s.deferred >= 1);
 	tbuf_free(&b.last);
-	node_free(n);
-	srv_stop();
+	node_done(n);
 }
 
 static void test_delay_warning_once(void **state)
@@ -506,8 +501,7 @@ static void test_delay_warning_once(void **state)
 	assert_non_null(strstr(e->rcpts[0]->last_reply, "451 4.3.0"));
 	store_free_record(e);
 	tbuf_free(&b.last);
-	node_free(n);
-	srv_stop();
+	node_done(n);
 }
 
 static void test_survives_reopen(void **state)
@@ -529,8 +523,7 @@ static void test_survives_reopen(void **state)
 	pthread_mutex_lock(&F.lock);
 	assert_int_equal(F.messages, 1);
 	pthread_mutex_unlock(&F.lock);
-	node_free(n);
-	srv_stop();
+	node_done(n);
 }
 
 static void test_relay_auth_plain(void **state)
@@ -558,8 +551,7 @@ static void test_relay_auth_plain(void **state)
 	/* base64("\0relay@example.test\0s3cret") */
 	assert_string_equal(tbuf_cstr(&F.auth), "AUTH PLAIN AHJlbGF5QGV4YW1wbGUudGVzdABzM2NyZXQ=");
 	pthread_mutex_unlock(&F.lock);
-	node_free(n);
-	srv_stop();
+	node_done(n);
 }
 
 static void test_operations(void **state)

@@ -53,12 +53,9 @@ static void add_user(store *st, const char *name, int enabled)
 static int setup(void **state)
 {
 	fixture *f = calloc(1, sizeof(*f));
-	Tern__Domain d = TERN__DOMAIN__INIT;
-	store_sync_result r;
 
 	f->ts = ts_new();
-	d.name = (char *)"example.test";
-	assert_int_equal(store_domain_add(f->ts->st, &d, STORE_SYNC, &r), STORE_OK);
+	ts_add_domain(f->ts->st);
 	add_user(f->ts->st, "user", 1);
 	add_user(f->ts->st, "sleeper", 0);
 	f->lockout = auth_lockout_new(3, 600);

@@ -67,15 +67,13 @@ static int start_on(unsigned base)
 static int group_setup(void **state)
 {
 	char *err = NULL, *hash = NULL;
-	Tern__Domain d = TERN__DOMAIN__INIT;
 	Tern__User u = TERN__USER__INIT;
 	Tern__ScramKeys scram = TERN__SCRAM_KEYS__INIT;
 	store_sync_result r;
 
 	(void)state;
 	T.ts = ts_new();
-	d.name = (char *)"example.test";
-	assert_int_equal(store_domain_add(T.ts->st, &d, STORE_SYNC, &r), STORE_OK);
+	ts_add_domain(T.ts->st);
 	assert_int_equal(auth_password_hash("pencil", &hash, &scram), 0);
 	u.name = (char *)"bob";
 	u.domain = (char *)"example.test";

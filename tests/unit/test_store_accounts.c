@@ -40,14 +40,6 @@ static int setup(void **state)
 	return 0;
 }
 
-static int teardown(void **state)
-{
-	test_store *t = *state;
-
-	ts_free(&t);
-	return 0;
-}
-
 static void test_domain_basics(void **state)
 {
 	test_store *t = *state;
@@ -318,14 +310,14 @@ static void test_concurrent_adds(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_domain_basics, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_user_add_and_duplicates, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_user_limit, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_groups_aliases_ipgroups, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_rename_and_reopen, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_newer_format_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_locked_db, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_concurrent_adds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_domain_basics, setup, ts_teardown),
+		cmocka_unit_test_setup_teardown(test_user_add_and_duplicates, setup, ts_teardown),
+		cmocka_unit_test_setup_teardown(test_user_limit, setup, ts_teardown),
+		cmocka_unit_test_setup_teardown(test_groups_aliases_ipgroups, setup, ts_teardown),
+		cmocka_unit_test_setup_teardown(test_rename_and_reopen, setup, ts_teardown),
+		cmocka_unit_test_setup_teardown(test_newer_format_refused, setup, ts_teardown),
+		cmocka_unit_test_setup_teardown(test_locked_db, setup, ts_teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_adds, setup, ts_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,45 +8,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-typedef struct fixture {
-	test_store *t;
-	uint8_t bob[16], ann[16];
-} fixture;
-
-static void add_user(store *st, const char *name, uint8_t id[16])
-{
-	Tern__User u = TERN__USER__INIT;
-	store_sync_result r;
-
-	u.name = (char *)name;
-	u.domain = (char *)"example.test";
-	assert_int_equal(store_user_add(st, &u, STORE_SYNC, &r), STORE_OK);
-	memcpy(id, r.res.id, 16);
-}
-
-static int setup(void **state)
-{
-	fixture *f = calloc(1, sizeof(*f));
-	Tern__Domain d = TERN__DOMAIN__INIT;
-	store_sync_result r;
-
-	f->t = ts_new();
-	d.name = (char *)"example.test";
-	assert_int_equal(store_domain_add(f->t->st, &d, STORE_SYNC, &r), STORE_OK);
-	add_user(f->t->st, "bob", f->bob);
-	add_user(f->t->st, "ann", f->ann);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	fixture *f = *state;
-
-	ts_free(&f->t);
-	free(f);
-	return 0;
-}
+typedef ts_fixture fixture;
 
 static int append_full(store *st, const uint8_t user[16], const uint8_t *folder, const void *body,
 		       size_t len, uint32_t flags, int64_t date, store_sync_result *r)
@@ -403,11 +365,11 @@ static void test_large_body_stored_once(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_folder_rename, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_copy_and_move, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_changes_after_flags_and_expunge, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_group_update, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_large_body_stored_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_folder_rename, ts_setup_users, ts_teardown_users),
+		cmocka_unit_test_setup_teardown(test_copy_and_move, ts_setup_users, ts_teardown_users),
+		cmocka_unit_test_setup_teardown(test_changes_after_flags_and_expunge, ts_setup_users, ts_teardown_users),
+		cmocka_unit_test_setup_teardown(test_group_update, ts_setup_users, ts_teardown_users),
+		cmocka_unit_test_setup_teardown(test_large_body_stored_once, ts_setup_users, ts_teardown_users),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

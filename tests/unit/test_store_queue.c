@@ -9,20 +9,6 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-static int setup(void **state)
-{
-	*state = ts_new();
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	test_store *t = *state;
-
-	ts_free(&t);
-	return 0;
-}
-
 /* Queue body under its own content, with next_try and created given; id into id_r. */
 static void enqueue(store *st, const char *body, uint64_t next_try, uint64_t created, uint8_t id_r[16])
 {
@@ -441,11 +427,11 @@ static void test_stale_index_purged(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_due_update_list, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_remove_and_sweep, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_restart, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_concurrent_updates, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_stale_index_purged, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_due_update_list, ts_setup, ts_teardown),
+		cmocka_unit_test_setup_teardown(test_remove_and_sweep, ts_setup, ts_teardown),
+		cmocka_unit_test_setup_teardown(test_restart, ts_setup, ts_teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_updates, ts_setup, ts_teardown),
+		cmocka_unit_test_setup_teardown(test_stale_index_purged, ts_setup, ts_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -12,26 +12,6 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-static void add_domain(store *st)
-{
-	Tern__Domain d = TERN__DOMAIN__INIT;
-	store_sync_result r;
-
-	d.name = (char *)"example.test";
-	assert_int_equal(store_domain_add(st, &d, STORE_SYNC, &r), STORE_OK);
-}
-
-static void add_user(store *st, const char *name, uint8_t id[16])
-{
-	Tern__User u = TERN__USER__INIT;
-	store_sync_result r;
-
-	u.name = (char *)name;
-	u.domain = (char *)"example.test";
-	assert_int_equal(store_user_add(st, &u, STORE_SYNC, &r), STORE_OK);
-	memcpy(id, r.res.id, 16);
-}
-
 static int append(store *st, const uint8_t user[16], const char *body, store_sync_result *r)
 {
 	store_append a = { 0 };
@@ -51,8 +31,8 @@ static void test_uidvalidity_across_restart(void **state)
 	char *v = NULL;
 
 	(void)state;
-	add_domain(t->st);
-	add_user(t->st, "bob", bob);
+	ts_add_domain(t->st);
+	ts_add_user(t->st, "bob", 0, bob);
 	/* Several folders in one second push the values ahead of the clock. */
 	for (int i = 0; i < 5; i++) {
 		char name[16];
@@ -78,7 +58,7 @@ static void test_uidvalidity_across_restart(void **state)
 	assert_int_equal(ts_open(t), 0);
 	Tern__Folder *in = NULL;
 
-	add_user(t->st, "bob2", bob2);
+	ts_add_user(t->st, "bob2", 0, bob2);
 	assert_int_equal(store_folder_find(t->st, bob2, "INBOX", &in), STORE_OK);
 	assert_true(in->uidvalidity > last);
 	store_free_record(in);
@@ -146,8 +126,8 @@ static void test_user_remove_race(void **state)
 	Tern__Folder *in = NULL;
 
 	(void)state;
-	add_domain(t->st);
-	add_user(t->st, "bob", bob);
+	ts_add_domain(t->st);
+	ts_add_user(t->st, "bob", 0, bob);
 	assert_int_equal(append(t->st, bob, "before", &r), STORE_OK);
 	memcpy(inbox, r.res.id, 16);
 
@@ -183,7 +163,7 @@ static void test_user_remove_race(void **state)
 	assert_no_rows(t->st, bob, inbox);
 
 	/* The same name again: a new id and an empty mailbox. */
-	add_user(t->st, "bob", again);
+	ts_add_user(t->st, "bob", 0, again);
 	assert_memory_not_equal(again, bob, 16);
 	Tern__Mailbox *mb = NULL;
 
@@ -234,8 +214,8 @@ static void test_failed_write_fails_later_batches(void **state)
 	(void)state;
 	pthread_mutex_init(&w.mu, NULL);
 	pthread_cond_init(&w.cond, NULL);
-	add_domain(t->st);
-	add_user(t->st, "bob", bob);
+	ts_add_domain(t->st);
+	ts_add_user(t->st, "bob", 0, bob);
 	assert_int_equal(append(t->st, bob, "one", &r), STORE_OK);
 	memcpy(inbox, r.res.id, 16);
 
@@ -314,8 +294,8 @@ static void test_disk_watchdog(void **state)
 	store_stats s;
 
 	(void)state;
-	add_domain(t->st);
-	add_user(t->st, "bob", bob);
+	ts_add_domain(t->st);
+	ts_add_user(t->st, "bob", 0, bob);
 	store_close(&t->st);
 	snprintf(logs, sizeof(logs), "%s/logs", t->dir);
 	assert_int_equal(mkdir(logs, 0700), 0);

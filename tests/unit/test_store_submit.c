@@ -9,47 +9,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-typedef struct fixture {
-	test_store *t;
-	uint8_t bob[16], ann[16], eve[16];
-} fixture;
-
-static void add_user(store *st, const char *name, uint64_t quota_bytes, uint8_t id[16])
-{
-	Tern__User u = TERN__USER__INIT;
-	store_sync_result r;
-
-	u.name = (char *)name;
-	u.domain = (char *)"example.test";
-	u.quota_bytes = quota_bytes;
-	assert_int_equal(store_user_add(st, &u, STORE_SYNC, &r), STORE_OK);
-	memcpy(id, r.res.id, 16);
-}
-
-static int setup(void **state)
-{
-	fixture *f = calloc(1, sizeof(*f));
-	Tern__Domain d = TERN__DOMAIN__INIT;
-	store_sync_result r;
-
-	f->t = ts_new();
-	d.name = (char *)"example.test";
-	assert_int_equal(store_domain_add(f->t->st, &d, STORE_SYNC, &r), STORE_OK);
-	add_user(f->t->st, "bob", 0, f->bob);
-	add_user(f->t->st, "ann", 0, f->ann);
-	add_user(f->t->st, "eve", 100, f->eve);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	fixture *f = *state;
-
-	ts_free(&f->t);
-	free(f);
-	return 0;
-}
+typedef ts_fixture fixture;
 
 static int count_chunk0(const char *k, size_t kn, const char *v, size_t vn, void *arg)
 {
@@ -415,12 +375,12 @@ static void test_submit_async_watch(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_submit_local_and_queue, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_submit_quota, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_submit_footer_bodies, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_quota_warned_at, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_submit_disk_full, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_submit_async_watch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_submit_local_and_queue, ts_setup_users, ts_teardown_users),
+		cmocka_unit_test_setup_teardown(test_submit_quota, ts_setup_users, ts_teardown_users),
+		cmocka_unit_test_setup_teardown(test_submit_footer_bodies, ts_setup_users, ts_teardown_users),
+		cmocka_unit_test_setup_teardown(test_quota_warned_at, ts_setup_users, ts_teardown_users),
+		cmocka_unit_test_setup_teardown(test_submit_disk_full, ts_setup_users, ts_teardown_users),
+		cmocka_unit_test_setup_teardown(test_submit_async_watch, ts_setup_users, ts_teardown_users),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

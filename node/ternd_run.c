@@ -196,9 +196,11 @@ static tern_dns *dns_for_io(tern_io *io, void *ctx)
 	return NULL;
 }
 
+/* ETRN (RFC 1985): the queued messages are tried now (all of them: few sites queue
+ * for more than one domain). */
 static int etrn_run(const char *domain, void *ctx)
 {
-	queue_run(ctx);
+	queue_retry(ctx, NULL, NULL, NULL, NULL);
 	return 0;
 }
 

@@ -108,13 +108,11 @@ void adm_queue_retry_all(admin_req *r) { queue_act(r, 0, 1); }
 void adm_queue_remove(admin_req *r) { queue_act(r, 1, 0); }
 void adm_queue_remove_all(admin_req *r) { queue_act(r, 1, 1); }
 
-/* POST /api/v1/queue/run: scan the queue now ("Run Queue"). */
+/* POST /api/v1/queue/run ("Run Queue"): every queued message is tried now. */
 void adm_queue_run(admin_req *r)
 {
-	queue_run(r->a->env.queue);
 	admin_config_log(r, "Queue - run");
-	tlog(TLOG_CONFIG, "%s - %s", r->actor, tbuf_cstr(&r->log));
-	admin_reply_json(r, 200, json_object());
+	queue_retry(r->a->env.queue, NULL, r->io, queue_done, r);
 }
 
 /* The "mail" object of GET /api/v1/stats. */

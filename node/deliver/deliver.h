@@ -128,8 +128,8 @@ typedef struct deliver_result {
 void deliver_submit(deliverer *d, const deliver_message *m, tern_io *io,
 		    void (*cb)(const deliver_result *r, void *arg), void *arg);
 
-/* RCPT-time check of one address: expands it (deliver_expand) and says how SMTP should
- * answer. 0 = accept (a remote address is accepted here: relay control is the session's
+/* RCPT-time check of one address for a message of `size` bytes as announced by MAIL
+ * SIZE= (0 = unknown): expands it (deliver_expand) and says how SMTP should answer. 0 = accept (a remote address is accepted here: relay control is the session's
  * job); otherwise a negative store code with the SMTP reply written to reply:
  * STORE_ENOTFOUND "550 5.1.1 <x>: Recipient address rejected: no such user" (counts for
  * harvest protection), STORE_EREFUSED "550 5.2.1 ..." (account disabled), STORE_EQUOTA
@@ -137,7 +137,8 @@ void deliver_submit(deliverer *d, const deliver_message *m, tern_io *io,
  * STORE_EIO "451 4.3.0 ..." (store error: try later). An alias or group is accepted when
  * any of its final recipients can take mail. *local_r is set when the address is in a
  * local domain (for relay control). */
-int deliver_check_rcpt(deliverer *d, const char *address, int *local_r, char *reply, size_t reply_n);
+int deliver_check_rcpt(deliverer *d, const char *address, uint64_t size, int *local_r, char *reply,
+		       size_t reply_n);
 
 /* Counters since deliverer_new (for ternctl stats). */
 typedef struct deliver_stats {

@@ -148,8 +148,9 @@ void dlv_plan_free(dlv_plan *p)
 	memset(p, 0, sizeof(*p));
 }
 
-/* usage >= quota for bytes or items: the mailbox takes nothing more. */
-static int check_full(store *st, const Tern__User *u)
+/* The mailbox cannot take a message of `size` bytes (0 = unknown: it is full when usage
+ * has reached either quota). */
+static int check_full(store *st, const Tern__User *u, uint64_t size)
 {
 	Tern__Mailbox *m = NULL;
 	int full = 0;
@@ -158,7 +159,7 @@ static int check_full(store *st, const Tern__User *u)
 		return 0;
 	if (store_mailbox_get(st, u->id.data, &m) != STORE_OK)
 		return 0;
-	if (u->quota_bytes && m->bytes >= u->quota_bytes)
+	if (u->quota_bytes && (size ? m->bytes + size > u->quota_bytes : m->bytes >= u->quota_bytes))
 		full = 1;
 	if (u->quota_items && m->items >= u->quota_items)
 		full = 1;
@@ -168,7 +169,8 @@ static int check_full(store *st, const Tern__User *u)
 
 /* The state of one final recipient at RCPT time: 0 deliverable, else a store code with
  * the reply written. */
-static int check_one(deliverer *d, const char *address, const deliver_rcpt *fr, char *reply, size_t n)
+static int check_one(deliverer *d, const char *address, uint64_t size, const deliver_rcpt *fr,
+		     char *reply, size_t n)
 {
 	Tern__User *u = NULL;
 	int rc;
@@ -182,7 +184,7 @@ static int check_one(deliverer *d, const char *address, const deliver_rcpt *fr, 
 			return STORE_EIO;
 		}
 		if (rc == STORE_OK) {
-			int enabled = u->enabled, full = enabled && check_full(d->st, u);
+			int enabled = u->enabled, full = enabled && check_full(d->st, u, size);
 			store_free_record(u);
 			if (!enabled) {
 				snprintf(reply, n, "550 5.2.1 <%s>: Recipient address rejected: mailbox disabled",
@@ -200,7 +202,8 @@ static int check_one(deliverer *d, const char *address, const deliver_rcpt *fr, 
 	return STORE_ENOTFOUND;
 }
 
-int deliver_check_rcpt(deliverer *d, const char *address, int *local_r, char *reply, size_t reply_n)
+int deliver_check_rcpt(deliverer *d, const char *address, uint64_t size, int *local_r, char *reply,
+		       size_t reply_n)
 {
 	char local[65], domain[254], canon[254];
 	deliver_expansion e;
@@ -229,7 +232,7 @@ int deliver_check_rcpt(deliverer *d, const char *address, int *local_r, char *re
 	/* Accepted when any final recipient can take it; otherwise the first one's reason. */
 	for (size_t i = 0; i < e.n; i++) {
 		char why[256];
-		int r = check_one(d, address, &e.rcpts[i], why, sizeof(why));
+		int r = check_one(d, address, size, &e.rcpts[i], why, sizeof(why));
 		if (r == 0 || r == STORE_EIO) {
 			if (r == STORE_EIO)
 				snprintf(reply, reply_n, "%s", why);

@@ -446,7 +446,7 @@ static int cmd_vrfy(smtp_session *s, smtp_cmd *cmd)
 		smtp_reply(s, "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery");
 		return 0;
 	}
-	if (deliver_check_rcpt(s->srv->env.deliverer, p.addr, &local, reply, sizeof(reply)) == 0 && local)
+	if (deliver_check_rcpt(s->srv->env.deliverer, p.addr, 0, &local, reply, sizeof(reply)) == 0 && local)
 		smtp_reply(s, "250 2.1.5 <%s>", p.addr);
 	else if (local)
 		smtp_reply(s, "%s", reply);

@@ -185,7 +185,8 @@ int smtp_cmd_rcpt(smtp_session *s, smtp_cmd *cmd)
 	} else {
 		snprintf(addr, sizeof(addr), "%s", cmd->path.addr);
 	}
-	int rc = deliver_check_rcpt(env->deliverer, addr, &local, reply, sizeof(reply));
+	uint64_t size = s->mail_params.has_size ? s->mail_params.size : 0;
+	int rc = deliver_check_rcpt(env->deliverer, addr, size, &local, reply, sizeof(reply));
 	if (local) {
 		if (rc != 0) {
 			smtp_reply(s, "%s", reply);

@@ -70,5 +70,7 @@ int ctl_cmd_queue_run(ctl_ctx *ctx, const ctl_args *a)
 	int rc = ctl_call(ctx, "POST", "/api/v1/queue/run", NULL, &res);
 	if (rc)
 		return rc;
-	return ctl_done(ctx, res, "queue run started");
+	json_int_t n = json_integer_value(json_object_get(res, "count"));
+	return ctl_done(ctx, res, "queue run: %lld message%s to be tried now", (long long)n,
+			n == 1 ? "" : "s");
 }

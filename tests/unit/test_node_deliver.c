@@ -212,16 +212,13 @@ static Tern__QueueEntry *queued_for(fixture *f, const char *rcpt)
 static int setup(void **state)
 {
 	fixture *f = calloc(1, sizeof(*f));
-	Tern__Domain d = TERN__DOMAIN__INIT;
 	const char *err = NULL;
 	char *cerr = NULL;
 	tlog_options lo = { 0, 0, 0 };
-	store_sync_result r;
 	deliver_env env;
 
 	f->t = ts_new();
-	d.name = (char *)"example.test";
-	assert_int_equal(store_domain_add(f->t->st, &d, STORE_SYNC, &r), STORE_OK);
+	ts_add_domain(f->t->st);
 	add_user(f->t->st, "alice", 1, 0, 0, f->alice);
 	add_user(f->t->st, "bob", 1, 0, 0, f->bob);
 	add_user(f->t->st, "carol", 1, 0, 0, f->carol);
@@ -444,7 +441,7 @@ static void test_over_quota_dsn(void **state)
 	/* full@ holds one item of its one-item quota after this */
 	res = submit(f, "ann@remote.test", (const char *[]){ "full@example.test", NULL }, PLAIN, NULL);
 	assert_int_equal(res.rc, STORE_OK);
-	assert_int_equal(deliver_check_rcpt(f->d, "full@example.test", &local, reply, sizeof(reply)), STORE_EQUOTA);
+	assert_int_equal(deliver_check_rcpt(f->d, "full@example.test", 0, &local, reply, sizeof(reply)), STORE_EQUOTA);
 	assert_string_equal(reply, "552 5.2.2 <full@example.test>: Mailbox full");
 	/* alone: the whole message is refused, nothing to report */
 	res = submit(f, "alice@example.test", (const char *[]){ "full@example.test", NULL }, PLAIN, NULL);
@@ -584,20 +581,20 @@ static void test_check_rcpt(void **state)
 	char reply[256];
 	int local = -1;
 
-	assert_int_equal(deliver_check_rcpt(f->d, "nobody@example.test", &local, reply, sizeof(reply)),
+	assert_int_equal(deliver_check_rcpt(f->d, "nobody@example.test", 0, &local, reply, sizeof(reply)),
 			 STORE_ENOTFOUND);
 	assert_int_equal(local, 1);
 	assert_string_equal(reply, "550 5.1.1 <nobody@example.test>: Recipient address rejected: no such user");
-	assert_int_equal(deliver_check_rcpt(f->d, "dave@example.test", &local, reply, sizeof(reply)),
+	assert_int_equal(deliver_check_rcpt(f->d, "dave@example.test", 0, &local, reply, sizeof(reply)),
 			 STORE_EREFUSED);
 	assert_true(strncmp(reply, "550 5.2.1 <dave@example.test>", 29) == 0);
-	assert_int_equal(deliver_check_rcpt(f->d, "someone@remote.test", &local, reply, sizeof(reply)), 0);
+	assert_int_equal(deliver_check_rcpt(f->d, "someone@remote.test", 0, &local, reply, sizeof(reply)), 0);
 	assert_int_equal(local, 0);
-	assert_int_equal(deliver_check_rcpt(f->d, "Bob@Example.Test", &local, reply, sizeof(reply)), 0);
+	assert_int_equal(deliver_check_rcpt(f->d, "Bob@Example.Test", 0, &local, reply, sizeof(reply)), 0);
 	assert_int_equal(local, 1);
 	assert_string_equal(reply, "");
-	assert_int_equal(deliver_check_rcpt(f->d, "team@example.test", &local, reply, sizeof(reply)), 0);
-	assert_int_equal(deliver_check_rcpt(f->d, "not an address", &local, reply, sizeof(reply)), STORE_EINVAL);
+	assert_int_equal(deliver_check_rcpt(f->d, "team@example.test", 0, &local, reply, sizeof(reply)), 0);
+	assert_int_equal(deliver_check_rcpt(f->d, "not an address", 0, &local, reply, sizeof(reply)), STORE_EINVAL);
 	assert_true(strncmp(reply, "501 5.1.3", 9) == 0);
 	/* at delivery, a recipient gone since RCPT fails alone */
 	{

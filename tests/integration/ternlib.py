@@ -6,18 +6,28 @@ Port bases: a node listens on base + each of PORTS. Bases are picked at random b
 10000 and 22000, checked free by binding every port, and recorded in a registry under /tmp
 guarded by an fcntl lock, so that tests running in parallel (ctest -j2) never pick two
 bases whose port sets meet (nor the base 22500 of contract-check)."""
+import base64
+import email
+import email.policy
 import fcntl
+import hashlib
+import hmac
 import http.client
 import json
 import os
 import random
+import re
+import smtplib
+import ssl
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
+import urllib.parse
 
 PORTS = (25, 465, 587, 110, 995, 143, 993, 80, 8800, 443, 8443, 389, 636, 4040, 4050, 4051)
 BASE_MIN, BASE_MAX = 10000, 22000
@@ -152,7 +162,11 @@ class CtlError(AssertionError):
 class Node:
     """One ternd in its own temp dir and port base."""
 
-    def __init__(self, name="n1", domain="example.test", admin="admin", config_text=None):
+    def __init__(self, name="n1", domain="example.test", admin="admin", config_text=None, conf=None):
+        """conf: {section: {key: value}} written as DATA-independent tern.conf (see make_conf);
+        config_text: the file's text as is. Either is passed with --config."""
+        if conf is not None:
+            config_text = make_conf(conf) + (config_text or "")
         self.ternd = ternd_path()
         self.ternctl = ternctl_path()
         self.name, self.domain, self.admin = name, domain, admin
@@ -322,6 +336,126 @@ class Node:
             time.sleep(0.1)
         raise AssertionError("timed out after %.0f s waiting for %s" % (timeout, what))
 
+    # ---- SMTP (issue 3) ----
+
+    def smtp_port(self, svc="smtp"):
+        """Port of an SMTP service: "smtp" (25), "smtps" (465), "submission" (587) or the
+        standard number itself, shifted by the port base."""
+        return self.base + (SMTP_SERVICES[svc] if isinstance(svc, str) else int(svc))
+
+    def smtp(self, svc="smtp", source="127.0.0.1", starttls=False, ehlo=True, timeout=30):
+        """An smtplib client connected to svc from the address source (127.0.0.1 is in the
+        default "Local clients" group, 127.0.0.2 plays an Internet client); smtps is implicit
+        TLS, starttls=True upgrades 25/587 and says EHLO again."""
+        port = self.smtp_port(svc)
+        if (svc == "smtps" or svc == 465):
+            s = smtplib.SMTP_SSL("127.0.0.1", port, local_hostname="client.test", timeout=timeout,
+                                 source_address=(source, 0), context=tls_context())
+        else:
+            s = smtplib.SMTP("127.0.0.1", port, local_hostname="client.test", timeout=timeout,
+                             source_address=(source, 0))
+        if ehlo or starttls:
+            s.ehlo()
+        if starttls:
+            code, resp = s.starttls(context=tls_context())
+            if code != 220:
+                raise AssertionError("STARTTLS answered %d %r" % (code, resp))
+            s.ehlo()
+        return s
+
+    def raw_smtp(self, svc="smtp", source="127.0.0.1", timeout=20, greeting=True):
+        """A RawSMTP on svc (implicit TLS for smtps); reads the greeting unless told not to."""
+        tls = svc == "smtps" or svc == 465
+        r = RawSMTP(self.smtp_port(svc), source=source, timeout=timeout, tls=tls)
+        if greeting:
+            r.greeting = r.reply()
+        return r
+
+    def send_mail(self, sender, rcpts, msg, svc="smtp", source="127.0.0.1", login=None,
+                  mail_options=(), rcpt_options=(), starttls=False):
+        """One message through smtplib; login = (user, password). Returns sendmail's dict of
+        refused recipients ({} when all were accepted); raises smtplib errors as smtplib does."""
+        s = self.smtp(svc, source=source, starttls=starttls)
+        try:
+            if login:
+                s.login(*login)
+            if isinstance(msg, str):
+                msg = msg.encode()
+            return s.sendmail(sender, rcpts, msg, mail_options=list(mail_options),
+                              rcpt_options=list(rcpt_options))
+        finally:
+            try:
+                s.quit()
+            except (smtplib.SMTPException, OSError):
+                s.close()
+
+    def add_user(self, address, *extra, quota_mb=None, password_file=None):
+        """ternctl user add with the common user password (USER_PASSWORD)."""
+        args = ["user", "add", address, "--password-file", password_file or self.userpw]
+        if quota_mb is not None:
+            args += ["--quota-mb", str(quota_mb)]
+        return self.ctl(*args, *extra)
+
+    # Mailboxes through the admin API (until IMAP exists):
+    #   GET /api/v1/users/ADDRESS/messages            -> [{"folder", "uid", "size", "flags"}]
+    #   GET /api/v1/users/ADDRESS/messages/UID?folder=F -> the raw RFC 822 bytes
+
+    def messages(self, address, folder="INBOX"):
+        """The message list of a user, only folder's entries unless folder is None."""
+        path = "/api/v1/users/%s/messages" % urllib.parse.quote(address, safe="@")
+        status, body = self.request("GET", path)
+        if status != 200 or not isinstance(body, list):
+            raise CtlError("GET %s -> %d %r" % (path, status, body if isinstance(body, dict) else body[:200]))
+        return [m for m in body if folder is None or m.get("folder") == folder]
+
+    def message_bytes(self, address, uid, folder="INBOX"):
+        """The raw bytes of one message (header prefix + stored body)."""
+        path = "/api/v1/users/%s/messages/%d?folder=%s" % (urllib.parse.quote(address, safe="@"), int(uid),
+                                                         urllib.parse.quote(folder, safe=""))
+        status, body = self.request("GET", path)
+        if status != 200 or not isinstance(body, bytes):
+            raise CtlError("GET %s -> %d %r" % (path, status, body))
+        return body
+
+    def mailbox(self, address, folder="INBOX"):
+        """[(meta, raw bytes, email.message.Message)] of a folder, in list order."""
+        out = []
+        for m in self.messages(address, folder):
+            raw = self.message_bytes(address, m["uid"], m.get("folder", folder))
+            out.append((m, raw, parse_message(raw)))
+        return out
+
+    def find_messages(self, address, subject, folder="INBOX"):
+        """Parsed messages of a folder whose Subject header is exactly subject."""
+        return [msg for _, _, msg in self.mailbox(address, folder) if header_text(msg, "Subject") == subject]
+
+    def wait_message(self, address, subject, timeout=20.0, folder="INBOX"):
+        """Wait until a message with this Subject is in the folder; returns it (parsed)."""
+        found = []
+
+        def ok():
+            found[:] = self.find_messages(address, subject, folder)
+            return bool(found)
+        self.wait_for(ok, timeout, "message %r in %s/%s" % (subject, address, folder))
+        return found[0]
+
+    def wait_mailbox(self, address, predicate, timeout=20.0, what=None, folder="INBOX"):
+        """Wait until predicate([parsed messages]) is true; returns the last list."""
+        last = []
+
+        def ok():
+            last[:] = [msg for _, _, msg in self.mailbox(address, folder)]
+            return predicate(last)
+        self.wait_for(ok, timeout, what or "mailbox condition on %s" % address)
+        return last
+
+    def queue_list(self):
+        """ternctl --json queue list: [{"id", "from", "to", "size", "next_try", "status", ...}]."""
+        return self.ctl("queue", "list")
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
 
 def fingerprint_of(node):
     return node.ctl("node", "show")["fingerprint"]
@@ -329,6 +463,362 @@ def fingerprint_of(node):
 
 def by_key(items, key):
     return {i[key]: i for i in items}
+
+
+# ---- SMTP helpers (issue 3) --------------------------------------------------------
+
+SMTP_SERVICES = {"smtp": 25, "smtps": 465, "submission": 587}
+
+
+def make_conf(sections):
+    """tern.conf text from {section: {key: value}}; booleans become yes/no. Setting names
+    are those of TERN_SETTINGS in lib/conf.h (no quoting: inih keeps the value as is)."""
+    lines = []
+    for section, items in sections.items():
+        lines.append("[%s]" % section)
+        for k, v in items.items():
+            if isinstance(v, bool):
+                v = "yes" if v else "no"
+            lines.append("%s = %s" % (k, v))
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def tls_context():
+    """A client context that accepts the node's self-signed certificate."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def parse_message(raw):
+    return email.message_from_bytes(raw, policy=email.policy.compat32)
+
+
+def header_text(msg, name):
+    """A header's value unfolded and stripped, or None."""
+    v = msg.get(name)
+    if v is None:
+        return None
+    return re.sub(r"\r?\n[ \t]+", " ", str(v)).strip()
+
+
+def make_message(subject, sender="sender@example.test", to="rcpt@example.test", body="Hello.\r\n",
+                 extra_headers=(), size=None):
+    """A small RFC 5322 message (CRLF lines) with a unique Message-ID; size pads the body
+    with 76-character lines up to about that many bytes."""
+    hdrs = ["From: <%s>" % sender, "To: <%s>" % to, "Subject: %s" % subject,
+            "Message-ID: <%s.%d@client.test>" % (re.sub(r"[^A-Za-z0-9.-]", "", subject) or "m",
+                                                  random.getrandbits(48)),
+            "Date: %s" % time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime())]
+    hdrs += list(extra_headers)
+    text = "\r\n".join(hdrs) + "\r\n\r\n" + body
+    if size is not None:
+        line = ("x" * 76) + "\r\n"
+        need = max(0, size - len(text))
+        text += line * (need // len(line) + 1)
+    return text.encode()
+
+
+def free_local_port(host="127.0.0.1"):
+    """A free TCP port from the kernel's ephemeral range (above every test port base)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+class RawSMTP:
+    """A line-level SMTP client on a plain socket, for what smtplib cannot do: pipelined
+    writes, bad input, STARTTLS with data behind it, a client that disappears in DATA."""
+
+    def __init__(self, port, source="127.0.0.1", host="127.0.0.1", timeout=20, tls=False):
+        self.sock = socket.create_connection((host, port), timeout, source_address=(source, 0))
+        if tls:
+            self.sock = tls_context().wrap_socket(self.sock)
+        self.buf = b""
+        self.greeting = None
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+    def _fill(self):
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise EOFError("connection closed by the server")
+        self.buf += chunk
+
+    def read_line(self):
+        while b"\n" not in self.buf:
+            self._fill()
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.rstrip(b"\r")
+
+    def reply(self):
+        """(code, text): one reply, multi-line ones joined with newlines."""
+        lines = []
+        while True:
+            line = self.read_line()
+            if len(line) < 3 or not line[:3].isdigit():
+                raise AssertionError("not an SMTP reply line: %r" % line)
+            lines.append(line[4:].decode(errors="replace"))
+            if line[3:4] != b"-":
+                return int(line[:3]), "\n".join(lines)
+
+    def cmd(self, line):
+        self.send(line + "\r\n")
+        return self.reply()
+
+    def replies_within(self, seconds):
+        """Every complete reply that arrives within seconds (for counting stray replies)."""
+        out = []
+        deadline = time.time() + seconds
+        old = self.sock.gettimeout()
+        try:
+            while time.time() < deadline:
+                while b"\n" in self.buf:
+                    out.append(self.reply())
+                self.sock.settimeout(max(0.05, deadline - time.time()))
+                try:
+                    self._fill()
+                except (socket.timeout, EOFError, ConnectionError):
+                    break
+            while b"\n" in self.buf:
+                out.append(self.reply())
+        finally:
+            self.sock.settimeout(old)
+        return out
+
+    def starttls(self):
+        """STARTTLS; the server must answer 220 and send nothing after it in plaintext."""
+        code, text = self.cmd("STARTTLS")
+        if code != 220:
+            raise AssertionError("STARTTLS answered %d %s" % (code, text))
+        if self.buf:
+            raise AssertionError("plaintext after the 220 of STARTTLS: %r" % self.buf)
+        self.sock = tls_context().wrap_socket(self.sock)
+        return code, text
+
+    def closed_by_peer(self, timeout=10):
+        """True when the server closes the connection (EOF or reset) within timeout, reading
+        and dropping whatever it sends before."""
+        deadline = time.time() + timeout
+        try:
+            while time.time() < deadline:
+                self.sock.settimeout(max(0.05, deadline - time.time()))
+                try:
+                    chunk = self.sock.recv(65536)
+                except socket.timeout:
+                    return False
+                if not chunk:
+                    return True
+                self.buf += chunk
+        except (ConnectionError, ssl.SSLError):
+            return True
+        return False
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def ehlo_keywords(text):
+    """{KEYWORD: params} from an EHLO reply's text (first line is the greeting)."""
+    out = {}
+    for line in text.split("\n")[1:]:
+        parts = line.strip().split(None, 1)
+        if parts:
+            out[parts[0].upper()] = parts[1] if len(parts) > 1 else ""
+    return out
+
+
+class _SinkHandler:
+    def __init__(self, sink):
+        self.sink = sink
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        reply = self.sink._rcpt_reply(address)
+        if reply is not None:
+            return reply
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        reply = self.sink._data_reply()
+        if reply is not None:
+            return reply
+        self.sink._record(session, envelope)
+        return "250 2.0.0 OK: queued as sink-%d" % len(self.sink.messages)
+
+
+class SmtpSink:
+    """An aiosmtpd server on 127.0.0.1 (a free ephemeral port) standing for the remote MX.
+    It records every accepted message ({"mail_from", "rcpt_tos", "content" (bytes),
+    "mail_options", "rcpt_options", "peer"}) and every RCPT attempt ((address, reply)).
+    Scripting: script_rcpt(addr, ["451 4.3.0 later"]) answers the next attempts for addr
+    with those replies, in order, then accepts; refuse_rcpt(addr, "550 5.1.1 no") answers
+    every attempt so (None clears it); script_data([...]) does the same for DATA."""
+
+    def __init__(self, host="127.0.0.1"):
+        from aiosmtpd.controller import Controller
+        self.host = host
+        self.lock = threading.Lock()
+        self.messages = []
+        self.attempts = []
+        self._rcpt_script = {}
+        self._rcpt_fixed = {}
+        self._data_script = []
+        last = None
+        for _ in range(5):
+            self.port = free_local_port(host)
+            self.controller = Controller(_SinkHandler(self), hostname=host, port=self.port,
+                                         server_hostname="sink.remote.test", decode_data=False)
+            try:
+                self.controller.start()
+                return
+            except Exception as e:       # the port was taken in between: try another
+                last = e
+        raise RuntimeError("SMTP sink did not start: %s" % last)
+
+    @property
+    def address(self):
+        return "%s:%d" % (self.host, self.port)
+
+    def stop(self):
+        try:
+            self.controller.stop()
+        except Exception:
+            pass
+
+    def script_rcpt(self, address, replies):
+        with self.lock:
+            self._rcpt_script[address.lower()] = list(replies)
+
+    def refuse_rcpt(self, address, reply):
+        with self.lock:
+            if reply is None:
+                self._rcpt_fixed.pop(address.lower(), None)
+            else:
+                self._rcpt_fixed[address.lower()] = reply
+
+    def script_data(self, replies):
+        with self.lock:
+            self._data_script = list(replies)
+
+    def _rcpt_reply(self, address):
+        a = address.lower()
+        with self.lock:
+            reply = None
+            if self._rcpt_script.get(a):
+                reply = self._rcpt_script[a].pop(0)
+            elif a in self._rcpt_fixed:
+                reply = self._rcpt_fixed[a]
+            self.attempts.append((a, reply or "250"))
+            return reply
+
+    def _data_reply(self):
+        with self.lock:
+            return self._data_script.pop(0) if self._data_script else None
+
+    def _record(self, session, envelope):
+        with self.lock:
+            self.messages.append({"mail_from": envelope.mail_from, "rcpt_tos": list(envelope.rcpt_tos),
+                                  "content": envelope.original_content or envelope.content,
+                                  "mail_options": list(envelope.mail_options),
+                                  "rcpt_options": list(envelope.rcpt_options),
+                                  "peer": session.peer})
+
+    def attempts_for(self, address):
+        with self.lock:
+            return [r for a, r in self.attempts if a == address.lower()]
+
+    def received_for(self, address):
+        """Accepted messages with address among their envelope recipients."""
+        with self.lock:
+            return [m for m in self.messages if address.lower() in (r.lower() for r in m["rcpt_tos"])]
+
+    def wait_received(self, address, count=1, timeout=30.0):
+        t0 = time.time()
+        while time.time() - t0 < timeout:
+            got = self.received_for(address)
+            if len(got) >= count:
+                return got
+            time.sleep(0.1)
+        raise AssertionError("sink: %d message(s) for %s after %.0f s (wanted %d); attempts %r" % (
+            len(self.received_for(address)), address, timeout, count, self.attempts_for(address)))
+
+
+class ScramSha256:
+    """Client side of SCRAM-SHA-256 (RFC 5802, RFC 7677) as an smtplib authobject:
+    s.auth("SCRAM-SHA-256", ScramSha256(user, password)). After a success, server_verified
+    says whether the server's signature (v=) was checked and right."""
+
+    def __init__(self, user, password, nonce=None):
+        self.user = user.replace("=", "=3D").replace(",", "=2C")
+        self.password = password.encode()
+        self.nonce = nonce or base64.b64encode(os.urandom(18)).decode()
+        self.step = 0
+        self.server_signature = None
+        self.server_verified = False
+        self.client_first_bare = "n=%s,r=%s" % (self.user, self.nonce)
+
+    def __call__(self, challenge=None):
+        if challenge is None or self.step == 0 and challenge == b"":
+            self.step = 1
+            return "n,," + self.client_first_bare
+        if isinstance(challenge, bytes):
+            challenge = challenge.decode()
+        if self.step == 1:
+            self.step = 2
+            return self.client_final(challenge)
+        # step 2: server-final "v=..." sent as a 334 challenge: verify, answer empty.
+        self.verify_server_final(challenge)
+        self.step = 3
+        return ""
+
+    def client_final(self, server_first):
+        attrs = dict(kv.split("=", 1) for kv in server_first.split(","))
+        if not attrs["r"].startswith(self.nonce):
+            raise AssertionError("server nonce does not extend the client's: %r" % server_first)
+        salt = base64.b64decode(attrs["s"])
+        iters = int(attrs["i"])
+        salted = hashlib.pbkdf2_hmac("sha256", self.password, salt, iters)
+        client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+        stored_key = hashlib.sha256(client_key).digest()
+        without_proof = "c=biws,r=%s" % attrs["r"]
+        auth_message = ",".join((self.client_first_bare, server_first, without_proof)).encode()
+        client_sig = hmac.new(stored_key, auth_message, hashlib.sha256).digest()
+        proof = bytes(a ^ b for a, b in zip(client_key, client_sig))
+        server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+        self.server_signature = hmac.new(server_key, auth_message, hashlib.sha256).digest()
+        return "%s,p=%s" % (without_proof, base64.b64encode(proof).decode())
+
+    def verify_server_final(self, server_final):
+        if isinstance(server_final, bytes):
+            server_final = server_final.decode()
+        attrs = dict(kv.split("=", 1) for kv in server_final.split(",") if "=" in kv)
+        if "e" in attrs:
+            raise AssertionError("SCRAM server error: %s" % attrs["e"])
+        if base64.b64decode(attrs.get("v", "")) != self.server_signature:
+            raise AssertionError("SCRAM server signature is wrong: %r" % server_final)
+        self.server_verified = True
+
+
+LOG_PREFIX = r"^\[\d\d/[A-Z][a-z]{2}/\d{4} \d\d:\d\d:\d\d\] "
+
+
+def log_lines(node, name, pattern):
+    """Lines of DATA/logs/NAME.log matching the regex pattern (searched, not anchored)."""
+    rx = re.compile(pattern)
+    return [line for line in node.log_text(name).splitlines() if rx.search(line)]
 
 
 def main():

@@ -36,6 +36,9 @@ typedef struct tern_service_handler {
 	void *ctx;
 	/* Seconds of read inactivity before the connection is closed; 0 = none. */
 	int idle_timeout;
+	/* The idle timeout fired: say goodbye (e.g. "421 ... timeout"); the connection is
+	 * closed after this returns, once the output is flushed. May be NULL: silent close. */
+	void (*on_timeout)(tern_conn *c, void *session);
 } tern_service_handler;
 
 /* Decide whether peer may use a service limited to the IP address group `ipgroup`.

@@ -204,9 +204,16 @@ static void conn_eventcb(struct bufferevent *bev, short what, void *arg)
 		tern_conn_close(c);
 		return;
 	}
-	if ((what & BEV_EVENT_TIMEOUT) && !c->closing)
+	if ((what & BEV_EVENT_TIMEOUT) && !c->closing) {
 		tlog(TLOG_DEBUG, "%s connection from %s: idle timeout", c->svc->name, c->peer_ip);
-	else if ((what & BEV_EVENT_ERROR) && c->is_tls) {
+		if (c->session != NULL && c->svc->h.on_timeout != NULL) {
+			c->in_cb++;
+			c->svc->h.on_timeout(c, c->session);
+			c->in_cb--;
+			tern_conn_close(c);
+			return;
+		}
+	} else if ((what & BEV_EVENT_ERROR) && c->is_tls) {
 		tls_error_text(bev, reason, sizeof(reason));
 		tlog(TLOG_DEBUG, "%s connection from %s: %s", c->svc->name, c->peer_ip, reason);
 	}

@@ -565,8 +565,9 @@ int queue_client_start(const qc_request *req, qc_done_fn done, void *arg)
 	}
 	memcpy(q->idx, req->idx, req->n * sizeof(*q->idx));
 	q->req.idx = q->idx;
-	tern_service_handler h = { qc_on_open, qc_on_read, qc_on_close, NULL, q,
-				   req->command_timeout };
+	tern_service_handler h = { .on_open = qc_on_open, .on_read = qc_on_read,
+				   .on_close = qc_on_close, .ctx = q,
+				   .idle_timeout = req->command_timeout };
 	if (tern_client_connect(req->io, (const struct sockaddr *)&req->addr, req->addrlen,
 				req->connect_timeout, &h) < 0) {
 		qc_free(q);

@@ -220,6 +220,7 @@ void *smtp_session_open(tern_conn *c, void *ctx);
 void smtp_session_on_read(tern_conn *c, void *session);
 void smtp_session_on_close(tern_conn *c, void *session);
 void smtp_session_on_drain(tern_conn *c, void *session);
+void smtp_session_on_timeout(tern_conn *c, void *session);
 
 /* smtp_session.c, for the other session files */
 void smtp_enter_state(smtp_session *s, smtp_state st);

@@ -29,6 +29,7 @@ smtp_server *smtp_server_new(const smtp_env *env)
 		h->on_read = smtp_session_on_read;
 		h->on_close = smtp_session_on_close;
 		h->on_drain = smtp_session_on_drain;
+		h->on_timeout = smtp_session_on_timeout;
 		h->ctx = s;
 		h->idle_timeout = (int)env->conf->smtpd_command_timeout;
 	}

@@ -342,6 +342,17 @@ void smtp_session_on_drain(tern_conn *c, void *session)
 	}
 }
 
+/* The client stayed silent past command_timeout (or data_timeout in DATA): RFC 5321
+ * 4.5.3.2 lets the server close; it says why first. Nothing of an unfinished DATA is kept. */
+void smtp_session_on_timeout(tern_conn *c, void *session)
+{
+	smtp_session *s = session;
+
+	(void)c;
+	smtp_reply(s, "421 4.4.2 %s Error: timeout exceeded", s->srv->hostname);
+	smtp_enter_state(s, SMTP_ST_CLOSING);
+}
+
 /* ---- small commands ---- */
 
 /* HELO/EHLO start over: a new greeting ends any transaction (RFC 5321 4.1.4). */

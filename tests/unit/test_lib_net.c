@@ -297,7 +297,8 @@ static const tern_service_id svc_of[P_COUNT] = {
 /* Make the server on ports base..base+P_COUNT-1; 0 ok, 1 when a port is busy. */
 static int start_on(unsigned base)
 {
-	tern_service_handler h = { echo_open, echo_read, echo_close, echo_drain, NULL, 0 };
+	tern_service_handler h = { .on_open = echo_open, .on_read = echo_read,
+				   .on_close = echo_close, .on_drain = echo_drain };
 	char *err = NULL;
 
 	for (int i = 0; i < TERN_SVC_COUNT; i++)
@@ -354,7 +355,8 @@ static int group_setup(void **state)
 	if (T.srv == NULL)
 		return -1;
 	snprintf(T.sock_path, sizeof(T.sock_path), "%s/test.sock", T.dir);
-	tern_service_handler h = { echo_open, echo_read, echo_close, echo_drain, NULL, 0 };
+	tern_service_handler h = { .on_open = echo_open, .on_read = echo_read,
+				   .on_close = echo_close, .on_drain = echo_drain };
 	if (tern_server_listen_unix(T.srv, T.sock_path, &h, &err) < 0)
 		fail_msg("listen_unix: %s", err);
 	return pthread_create(&T.thread, NULL, run_thread, NULL) == 0 ? 0 : -1;
@@ -612,7 +614,8 @@ static void test_unix_socket(void **state)
 	wait_connections(TERN_SVC_COUNT, 0);
 
 	/* A second server on the same live socket, and a path over the limit, are refused. */
-	tern_service_handler h = { echo_open, echo_read, echo_close, NULL, NULL, 0 };
+	tern_service_handler h = { .on_open = echo_open, .on_read = echo_read,
+				   .on_close = echo_close };
 	assert_int_equal(tern_server_listen_unix(T.srv, T.sock_path, &h, &err), -1);
 	assert_non_null(strstr(err, "already in use"));
 	free(err);
@@ -627,7 +630,8 @@ static void test_unix_socket(void **state)
 
 static void test_listen_busy_and_describe(void **state)
 {
-	tern_service_handler h = { echo_open, echo_read, echo_close, NULL, NULL, 0 };
+	tern_service_handler h = { .on_open = echo_open, .on_read = echo_read,
+				   .on_close = echo_close };
 	char *err = NULL, want[64];
 	tbuf out = TBUF_INIT;
 

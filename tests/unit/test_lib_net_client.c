@@ -226,7 +226,8 @@ static void *run_thread(void *arg)
 static int start_on(unsigned base)
 {
 	static const tern_service_id svc_of[P_COUNT] = { TERN_SVC_http, TERN_SVC_smtp };
-	tern_service_handler h = { echo_open, echo_read, echo_close, NULL, NULL, 0 };
+	tern_service_handler h = { .on_open = echo_open, .on_read = echo_read,
+				   .on_close = echo_close };
 	char *err = NULL;
 
 	for (int i = 0; i < TERN_SVC_COUNT; i++)

@@ -195,6 +195,8 @@ typedef struct store_append {
 	int64_t internaldate;         /* 0 = now */
 	int enforce_quota;            /* refuse with STORE_EQUOTA when over storage or items */
 	int64_t quota_warned_at;      /* != 0: record this time as the last quota warning */
+	const Tern__MimeInfo *mime;   /* IMAP structure of the body (node/mime), kept in the
+				       * message record; NULL = none yet */
 } store_append;
 
 /* Append one message. res->uid, res->uidvalidity, res->modseq on success. */

@@ -99,6 +99,7 @@ static int append_locked(store *st, store_commit *c, store_mbx *m, const store_a
 	mm.blob_size = a->body_len;
 	mm.header_prefix.data = (uint8_t *)a->header_prefix;
 	mm.header_prefix.len = a->header_prefix_len;
+	mm.mime = (Tern__MimeInfo *)a->mime;
 	f->messages++;
 	if (!(a->flags & TERN__FLAG__FLAG_SEEN))
 		f->unseen++;

@@ -4,7 +4,8 @@
  *
  * A submission is a job that goes through three steps:
  *   prepare   (caller's thread, or the cpu pool for a large message): copy, size limit,
- *             recipient plan, footer, header prefixes, queue entry;
+ *             recipient plan, footer, header prefixes, MIME structure (node/mime),
+ *             queue entry;
  *   commit    store_submit(); its callback runs on the caller's I/O thread once durable;
  *   follow-ups reports and quota warnings, each its own durable write; the caller's
  *             callback runs when they are durable too, then the job is freed.
@@ -18,6 +19,7 @@
 #include <string.h>
 #include "deliver_dsn.h"
 #include "deliver_int.h"
+#include "mime.h"
 
 /* Messages above this are prepared on the cpu pool (footer work scans the body). */
 #define DLV_INLINE_MAX (1024u * 1024u)
@@ -35,6 +37,8 @@ typedef struct dlv_job {
 	int prepared;                   /* 0: refused before the store was asked */
 	dlv_plan plan;
 	tbuf footed;                    /* the message with the domain footer */
+	Tern__MimeInfo *mime;           /* IMAP structure of the local body, shared by every
+					 * local recipient (node/mime) */
 	tbuf *prefixes;                 /* per local recipient */
 	store_append *apps;
 	tbuf qprefix;                   /* Received without "for": queue entry, reports */
@@ -128,6 +132,7 @@ static void job_free(dlv_job *j)
 	free(j->qrcpt_ptrs);
 	free(j->delivered);
 	tbuf_free(&j->footed);
+	mime_info_free(&j->mime);
 	tbuf_free(&j->qprefix);
 	dlv_plan_free(&j->plan);
 	free(j);
@@ -307,6 +312,9 @@ static void job_prepare(void *arg)
 		return;
 	}
 	job_bodies(j, &lbody, &llen);
+	/* parsed once for all local recipients; large bodies get here on the cpu pool */
+	if (p->nlocal)
+		j->mime = mime_analyze(lbody, llen);
 	hide = job_hide_client(j);
 	dlv_received(&j->qprefix, &j->m, d->hostname, j->queue_id, NULL, hide, j->now);
 	if ((j->prefixes = calloc(p->nlocal ? p->nlocal : 1, sizeof(*j->prefixes))) == NULL ||
@@ -324,6 +332,7 @@ static void job_prepare(void *arg)
 		a->body_len = llen;
 		a->internaldate = j->now;
 		a->enforce_quota = 1;
+		a->mime = j->mime;
 	}
 	if (p->nremote)
 		job_queue_entry(j);
@@ -427,6 +436,7 @@ typedef struct dlv_warn {
 	dlv_job *job;
 	uint8_t user[16];
 	tbuf prefix, body;
+	Tern__MimeInfo *mime;
 	char queue_id[40];
 	char address[DELIVER_ADDR_MAX];
 } dlv_warn;
@@ -448,6 +458,7 @@ static void job_warn_done(const store_result *res, void *arg)
 	dlv_quota_warn_done(j->d, w->user);
 	tbuf_free(&w->prefix);
 	tbuf_free(&w->body);
+	mime_info_free(&w->mime);
 	free(w);
 	job_release(j);
 }
@@ -488,6 +499,8 @@ static void job_quota_warnings(dlv_job *j)
 		a.body_len = w->body.len;
 		a.internaldate = j->now;
 		a.quota_warned_at = j->now;
+		w->mime = mime_analyze(w->body.data, w->body.len);
+		a.mime = w->mime;
 		tlog(TLOG_MAIL, "Recv: Queue-ID: %s, Service: Quota, From: <postmaster@%s>, To: <%s>, Size: %zu",
 		     w->queue_id, v.domain, v.address, w->body.len);
 		atomic_fetch_add(&j->pending, 1);

@@ -64,6 +64,7 @@
 	X(smtpd, x_envelope_to, BOOL, 0, 0, 1, "insert X-Envelope-To in delivered messages") \
 	X(smtpd, hide_local_ip, BOOL, 0, 0, 1, "hide addresses of relay_ipgroup clients in Received headers") \
 	X(smtpd, show_version, BOOL, 0, 0, 1, "show the program name and version in the greeting") \
+	X(pop3, timeout, INT, 600, 1, 86400, "seconds a POP3 client may stay silent between commands (RFC 1939: at least 600)") \
 	X(delivery, quota_warning_percent, INT, 90, 1, 100, "usage (% of either quota) that sends a warning message") \
 	X(delivery, quota_warning_interval, INT, 86400, 1, 31536000, "seconds between two quota warnings to one user") \
 	X(queue, delivery_threads, INT, 32, 1, 1024, "parallel outgoing deliveries (connections)") \

@@ -1,0 +1,370 @@
+/* cmd_auth.c - commands of any state and the login family: CAPABILITY, NOOP, LOGOUT,
+ * STARTTLS, LOGIN, AUTHENTICATE (PLAIN, LOGIN, SCRAM-SHA-256 with SASL-IR), ID, ENABLE,
+ * NAMESPACE. Password checks and SASL steps run on the auth pool with the session
+ * paused; the [security] auth_policy decides what may run before TLS (LOGINDISABLED);
+ * failures go to security.log with the guide's reasons and count toward the lockout. */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include "imap_int.h"
+
+/* As node/smtp: "none" allows everything; otherwise plaintext mechanisms need TLS (or a
+ * client of insecure_auth_ipgroup); "secure-auth" still allows SCRAM without TLS. */
+static int auth_allowed(imap_session *s, auth_sasl_mech mech)
+{
+	const char *policy = s->srv->env.conf->security_auth_policy;
+
+	if (s->srv->env.auth_pool == NULL)
+		return 0;
+	if (s->tls || s->insecure_auth_ok || policy == NULL || strcasecmp(policy, "none") == 0)
+		return 1;
+	return strcasecmp(policy, "secure-auth") == 0 && !auth_sasl_mech_plaintext(mech);
+}
+
+void imap_capabilities(imap_session *s, tbuf *out)
+{
+	tbuf_append_str(out, "CAPABILITY IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE");
+	if (s->state == IMAP_ST_NOAUTH) {
+		if (!s->tls && s->svc != TERN_SVC_imaps)
+			tbuf_append_str(out, " STARTTLS");
+		for (int m = 0; m < AUTH_SASL_MECH_COUNT; m++)
+			if (auth_allowed(s, (auth_sasl_mech)m))
+				tbuf_appendf(out, " AUTH=%s", auth_sasl_mech_name((auth_sasl_mech)m));
+		if (!auth_allowed(s, AUTH_SASL_PLAIN))
+			tbuf_append_str(out, " LOGINDISABLED");
+		return;
+	}
+	tbuf_append_str(out, " UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE CONDSTORE QUOTA");
+}
+
+int imap_cmd_capability(imap_session *s, const imap_cmd *c)
+{
+	tbuf b = TBUF_INIT;
+
+	(void)c;
+	imap_capabilities(s, &b);
+	imap_untagged(s, "%s", tbuf_cstr(&b));
+	tbuf_free(&b);
+	imap_reply(s, "OK", "CAPABILITY completed");
+	return IMAP_DONE;
+}
+
+int imap_cmd_noop(imap_session *s, const imap_cmd *c)
+{
+	(void)c;
+	imap_reply(s, "OK", "NOOP completed");
+	return IMAP_DONE;
+}
+
+int imap_cmd_logout(imap_session *s, const imap_cmd *c)
+{
+	(void)c;
+	imap_untagged(s, "BYE Logging out");
+	imap_reply(s, "OK", "LOGOUT completed");
+	imap_enter_state(s, IMAP_ST_LOGOUT);
+	return IMAP_DONE;
+}
+
+/* RFC 3501 §6.2.1: plaintext pipelined after STARTTLS is dropped by the connection. */
+int imap_cmd_starttls(imap_session *s, const imap_cmd *c)
+{
+	(void)c;
+	if (s->tls || s->svc == TERN_SVC_imaps) {
+		imap_reply(s, "BAD", "TLS already active");
+		return IMAP_DONE;
+	}
+	imap_reply(s, "OK", "Begin TLS negotiation now");
+	imap_flush(s);
+	if (tern_conn_starttls(s->conn) != 0) {
+		imap_untagged(s, "BYE TLS not available");
+		imap_enter_state(s, IMAP_ST_LOGOUT);
+		return IMAP_DONE;
+	}
+	s->tls = 1;
+	return IMAP_DONE;
+}
+
+int imap_cmd_id(imap_session *s, const imap_cmd *c)
+{
+	if (c->nargs != 1 || (c->args[0].type != IMAP_ARG_LIST && c->args[0].type != IMAP_ARG_NIL)) {
+		imap_reply(s, "BAD", "Syntax: ID (params) or ID NIL");
+		return IMAP_DONE;
+	}
+	imap_untagged(s, "ID (\"name\" \"Tern\" \"version\" \"%s\")", TERN_VERSION);
+	imap_reply(s, "OK", "ID completed");
+	return IMAP_DONE;
+}
+
+int imap_cmd_enable(imap_session *s, const imap_cmd *c)
+{
+	tbuf b = TBUF_INIT;
+
+	if (c->nargs == 0) {
+		imap_reply(s, "BAD", "Syntax: ENABLE capability...");
+		return IMAP_DONE;
+	}
+	tbuf_append_str(&b, "ENABLED");
+	for (size_t i = 0; i < c->nargs; i++) {
+		if (imap_arg_is_atom(&c->args[i], "CONDSTORE") && !s->condstore) {
+			s->condstore = 1;
+			tbuf_append_str(&b, " CONDSTORE");
+		}
+	}
+	imap_untagged(s, "%s", tbuf_cstr(&b));
+	tbuf_free(&b);
+	imap_reply(s, "OK", "ENABLE completed");
+	return IMAP_DONE;
+}
+
+int imap_cmd_namespace(imap_session *s, const imap_cmd *c)
+{
+	(void)c;
+	imap_untagged(s, "NAMESPACE ((\"\" \"/\")) NIL NIL");
+	imap_reply(s, "OK", "NAMESPACE completed");
+	return IMAP_DONE;
+}
+
+/* ---- login ---- */
+
+void imap_auth_clear(imap_session *s)
+{
+	auth_sasl_free(&s->sasl);
+	tbuf_free(&s->sasl_in);
+	tbuf_free(&s->sasl_out);
+	if (s->login_pass != NULL) {
+		explicit_bzero(s->login_pass, strlen(s->login_pass));
+		free(s->login_pass);
+		s->login_pass = NULL;
+	}
+	free(s->login_user);
+	s->login_user = NULL;
+}
+
+static void login_failed(imap_session *s, const char *reason, const char *reply)
+{
+	tlog(TLOG_SECURITY, "Failed IMAP login from %s, %s", s->ip, reason);
+	imap_server_count(s->srv, &s->srv->stats.auth_failed);
+	imap_auth_clear(s);
+	s->input = IMAP_IN_CMD;
+	imap_reply(s, "NO", "%s", reply);
+}
+
+/* The folders are ready: the session is authenticated. */
+static void login_ready(imap_session *s)
+{
+	tbuf b = TBUF_INIT;
+
+	imap_server_count(s->srv, &s->srv->stats.logins);
+	imap_enter_state(s, IMAP_ST_AUTH);
+	imap_capabilities(s, &b);
+	imap_reply(s, "OK", "[%s] Logged in", tbuf_cstr(&b));
+	tbuf_free(&b);
+	imap_async_done(s);
+}
+
+/* A check succeeded for `account`: find the user, then prepare its folders. */
+static void login_succeeded(imap_session *s, const char *account)
+{
+	Tern__User *u = NULL;
+
+	imap_auth_clear(s);
+	s->input = IMAP_IN_CMD;
+	if (store_user_find(s->srv->env.st, account, &u) != STORE_OK || u->id.len != 16) {
+		store_free_record(u);
+		imap_reply(s, "NO", "[UNAVAILABLE] Account not available");
+		imap_async_done(s);
+		return;
+	}
+	memcpy(s->user_id, u->id.data, 16);
+	snprintf(s->account, sizeof(s->account), "%s", account);
+	store_free_record(u);
+	imap_folders_prepare(s, login_ready);
+}
+
+/* ---- LOGIN: auth_check_password on the pool ---- */
+
+struct login_job {
+	char account[400];
+	const char *reason;
+	int rc;
+};
+
+static void login_job_run(void *arg)
+{
+	imap_session *s = arg;
+	struct login_job *j = s->op;
+	auth_sasl_env env = { s->srv->env.st, s->srv->env.lockout };
+
+	j->rc = auth_check_password(&env, s->login_user, s->login_pass, s->ip, j->account, sizeof(j->account),
+				    &j->reason);
+}
+
+static void login_job_done(void *arg)
+{
+	imap_session *s = arg;
+	struct login_job *j = s->op;
+
+	if (s->closed) {
+		imap_auth_clear(s);
+		imap_async_done(s);
+		return;
+	}
+	if (j->rc != 0) {
+		login_failed(s, j->reason ? j->reason : "bad credentials",
+			     "[AUTHENTICATIONFAILED] Authentication failed");
+		imap_async_done(s);
+		return;
+	}
+	login_succeeded(s, j->account);
+}
+
+int imap_cmd_login(imap_session *s, const imap_cmd *c)
+{
+	const char *user, *pass;
+	size_t ulen, plen;
+
+	if (c->nargs != 2 || imap_arg_astring(&c->args[0], &user, &ulen) < 0 ||
+	    imap_arg_astring(&c->args[1], &pass, &plen) < 0 || memchr(user, 0, ulen) || memchr(pass, 0, plen)) {
+		imap_reply(s, "BAD", "Syntax: LOGIN user password");
+		return IMAP_DONE;
+	}
+	if (!auth_allowed(s, AUTH_SASL_PLAIN)) {
+		tlog(TLOG_SECURITY, "Failed IMAP login from %s, plaintext authentication is disabled", s->ip);
+		imap_reply(s, "NO", "[PRIVACYREQUIRED] LOGIN is disabled before TLS");
+		return IMAP_DONE;
+	}
+	struct login_job *j = calloc(1, sizeof(*j));
+	if (j == NULL)
+		abort();
+	s->op = j;
+	s->op_free = free;
+	s->login_user = strndup(user, ulen);
+	s->login_pass = strndup(pass, plen);
+	imap_async_begin(s);
+	if (tern_pool_submit(s->srv->env.auth_pool, login_job_run, login_job_done, s, s->io) != 0) {
+		imap_auth_clear(s);
+		imap_reply(s, "NO", "[UNAVAILABLE] Temporary authentication failure, try again later");
+		imap_async_done(s);
+	}
+	return IMAP_ASYNC;
+}
+
+/* ---- AUTHENTICATE ---- */
+
+static void sasl_job(void *arg)
+{
+	imap_session *s = arg;
+
+	s->sasl_rc = auth_sasl_step(s->sasl, s->sasl_in.data, s->sasl_in.len, s->sasl_has_input, &s->sasl_out,
+				    &s->sasl_reason);
+}
+
+static void sasl_job_done(void *arg)
+{
+	imap_session *s = arg;
+
+	tbuf_free(&s->sasl_in);
+	if (s->closed) {
+		imap_auth_clear(s);
+		s->input = IMAP_IN_CMD;
+		imap_async_done(s);
+		return;
+	}
+	switch (s->sasl_rc) {
+	case AUTH_SASL_CONTINUE: {
+		tbuf b64 = TBUF_INIT;
+		auth_b64_encode(s->sasl_out.data ? s->sasl_out.data : "", s->sasl_out.len, &b64);
+		imap_write(s, "+ ", 2);
+		imap_write(s, b64.data ? b64.data : "", b64.len);
+		imap_write(s, "\r\n", 2);
+		tbuf_free(&b64);
+		tbuf_free(&s->sasl_out);
+		/* input resumes as raw lines; the command stays open */
+		s->input = IMAP_IN_SASL;
+		imap_async_done(s);
+		return;
+	}
+	case AUTH_SASL_OK: {
+		char account[400];
+		snprintf(account, sizeof(account), "%s", auth_sasl_account(s->sasl));
+		login_succeeded(s, account);
+		return;
+	}
+	case AUTH_SASL_FAIL:
+		login_failed(s, s->sasl_reason ? s->sasl_reason : "bad credentials",
+			     "[AUTHENTICATIONFAILED] Authentication failed");
+		break;
+	default:
+		login_failed(s, "error during authentication", "[AUTHENTICATIONFAILED] Malformed response");
+		break;
+	}
+	imap_async_done(s);
+}
+
+static void sasl_step(imap_session *s, const char *b64, size_t len, int has_input)
+{
+	s->sasl_has_input = has_input;
+	tbuf_reset(&s->sasl_in);
+	if (has_input && !(len == 1 && b64[0] == '=') && auth_b64_decode(b64, len, &s->sasl_in) < 0) {
+		s->busy = 1;     /* login_failed + async_done end the command */
+		login_failed(s, "error during authentication", "Cannot decode response");
+		imap_async_done(s);
+		return;
+	}
+	imap_async_begin(s);
+	if (tern_pool_submit(s->srv->env.auth_pool, sasl_job, sasl_job_done, s, s->io) != 0) {
+		imap_auth_clear(s);
+		s->input = IMAP_IN_CMD;
+		imap_reply(s, "NO", "[UNAVAILABLE] Temporary authentication failure, try again later");
+		imap_async_done(s);
+	}
+}
+
+int imap_cmd_authenticate(imap_session *s, const imap_cmd *c)
+{
+	auth_sasl_mech mech;
+	const char *ir = NULL;
+	size_t irlen = 0;
+
+	if (c->nargs < 1 || c->nargs > 2 || c->args[0].type != IMAP_ARG_ATOM ||
+	    (c->nargs == 2 && imap_arg_astring(&c->args[1], &ir, &irlen) < 0)) {
+		imap_reply(s, "BAD", "Syntax: AUTHENTICATE mechanism [initial-response]");
+		return IMAP_DONE;
+	}
+	if (auth_sasl_mech_parse(c->args[0].str, &mech) < 0) {
+		tlog(TLOG_SECURITY, "Failed IMAP login from %s, authentication method %s is invalid or unknown",
+		     s->ip, c->args[0].str);
+		imap_reply(s, "NO", "Unsupported authentication mechanism");
+		return IMAP_DONE;
+	}
+	if (!auth_allowed(s, mech)) {
+		tlog(TLOG_SECURITY, "Failed IMAP login from %s, authentication method %s is disabled", s->ip,
+		     auth_sasl_mech_name(mech));
+		imap_reply(s, "NO", "[PRIVACYREQUIRED] Mechanism not allowed before TLS");
+		return IMAP_DONE;
+	}
+	auth_sasl_env env = { s->srv->env.st, s->srv->env.lockout };
+	s->mech = mech;
+	s->sasl = auth_sasl_new(&env, mech, s->ip);
+	if (s->sasl == NULL) {
+		imap_reply(s, "NO", "[UNAVAILABLE] Temporary authentication failure");
+		return IMAP_DONE;
+	}
+	sasl_step(s, ir ? ir : "", irlen, ir != NULL);
+	return IMAP_ASYNC;
+}
+
+/* One client response line of AUTHENTICATE ("*" cancels, RFC 3501 §6.2.2). */
+void imap_auth_line(imap_session *s, const char *line, size_t len)
+{
+	if (len == 1 && line[0] == '*') {
+		s->input = IMAP_IN_CMD;
+		tlog(TLOG_SECURITY, "Failed IMAP login from %s, authentication cancelled by user", s->ip);
+		imap_auth_clear(s);
+		imap_reply(s, "BAD", "Authentication cancelled");
+		s->busy = 1;
+		imap_async_done(s);
+		return;
+	}
+	sasl_step(s, line, len, 1);
+}

@@ -1,0 +1,406 @@
+/* test_node_imap_session.c - the IMAP server over real sockets against a temporary store:
+ * LOGIN and the standard folders, APPEND, SELECT, FETCH, STORE, EXPUNGE; two sessions on
+ * one INBOX (an EXPUNGE reaches the other only at a command other than FETCH, STORE or
+ * SEARCH; flag changes are reported; \Recent goes to one session); IDLE woken by an
+ * APPEND of another session; bad input answered with BAD/NO and the session still
+ * usable. */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <cmocka.h>
+#include "imap.h"
+#include "mime.h"
+#include "store_test_util.h"
+
+static struct {
+	test_store *ts;
+	tern_conf conf;
+	tern_server *srv;
+	tern_pool *auth_pool;
+	auth_lockout *lockout;
+	imap_server *imap;
+	pthread_t thread;
+	unsigned port;
+} T;
+
+static void *run_thread(void *arg)
+{
+	(void)arg;
+	tern_server_run(T.srv);
+	return NULL;
+}
+
+static int start_on(unsigned port)
+{
+	char *err = NULL;
+
+	for (int i = 0; i < TERN_SVC_COUNT; i++)
+		T.conf.services[i].enabled = 0;
+	tern_service_conf *s = &T.conf.services[TERN_SVC_imap];
+	s->enabled = 1;
+	s->nlisten = 1;
+	s->listen[0].host[0] = '\0';
+	s->listen[0].port = (uint16_t)port;
+	T.port = port;
+	T.srv = tern_server_new(&T.conf, T.ts->dir, &err);
+	if (T.srv == NULL)
+		fail_msg("tern_server_new: %s", err);
+	if (tern_server_listen(T.srv, TERN_SVC_imap, imap_server_handler(T.imap, TERN_SVC_imap), &err) < 0) {
+		free(err);
+		tern_server_free(&T.srv);
+		return 1;
+	}
+	return 0;
+}
+
+static int group_setup(void **state)
+{
+	char *err = NULL, *hash = NULL;
+	Tern__User u = TERN__USER__INIT;
+	Tern__ScramKeys scram = TERN__SCRAM_KEYS__INIT;
+	store_sync_result r;
+
+	(void)state;
+	mime_init();
+	T.ts = ts_new();
+	ts_add_domain(T.ts->st);
+	assert_int_equal(auth_password_hash("pencil", &hash, &scram), 0);
+	u.name = (char *)"bob";
+	u.domain = (char *)"example.test";
+	u.enabled = 1;
+	u.password_hash = hash;
+	u.scram = &scram;
+	assert_int_equal(store_user_add(T.ts->st, &u, STORE_SYNC, &r), STORE_OK);
+	free(hash);
+	auth_scram_clear(&scram);
+	if (tern_conf_load_string(&T.conf, "[server]\nio_threads = 1\nhostname = mx.example.test\n", 0, &err) < 0)
+		fail_msg("conf: %s", err);
+	T.auth_pool = tern_pool_new("auth", 2, 64);
+	T.lockout = auth_lockout_new(5, 600);
+	imap_env env = { .st = T.ts->st, .conf = &T.conf, .hostname = "mx.example.test",
+			 .auth_pool = T.auth_pool, .lockout = T.lockout };
+	T.imap = imap_server_new(&env);
+	assert_non_null(T.imap);
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	unsigned base = 30000 + (unsigned)(tv.tv_usec % 20000);
+	int rc = 1;
+	for (int i = 0; i < 20 && rc == 1; i++)
+		rc = start_on(base + 3 * (unsigned)i);
+	assert_int_equal(rc, 0);
+	return pthread_create(&T.thread, NULL, run_thread, NULL) == 0 ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	tern_server_stop(T.srv);
+	pthread_join(T.thread, NULL);
+	tern_server_free(&T.srv);
+	imap_stats st;
+	imap_server_stats(T.imap, &st);
+	assert_int_equal(st.open_folders, 0);
+	imap_server_free(&T.imap);
+	tern_pool_free(&T.auth_pool);
+	auth_lockout_free(&T.lockout);
+	tern_conf_free(&T.conf);
+	ts_free(&T.ts);
+	mime_shutdown();
+	return 0;
+}
+
+static int dial(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	struct timeval tv = { 10, 0 };
+
+	assert_true(fd >= 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	a.sin_port = htons((uint16_t)T.port);
+	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	return fd;
+}
+
+static void say(int fd, const char *s)
+{
+	size_t n = strlen(s);
+	assert_int_equal(send(fd, s, n, 0), (ssize_t)n);
+}
+
+/* One line (CRLF dropped); "" at EOF or timeout. */
+static void hear(int fd, char *buf, size_t n)
+{
+	size_t len = 0;
+	while (len + 1 < n) {
+		ssize_t r = recv(fd, buf + len, 1, 0);
+		if (r <= 0)
+			break;
+		if (buf[len] == '\n') {
+			if (len > 0 && buf[len - 1] == '\r')
+				len--;
+			break;
+		}
+		len++;
+	}
+	buf[len] = '\0';
+}
+
+/* Lines up to and including the one starting with `tag ` (joined by '\n'); returns the
+ * tagged line's status text in out as well. */
+static void until_tag(int fd, const char *tag, tbuf *out)
+{
+	char line[4096];
+	size_t tl = strlen(tag);
+	for (int i = 0; i < 1000; i++) {
+		hear(fd, line, sizeof(line));
+		if (line[0] == '\0')
+			fail_msg("connection ended waiting for %s; so far: %s", tag, tbuf_cstr(out));
+		tbuf_appendf(out, "%s\n", line);
+		if (strncmp(line, tag, tl) == 0 && line[tl] == ' ')
+			return;
+	}
+	fail_msg("no tagged reply %s", tag);
+}
+
+/* Send a command, collect its response; assert the tagged status. */
+static void cmd(int fd, const char *tag, const char *text, const char *status, tbuf *out)
+{
+	char buf[8192];
+	tbuf tmp = TBUF_INIT;
+	tbuf *o = out ? out : &tmp;
+
+	tbuf_reset(o);
+	snprintf(buf, sizeof(buf), "%s %s\r\n", tag, text);
+	say(fd, buf);
+	until_tag(fd, tag, o);
+	snprintf(buf, sizeof(buf), "\n%s %s", tag, status);
+	tbuf all = TBUF_INIT;
+	tbuf_appendf(&all, "\n%s", tbuf_cstr(o));
+	if (strstr(tbuf_cstr(&all), buf) == NULL)
+		fail_msg("%s %s: want %s, got:\n%s", tag, text, status, tbuf_cstr(o));
+	tbuf_free(&all);
+	tbuf_free(&tmp);
+}
+
+static int login(void)
+{
+	char line[1024];
+	int fd = dial();
+	hear(fd, line, sizeof(line));
+	assert_true(strncmp(line, "* OK [CAPABILITY IMAP4rev1", 26) == 0);
+	cmd(fd, "L1", "LOGIN bob pencil", "OK", NULL);
+	return fd;
+}
+
+static void append(int fd, const char *tag, const char *folder, const char *flags, const char *msg)
+{
+	char buf[512], line[1024];
+	snprintf(buf, sizeof(buf), "%s APPEND \"%s\" %s {%zu}\r\n", tag, folder, flags, strlen(msg));
+	say(fd, buf);
+	hear(fd, line, sizeof(line));
+	assert_true(line[0] == '+');
+	say(fd, msg);
+	say(fd, "\r\n");
+	tbuf out = TBUF_INIT;
+	until_tag(fd, tag, &out);
+	if (strstr(tbuf_cstr(&out), " OK [APPENDUID ") == NULL)
+		fail_msg("APPEND: %s", tbuf_cstr(&out));
+	tbuf_free(&out);
+}
+
+static const char MSG1[] = "From: Ann <ann@example.test>\r\nTo: bob@example.test\r\nSubject: one\r\n\r\nHello\r\n";
+static const char MSG2[] = "From: Eve <eve@example.test>\r\nSubject: two\r\n\r\nBody two\r\n";
+
+static void test_basic(void **state)
+{
+	tbuf out = TBUF_INIT;
+	(void)state;
+	int fd = dial();
+	char line[1024];
+	hear(fd, line, sizeof(line));
+	cmd(fd, "a0", "SELECT INBOX", "BAD", &out);                 /* wrong state */
+	cmd(fd, "a1", "LOGIN bob wrong", "NO", &out);
+	assert_non_null(strstr(tbuf_cstr(&out), "[AUTHENTICATIONFAILED]"));
+	cmd(fd, "a2", "LOGIN bob pencil", "OK", &out);
+	cmd(fd, "a3", "LIST \"\" *", "OK", &out);
+	const char *l = tbuf_cstr(&out);
+	assert_non_null(strstr(l, "* LIST (\\HasNoChildren) \"/\" \"INBOX\""));
+	assert_non_null(strstr(l, "* LIST (\\HasNoChildren \\Sent) \"/\" \"Sent Items\""));
+	assert_non_null(strstr(l, "\\Trash) \"/\" \"Deleted Items\""));
+	assert_non_null(strstr(l, "\\Junk) \"/\" \"Junk E-mail\""));
+	assert_non_null(strstr(l, "\\Drafts) \"/\" \"Drafts\""));
+	append(fd, "a4", "INBOX", "(\\Flagged)", MSG1);
+	cmd(fd, "a5", "SELECT INBOX", "OK [READ-WRITE]", &out);
+	assert_non_null(strstr(tbuf_cstr(&out), "* 1 EXISTS"));
+	assert_non_null(strstr(tbuf_cstr(&out), "* 1 RECENT"));
+	assert_non_null(strstr(tbuf_cstr(&out), "* OK [UIDVALIDITY "));
+	cmd(fd, "a6", "FETCH 1 (FLAGS UID)", "OK", &out);
+	assert_non_null(strstr(tbuf_cstr(&out), "* 1 FETCH ("));
+	assert_non_null(strstr(tbuf_cstr(&out), "\\Flagged"));
+	cmd(fd, "a7", "STORE 1 +FLAGS (\\Deleted)", "OK", &out);
+	assert_non_null(strstr(tbuf_cstr(&out), "\\Deleted"));
+	cmd(fd, "a8", "EXPUNGE", "OK", &out);
+	assert_non_null(strstr(tbuf_cstr(&out), "* 1 EXPUNGE"));
+	cmd(fd, "a9", "STATUS INBOX (MESSAGES UIDNEXT)", "OK", &out);
+	assert_non_null(strstr(tbuf_cstr(&out), "* STATUS \"INBOX\" (MESSAGES 0 UIDNEXT "));
+	cmd(fd, "b1", "CREATE Work/Projects", "OK", &out);
+	cmd(fd, "b2", "LIST \"\" %", "OK", &out);
+	assert_non_null(strstr(tbuf_cstr(&out), "(\\Noselect \\HasChildren) \"/\" \"Work\""));
+	cmd(fd, "b3", "RENAME Work/Projects Done", "OK", &out);
+	cmd(fd, "b4", "DELETE Done", "OK", &out);
+	cmd(fd, "b5", "GETQUOTAROOT INBOX", "OK", &out);
+	assert_non_null(strstr(tbuf_cstr(&out), "* QUOTAROOT \"INBOX\" \"\""));
+	cmd(fd, "b9", "LOGOUT", "OK", &out);
+	assert_non_null(strstr(tbuf_cstr(&out), "* BYE"));
+	close(fd);
+	tbuf_free(&out);
+}
+
+/* RFC 3501 §7.4.1 across two sessions, flag changes, \Recent in one session only. */
+static void test_two_sessions(void **state)
+{
+	tbuf out = TBUF_INIT;
+	(void)state;
+	int a = login(), b = login();
+	append(a, "c1", "INBOX", "()", MSG1);
+	append(a, "c2", "INBOX", "()", MSG2);
+	cmd(a, "c3", "SELECT INBOX", "OK", &out);
+	assert_non_null(strstr(tbuf_cstr(&out), "* 2 EXISTS"));
+	assert_non_null(strstr(tbuf_cstr(&out), "* 2 RECENT"));
+	cmd(b, "d1", "SELECT INBOX", "OK", &out);
+	assert_non_null(strstr(tbuf_cstr(&out), "* 2 EXISTS"));
+	assert_non_null(strstr(tbuf_cstr(&out), "* 0 RECENT"));      /* session a has them */
+	cmd(a, "c4", "STORE 1 +FLAGS.SILENT (\\Deleted)", "OK", &out);
+	cmd(a, "c5", "EXPUNGE", "OK", &out);
+	assert_non_null(strstr(tbuf_cstr(&out), "* 1 EXPUNGE"));
+	/* b: no EXPUNGE during FETCH, STORE or SEARCH */
+	cmd(b, "d2", "FETCH 1:2 (UID)", "OK", &out);
+	assert_null(strstr(tbuf_cstr(&out), "EXPUNGE"));
+	assert_non_null(strstr(tbuf_cstr(&out), "* 2 FETCH"));
+	cmd(b, "d3", "SEARCH ALL", "OK", &out);
+	assert_null(strstr(tbuf_cstr(&out), "EXPUNGE"));
+	cmd(b, "d4", "NOOP", "OK", &out);
+	assert_non_null(strstr(tbuf_cstr(&out), "* 1 EXPUNGE"));
+	cmd(b, "d5", "FETCH 1 (FLAGS)", "OK", &out);
+	/* a flags change by a reaches b as an untagged FETCH */
+	cmd(a, "c6", "STORE 1 +FLAGS (\\Answered)", "OK", &out);
+	cmd(b, "d6", "NOOP", "OK", &out);
+	assert_non_null(strstr(tbuf_cstr(&out), "* 1 FETCH (FLAGS (\\Answered"));
+	close(a);
+	close(b);
+	tbuf_free(&out);
+}
+
+/* IDLE gets EXISTS when another session appends. */
+static void test_idle(void **state)
+{
+	tbuf out = TBUF_INIT;
+	char line[1024];
+	(void)state;
+	int a = login(), b = login();
+	cmd(b, "e1", "SELECT INBOX", "OK", &out);
+	say(b, "e2 IDLE\r\n");
+	hear(b, line, sizeof(line));
+	assert_string_equal(line, "+ idling");
+	append(a, "f1", "INBOX", "()", MSG2);
+	hear(b, line, sizeof(line));
+	assert_true(strstr(line, " EXISTS") != NULL);
+	say(b, "DONE\r\n");
+	until_tag(b, "e2", &out);
+	assert_non_null(strstr(tbuf_cstr(&out), "e2 OK"));
+	close(a);
+	close(b);
+	tbuf_free(&out);
+}
+
+/* The bad-input cases of the issue: BAD/NO, and the session goes on. */
+static void test_bad_input(void **state)
+{
+	tbuf out = TBUF_INIT;
+	char line[1024];
+	(void)state;
+	int fd = login();
+	cmd(fd, "g1", "SELECT INBOX", "OK", &out);
+	cmd(fd, "g2", "FETCH 0 FLAGS", "BAD", &out);
+	cmd(fd, "g3", "FETCH 4294967296 FLAGS", "BAD", &out);
+	cmd(fd, "g4", "FETCH 1:*:* FLAGS", "BAD", &out);
+	say(fd, "g5 APPEND INBOX {18446744073709551615}\r\n");
+	until_tag(fd, "g5", &out);
+	assert_non_null(strstr(tbuf_cstr(&out), "g5 NO [TOOBIG]"));
+	char deep[200];
+	memset(deep, '(', 100);
+	memcpy(deep + 100, "\r\n", 3);
+	say(fd, "g6 FETCH 1 ");
+	say(fd, deep);
+	tbuf_reset(&out);
+	until_tag(fd, "g6", &out);
+	assert_non_null(strstr(tbuf_cstr(&out), "g6 BAD"));
+	cmd(fd, "g7", "SEARCH TEXT \"\xff\xfe\"", "BAD", &out);   /* not UTF-8 */
+	cmd(fd, "g8", "LOGIN bob pencil", "BAD", &out);       /* wrong state */
+	cmd(fd, "g9", "NOOP", "OK", &out);
+	/* vanish mid-literal */
+	say(fd, "h1 APPEND INBOX {100}\r\n");
+	hear(fd, line, sizeof(line));
+	assert_true(line[0] == '+');
+	say(fd, "From: x\r\n");
+	close(fd);
+	/* the server is fine */
+	fd = login();
+	cmd(fd, "h2", "NOOP", "OK", &out);
+	close(fd);
+	tbuf_free(&out);
+}
+
+/* AUTHENTICATE PLAIN with SASL-IR, and with a continuation; "*" cancels. */
+static void test_authenticate(void **state)
+{
+	tbuf out = TBUF_INIT;
+	char line[1024];
+	(void)state;
+	int fd = dial();
+	hear(fd, line, sizeof(line));
+	assert_non_null(strstr(line, "AUTH=PLAIN"));
+	assert_null(strstr(line, "LOGINDISABLED"));
+	say(fd, "s0 AUTHENTICATE PLAIN\r\n");
+	hear(fd, line, sizeof(line));
+	assert_string_equal(line, "+ ");
+	say(fd, "*\r\n");
+	until_tag(fd, "s0", &out);
+	assert_non_null(strstr(tbuf_cstr(&out), "s0 BAD"));
+	cmd(fd, "s1", "AUTHENTICATE PLAIN AGJvYgBwZW5jaWw=", "OK", &out);
+	cmd(fd, "s2", "AUTHENTICATE PLAIN AGJvYgBwZW5jaWw=", "BAD", &out);   /* already in */
+	close(fd);
+	fd = dial();
+	hear(fd, line, sizeof(line));
+	say(fd, "s3 AUTHENTICATE PLAIN\r\n");
+	hear(fd, line, sizeof(line));
+	assert_string_equal(line, "+ ");
+	say(fd, "AGJvYgBwZW5jaWw=\r\n");
+	until_tag(fd, "s3", &out);
+	assert_non_null(strstr(tbuf_cstr(&out), "s3 OK"));
+	cmd(fd, "s4", "NAMESPACE", "OK", &out);
+	assert_non_null(strstr(tbuf_cstr(&out), "* NAMESPACE ((\"\" \"/\")) NIL NIL"));
+	close(fd);
+	tbuf_free(&out);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_basic),
+		cmocka_unit_test(test_two_sessions),
+		cmocka_unit_test(test_idle),
+		cmocka_unit_test(test_bad_input),
+		cmocka_unit_test(test_authenticate),
+	};
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

@@ -120,6 +120,8 @@ typedef struct ternd {
 	deliverer *dlv;
 	smtp_server *smtp;
 	queue_runner *queue;
+	pop3_server *pop3;
+	imap_server *imap;
 	admin *adm;
 	http_service *http;
 	struct event *hup;
@@ -204,6 +206,44 @@ static int etrn_run(const char *domain, void *ctx)
 	return 0;
 }
 
+/* POP3 before SMTP: a POP3 login lets its address relay for a while. */
+static void pop3_login_relay(const struct sockaddr *addr, void *ctx)
+{
+	smtp_pop3_login(ctx, addr);
+}
+
+/* Listen on each service of svcs with the handler its server gives; mark them served. */
+static int listen_services(ternd *t, admin_env *env, const tern_service_id *svcs, size_t n,
+			   const tern_service_handler *(*handler)(void *server, tern_service_id svc),
+			   void *server, tbuf *err)
+{
+	for (size_t i = 0; i < n; i++) {
+		char *e = NULL;
+		if (tern_server_listen(t->srv, svcs[i], handler(server, svcs[i]), &e) < 0) {
+			tbuf_appendf(err, "%s", e ? e : "cannot listen");
+			free(e);
+			return -1;
+		}
+		env->served[svcs[i]] = t->conf.services[svcs[i]].enabled;
+	}
+	return 0;
+}
+
+static const tern_service_handler *smtp_handler(void *s, tern_service_id svc)
+{
+	return smtp_server_handler(s, svc);
+}
+
+static const tern_service_handler *pop3_handler(void *s, tern_service_id svc)
+{
+	return pop3_server_handler(s, svc);
+}
+
+static const tern_service_handler *imap_handler(void *s, tern_service_id svc)
+{
+	return imap_server_handler(s, svc);
+}
+
 /* Worker pools and one c-ares resolver per I/O thread (DESIGN.md §3). */
 static int ternd_runtime(ternd *t, tbuf *err)
 {
@@ -234,8 +274,8 @@ static int ternd_runtime(ternd *t, tbuf *err)
 	return 0;
 }
 
-/* The mail services: the deliverer, SMTP on its three ports and the outgoing queue on
- * the first I/O thread; -1 with err. */
+/* The mail services: the deliverer, SMTP on its three ports, the outgoing queue on the
+ * first I/O thread, POP3 and IMAP; -1 with err. */
 static int ternd_mail(ternd *t, admin_env *env, tbuf *err)
 {
 	const char *host = tern_conf_hostname(&t->conf);
@@ -262,15 +302,29 @@ static int ternd_mail(ternd *t, admin_env *env, tbuf *err)
 		tbuf_appendf(err, "cannot make the SMTP server");
 		return -1;
 	}
-	static const tern_service_id svcs[] = { TERN_SVC_smtp, TERN_SVC_smtps, TERN_SVC_submission };
-	for (size_t i = 0; i < sizeof(svcs) / sizeof(svcs[0]); i++) {
-		if (tern_server_listen(t->srv, svcs[i], smtp_server_handler(t->smtp, svcs[i]), &e) < 0) {
-			tbuf_appendf(err, "%s", e ? e : "cannot listen");
-			free(e);
-			return -1;
-		}
-		env->served[svcs[i]] = t->conf.services[svcs[i]].enabled;
+	static const tern_service_id smtp_svcs[] = { TERN_SVC_smtp, TERN_SVC_smtps, TERN_SVC_submission };
+	if (listen_services(t, env, smtp_svcs, 3, smtp_handler, t->smtp, err) < 0)
+		return -1;
+	pop3_env pe = { .st = t->st, .conf = &t->conf, .hostname = host, .auth_pool = t->auth_pool,
+			.lockout = t->lockout, .pop3_login = pop3_login_relay, .pop3_login_ctx = t->smtp };
+	t->pop3 = pop3_server_new(&pe);
+	if (t->pop3 == NULL) {
+		tbuf_appendf(err, "cannot make the POP3 server");
+		return -1;
 	}
+	static const tern_service_id pop3_svcs[] = { TERN_SVC_pop3, TERN_SVC_pop3s };
+	if (listen_services(t, env, pop3_svcs, 2, pop3_handler, t->pop3, err) < 0)
+		return -1;
+	imap_env ie = { .st = t->st, .conf = &t->conf, .hostname = host, .auth_pool = t->auth_pool,
+			.lockout = t->lockout };
+	t->imap = imap_server_new(&ie);
+	if (t->imap == NULL) {
+		tbuf_appendf(err, "cannot make the IMAP server");
+		return -1;
+	}
+	static const tern_service_id imap_svcs[] = { TERN_SVC_imap, TERN_SVC_imaps };
+	if (listen_services(t, env, imap_svcs, 2, imap_handler, t->imap, err) < 0)
+		return -1;
 	env->dlv = t->dlv;
 	env->smtp = t->smtp;
 	env->queue = t->queue;
@@ -355,6 +409,8 @@ static void ternd_close(ternd *t)
 	if (t->hup != NULL)
 		event_free(t->hup);
 	queue_runner_free(&t->queue);
+	pop3_server_free(&t->pop3);
+	imap_server_free(&t->imap);
 	smtp_server_free(&t->smtp);
 	for (unsigned i = 0; i < t->ndns; i++)
 		tern_dns_free(&t->dns[i]);

@@ -6,6 +6,8 @@
 #include "auth.h"
 #include "deliver.h"
 #include "http.h"
+#include "imap.h"
+#include "pop3.h"
 #include "queue.h"
 #include "smtp.h"
 #include "store.h"

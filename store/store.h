@@ -178,6 +178,10 @@ int store_folder_create(store *st, const uint8_t user[16], const char *name, con
 /* Renames the folder and its subfolders ("a" -> "b" moves "a/x" to "b/x"). */
 int store_folder_rename(store *st, const uint8_t user[16], const uint8_t folder[16],
 			const char *new_name, store_cb cb, store_sync_result *res_r);
+/* Set or clear the folder's IMAP subscription (Folder.subscribed); folders are created
+ * subscribed. STORE_ENOTFOUND when there is no such folder. */
+int store_folder_subscribe(store *st, const uint8_t user[16], const uint8_t folder[16], int on,
+			   store_cb cb, store_sync_result *res_r);
 /* Deletes the folder with its messages (quota usage falls; blobs to the sweeper). */
 int store_folder_delete(store *st, const uint8_t user[16], const uint8_t folder[16], store_cb cb,
 			store_sync_result *res_r);
@@ -227,10 +231,14 @@ int store_msg_set_flags(store *st, const uint8_t user[16], const uint8_t folder[
 /* Remove the listed UIDs (quota usage falls; blob references dropped). */
 int store_msg_expunge(store *st, const uint8_t user[16], const uint8_t folder[16],
 		      const uint32_t *uids, size_t n, store_cb cb, store_sync_result *res_r);
-/* Copy (move = 1: and expunge from the source) to another folder of the same user,
- * keeping flags and internaldate; new UIDs in the destination. */
+/* Copy (STORE_COPY_MOVE: and expunge from the source) to a folder of the same user -
+ * the same folder too - keeping flags and internaldate; new UIDs in the destination.
+ * `how` is a mask of STORE_COPY_* (0/1 keep meaning copy/move). With STORE_COPY_QUOTA a
+ * copy that would pass the user's storage or item quota changes nothing: STORE_EQUOTA. */
+#define STORE_COPY_MOVE  1
+#define STORE_COPY_QUOTA 2
 int store_msg_copy(store *st, const uint8_t user[16], const uint8_t from[16], const uint8_t to[16],
-		   const uint32_t *uids, size_t n, int move, store_cb cb, store_sync_result *res_r);
+		   const uint32_t *uids, size_t n, int how, store_cb cb, store_sync_result *res_r);
 
 /* Visit the changes of a folder with modseq > since, in modseq order. */
 int store_changes_scan(store *st, const uint8_t user[16], const uint8_t folder[16], uint64_t since,

@@ -607,6 +607,27 @@ int store_folder_rename(store *st, const uint8_t user[16], const uint8_t folder[
 	return store_mbx_finish(st, c, &m, 1, res_r);
 }
 
+int store_folder_subscribe(store *st, const uint8_t user[16], const uint8_t folder[16], int on,
+			   store_cb cb, store_sync_result *res_r)
+{
+	store_commit *c = store_commit_new(cb);
+	store_mbx *m;
+	int rc;
+
+	if ((rc = store_mbx_lock(st, user, &m)) != STORE_OK)
+		return store_commit_fail(st, c, res_r, rc, "no such mailbox");
+	Tern__Folder *f = store_mbx_folder(m, folder);
+
+	if (!f) {
+		store_mbx_unlock(m);
+		return store_commit_fail(st, c, res_r, STORE_ENOTFOUND, "no such folder");
+	}
+	f->subscribed = on != 0;
+	store_mbx_put_folder(st, c->wb, m, f);
+	memcpy(c->res.id, f->id.data, 16);
+	return store_mbx_finish(st, c, &m, 1, res_r);
+}
+
 int store_folder_delete(store *st, const uint8_t user[16], const uint8_t folder[16], store_cb cb,
 			store_sync_result *res_r)
 {

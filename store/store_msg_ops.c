@@ -244,11 +244,45 @@ int store_msg_expunge(store *st, const uint8_t user[16], const uint8_t folder[16
 	return store_mbx_finish(st, c, &m, 1, res_r);
 }
 
+/* Would adding `bytes` in `items` messages pass the quota of the mailbox's user? */
+static int copy_over_quota(store *st, store_mbx *m, uint64_t bytes, uint64_t items)
+{
+	Tern__User *u = NULL;
+	int over;
+
+	if (store_user_get_by_id(st, m->user, &u) != STORE_OK)
+		return 0;
+	over = (u->quota_bytes && m->rec->bytes + bytes > u->quota_bytes) ||
+	       (u->quota_items && m->rec->items + items > u->quota_items);
+	tern__user__free_unpacked(u, NULL);
+	return over;
+}
+
+/* The messages of uids that exist in folder, read once (caller frees each). */
+static Tern__MessageMeta **copy_load(store *st, const uint8_t user[16], const uint8_t folder[16],
+				     const uint32_t *uids, size_t n, size_t *nfound_r, uint64_t *bytes_r)
+{
+	Tern__MessageMeta **v = calloc(n ? n : 1, sizeof(*v));
+	size_t k = 0;
+
+	if (!v)
+		abort();
+	*bytes_r = 0;
+	for (size_t i = 0; i < n; i++)
+		if (store_msg_get(st, user, folder, uids[i], &v[k]) == STORE_OK)
+			*bytes_r += v[k++]->size;
+	*nfound_r = k;
+	return v;
+}
+
 int store_msg_copy(store *st, const uint8_t user[16], const uint8_t from[16], const uint8_t to[16],
-		   const uint32_t *uids, size_t n, int move, store_cb cb, store_sync_result *res_r)
+		   const uint32_t *uids, size_t n, int how, store_cb cb, store_sync_result *res_r)
 {
 	store_commit *c = store_commit_new(cb);
+	int move = (how & STORE_COPY_MOVE) != 0;
 	uint32_t first_uid = 0;
+	uint64_t bytes;
+	size_t nfound;
 	store_mbx *m;
 	int rc;
 
@@ -256,17 +290,24 @@ int store_msg_copy(store *st, const uint8_t user[16], const uint8_t from[16], co
 		return rc;
 	Tern__Folder *src = store_mbx_folder(m, from), *dst = store_mbx_folder(m, to);
 
-	if (!src || !dst || src == dst) {
+	if (!src || !dst) {
 		store_mbx_unlock(m);
-		return store_commit_fail(st, c, res_r, src && dst ? STORE_EINVAL : STORE_ENOTFOUND,
-					 "%s", src && dst ? "source and destination are the same folder"
-							  : "no such folder");
+		return store_commit_fail(st, c, res_r, STORE_ENOTFOUND, "no such folder");
 	}
-	for (size_t i = 0; i < n; i++) {
-		Tern__MessageMeta *mm = NULL;
+	/* read every source row before writing: with src == dst the new rows must not be
+	 * seen as sources */
+	Tern__MessageMeta **msgs = copy_load(st, user, from, uids, n, &nfound, &bytes);
 
-		if (store_msg_get(st, user, from, uids[i], &mm) != STORE_OK)
-			continue;
+	if (!move && (how & STORE_COPY_QUOTA) && copy_over_quota(st, m, bytes, nfound)) {
+		for (size_t i = 0; i < nfound; i++)
+			tern__message_meta__free_unpacked(msgs[i], NULL);
+		free(msgs);
+		store_mbx_unlock(m);
+		return store_commit_fail(st, c, res_r, STORE_EQUOTA, "mailbox is over quota");
+	}
+	for (size_t i = 0; i < nfound; i++) {
+		Tern__MessageMeta *mm = msgs[i];
+
 		if (move) {
 			expunge_one(st, c, m, src, mm);
 		} else {
@@ -290,8 +331,10 @@ int store_msg_copy(store *st, const uint8_t user[16], const uint8_t from[16], co
 		c->res.modseq = mm->modseq;
 		tern__message_meta__free_unpacked(mm, NULL);
 	}
+	free(msgs);
 	store_mbx_put_folder(st, c->wb, m, src);
-	store_mbx_put_folder(st, c->wb, m, dst);
+	if (dst != src)
+		store_mbx_put_folder(st, c->wb, m, dst);
 	store_mbx_put_usage(st, c->wb, m);
 	c->res.uid = first_uid;
 	c->res.uidvalidity = dst->uidvalidity;

@@ -1,6 +1,7 @@
 /* cmd_append.c - APPEND (RFC 3501 §6.3.11, UIDPLUS APPENDUID, BINARY literal8): flags,
  * date-time and the message literal; the MIME structure is analysed once here and kept
- * in the message record; the quota is enforced by the store (NO [OVERQUOTA]). */
+ * in the message record (on the cpu pool above IMAP_APPEND_INLINE_MAX); the quota is
+ * enforced by the store (NO [OVERQUOTA]). */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -41,12 +42,19 @@ static int parse_date_time(const char *s, size_t n, int64_t *t_r)
 struct append_op {
 	Tern__MimeInfo *mime;
 	uint8_t folder[16];
+	const char **keywords;     /* into the command's arguments (kept until its end) */
+	size_t nkeywords;
+	uint32_t flags;
+	int64_t date;
+	const char *body;          /* the literal, in the parser's arena */
+	size_t body_len;
 };
 
 static void append_op_free(void *p)
 {
 	struct append_op *op = p;
 	mime_info_free(&op->mime);
+	free(op->keywords);
 	free(op);
 }
 
@@ -69,6 +77,32 @@ static void append_done(imap_session *s, const store_result *res)
 	imap_async_done(s);
 }
 
+/* The MIME structure of the literal (on the cpu pool for large messages). */
+static void append_analyze(void *arg)
+{
+	struct append_op *op = arg;
+	op->mime = mime_analyze(op->body, op->body_len);
+}
+
+/* Analysed: store the message; the quota is enforced by the store. */
+static void append_store(imap_session *s)
+{
+	struct append_op *op = s->op;
+	store_append a = { 0 };
+
+	a.user = s->user_id;
+	a.folder = op->folder;
+	a.body = op->body;
+	a.body_len = op->body_len;
+	a.flags = op->flags;
+	a.keywords = op->keywords;
+	a.nkeywords = op->nkeywords;
+	a.internaldate = op->date;
+	a.enforce_quota = 1;
+	a.mime = op->mime;
+	store_msg_append(s->srv->env.st, &a, imap_store_cb(s, append_done), NULL);
+}
+
 int imap_cmd_append(imap_session *s, const imap_cmd *c)
 {
 	char name[IMAP_NAME_MAX + 1];
@@ -80,7 +114,7 @@ int imap_cmd_append(imap_session *s, const imap_cmd *c)
 	int64_t date = 0;
 
 	if (c->nargs < 2 || imap_arg_mailbox(&c->args[0], name, &err) < 0) {
-		imap_reply(s, "BAD", "Syntax: APPEND mailbox [(flags)] [date-time] message");
+		imap_reply(s, "BAD", "%s", err ? err : "Syntax: APPEND mailbox [(flags)] [date-time] message");
 		return IMAP_DONE;
 	}
 	if (c->args[i].type == IMAP_ARG_LIST) {
@@ -114,21 +148,13 @@ int imap_cmd_append(imap_session *s, const imap_cmd *c)
 		abort();
 	memcpy(op->folder, f->id.data, 16);
 	store_free_record(f);
-	op->mime = mime_analyze(msg->str, msg->len);
+	op->keywords = keywords;
+	op->nkeywords = nkeywords;
+	op->flags = flags;
+	op->date = date;
+	op->body = msg->str;
+	op->body_len = msg->len;
 	s->op = op;
 	s->op_free = append_op_free;
-	store_append a = { 0 };
-	a.user = s->user_id;
-	a.folder = op->folder;
-	a.body = msg->str;
-	a.body_len = msg->len;
-	a.flags = flags;
-	a.keywords = keywords;
-	a.nkeywords = nkeywords;
-	a.internaldate = date;
-	a.enforce_quota = 1;
-	a.mime = op->mime;
-	store_msg_append(s->srv->env.st, &a, imap_store_cb(s, append_done), NULL);
-	free(keywords);
-	return IMAP_ASYNC;
+	return imap_offload(s, append_analyze, append_store, op->body_len > IMAP_APPEND_INLINE_MAX);
 }

@@ -1,6 +1,7 @@
 /* cmd_copy.c - COPY and MOVE (RFC 6851) with UIDPLUS COPYUID. The store copies in one
- * batch and gives the destination UIDs contiguously from res->uid; the quota is checked
- * before a COPY (a MOVE does not change the usage). */
+ * batch and gives the destination UIDs contiguously from res->uid; it enforces the quota
+ * in the same batch (STORE_COPY_QUOTA; a MOVE does not change the usage). The same folder
+ * is a valid destination: the copies get new UIDs. */
 #include <stdlib.h>
 #include <string.h>
 #include "imap_int.h"
@@ -62,24 +63,6 @@ static void copy_done(imap_session *s, const store_result *res)
 	imap_async_done(s);
 }
 
-/* 1 when adding `bytes` and `items` would pass the user's quota. */
-static int over_quota(imap_session *s, uint64_t bytes, uint64_t items)
-{
-	Tern__User *u = NULL;
-	Tern__Mailbox *mb = NULL;
-	int over = 0;
-
-	if (store_user_get_by_id(s->srv->env.st, s->user_id, &u) != STORE_OK)
-		return 0;
-	if ((u->quota_bytes || u->quota_items) && store_mailbox_get(s->srv->env.st, s->user_id, &mb) == STORE_OK) {
-		over = (u->quota_bytes && mb->bytes + bytes > u->quota_bytes) ||
-		       (u->quota_items && mb->items + items > u->quota_items);
-		store_free_record(mb);
-	}
-	store_free_record(u);
-	return over;
-}
-
 static int copy_common(imap_session *s, const imap_cmd *c, int move)
 {
 	char name[IMAP_NAME_MAX + 1];
@@ -104,12 +87,10 @@ static int copy_common(imap_session *s, const imap_cmd *c, int move)
 		imap_reply(s, "NO", "[TRYCREATE] Mailbox does not exist");
 		return IMAP_DONE;
 	}
-	uint64_t bytes = 0;
 	for (size_t i = 0; i < n; i++) {
 		Tern__MessageMeta *m = NULL;
 		if (store_msg_get(s->srv->env.st, s->user_id, s->sel->folder, uids[i], &m) != STORE_OK)
 			continue;
-		bytes += m->size;
 		uids[op->n++] = uids[i];
 		store_free_record(m);
 	}
@@ -119,16 +100,11 @@ static int copy_common(imap_session *s, const imap_cmd *c, int move)
 		imap_reply(s, "OK", "%s completed", move ? "MOVE" : "COPY");
 		return IMAP_DONE;
 	}
-	if (!move && over_quota(s, bytes, op->n)) {
-		store_free_record(f);
-		imap_reply(s, "NO", "[OVERQUOTA] Quota exceeded");
-		return IMAP_DONE;
-	}
 	uint8_t to[16];
 	memcpy(to, f->id.data, 16);
 	store_free_record(f);
-	store_msg_copy(s->srv->env.st, s->user_id, s->sel->folder, to, op->uids, op->n, move,
-		       imap_store_cb(s, copy_done), NULL);
+	store_msg_copy(s->srv->env.st, s->user_id, s->sel->folder, to, op->uids, op->n,
+		       STORE_COPY_QUOTA | (move ? STORE_COPY_MOVE : 0), imap_store_cb(s, copy_done), NULL);
 	return IMAP_ASYNC;
 }
 

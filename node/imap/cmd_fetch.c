@@ -1,4 +1,4 @@
-/* cmd_fetch.c - FETCH, STORE and SEARCH (and their UID forms) over the session's view,
+/* cmd_fetch.c - FETCH and STORE (and their UID forms) over the session's view,
  * calling the message engines of imap_msg.h for one message at a time. A FETCH of a body
  * without .PEEK first sets \Seen (one durable write), then renders. None of these sends
  * an untagged EXPUNGE (the command table's IMAP_F_NOEXPUNGE). */
@@ -153,6 +153,7 @@ static void store_done(imap_session *s, const store_result *res)
 		imap_async_done(s);
 		return;
 	}
+	imap_view_announce_keywords(s);   /* a new keyword: FLAGS before the FETCH replies */
 	for (size_t i = 0; i < op->n; i++) {
 		Tern__MessageMeta *m = NULL;
 		if (store_msg_get(s->srv->env.st, s->user_id, s->sel->folder, op->uids[i], &m) != STORE_OK)
@@ -268,45 +269,4 @@ int imap_cmd_store(imap_session *s, const imap_cmd *c)
 	store_msg_set_flags(s->srv->env.st, s->user_id, s->sel->folder, op->uids, op->n, fop, flags,
 			    (const char *const *)op->keywords, nkw, unchanged, imap_store_cb(s, store_done), NULL);
 	return IMAP_ASYNC;
-}
-
-/* ---- SEARCH ---- */
-
-int imap_cmd_search(imap_session *s, const imap_cmd *c)
-{
-	imap_search *sp = NULL;
-	const char *err = NULL;
-	uint32_t n = imap_view_count(s);
-	imap_search_ctx ctx = { n, n ? imap_view_uid(s, n) : 0, tern_now() };
-	tbuf b = TBUF_INIT;
-	uint64_t top = 0;
-
-	if (c->nargs == 0 || imap_search_parse(c->args, c->nargs, &sp, &err) < 0) {
-		imap_reply(s, "BAD", "%s", err ? err : "Syntax: SEARCH keys");
-		return IMAP_DONE;
-	}
-	if (imap_search_uses_modseq(sp))
-		s->condstore = 1;
-	tbuf_append_str(&b, "* SEARCH");
-	for (uint32_t msn = 1; msn <= n; msn++) {
-		uint32_t uid = imap_view_uid(s, msn);
-		Tern__MessageMeta *m = NULL;
-		if (store_msg_get(s->srv->env.st, s->user_id, s->sel->folder, uid, &m) != STORE_OK)
-			continue;
-		imap_msg msg = { s->srv->env.st, m, msn, imap_view_is_recent(s, uid) };
-		if (imap_search_match(sp, &ctx, &msg) == 1) {
-			tbuf_appendf(&b, " %u", s->uid ? uid : msn);
-			if (m->modseq > top)
-				top = m->modseq;
-		}
-		store_free_record(m);
-	}
-	if (imap_search_uses_modseq(sp) && top > 0)
-		tbuf_appendf(&b, " (MODSEQ %llu)", (unsigned long long)top);
-	tbuf_append_str(&b, "\r\n");
-	imap_write(s, b.data, b.len);
-	tbuf_free(&b);
-	imap_search_free(&sp);
-	imap_reply(s, "OK", "SEARCH completed");
-	return IMAP_DONE;
 }

@@ -2,8 +2,8 @@
  * RFC 3501 §6.3.5), SUBSCRIBE, UNSUBSCRIBE, LIST, LSUB (wildcards, CHILDREN and
  * SPECIAL-USE attributes, "/" hierarchy), STATUS; and the standard folders made at first
  * login. Folder deletes and moves are written to operations.log in the guide's format.
- * Subscriptions are kept as one node setting per user (the store's folder record only
- * knows "subscribed at creation"): key "imap-subs/<user-id hex>", names one per line. */
+ * Subscriptions are the folder record's `subscribed` (folders are created subscribed);
+ * LIST also takes the RFC 5258 forms LIST (SUBSCRIBED) ... and RETURN (SUBSCRIBED). */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -160,11 +160,11 @@ static void delete_done(imap_session *s, const store_result *res)
 int imap_cmd_delete(imap_session *s, const imap_cmd *c)
 {
 	char name[IMAP_NAME_MAX + 1];
-	const char *err;
+	const char *err = NULL;
 	Tern__Folder *f = NULL;
 
 	if (c->nargs != 1 || imap_arg_mailbox(&c->args[0], name, &err) < 0) {
-		imap_reply(s, "BAD", "Syntax: DELETE mailbox");
+		imap_reply(s, "BAD", "%s", err ? err : "Syntax: DELETE mailbox");
 		return IMAP_DONE;
 	}
 	if (imap_is_inbox(name)) {
@@ -246,12 +246,12 @@ static void inbox_created(imap_session *s, const store_result *res)
 int imap_cmd_rename(imap_session *s, const imap_cmd *c)
 {
 	char from[IMAP_NAME_MAX + 1], to[IMAP_NAME_MAX + 1];
-	const char *err;
+	const char *err = NULL;
 	Tern__Folder *f = NULL;
 
 	if (c->nargs != 2 || imap_arg_mailbox(&c->args[0], from, &err) < 0 ||
 	    imap_arg_mailbox(&c->args[1], to, &err) < 0) {
-		imap_reply(s, "BAD", "Syntax: RENAME mailbox new-name");
+		imap_reply(s, "BAD", "%s", err ? err : "Syntax: RENAME mailbox new-name");
 		return IMAP_DONE;
 	}
 	if (imap_is_inbox(to)) {
@@ -285,77 +285,32 @@ int imap_cmd_rename(imap_session *s, const imap_cmd *c)
 
 /* ---- subscriptions ---- */
 
-static void subs_key(imap_session *s, char *key, size_t n)
-{
-	char hex[33];
-	tern_hex(s->user_id, 16, hex);
-	snprintf(key, n, "imap-subs/%s", hex);
-}
-
-/* The subscribed names, one per line with a trailing LF ("\n" alone when none); when
- * nothing was ever set, every folder created subscribed. */
-static void subs_load(imap_session *s, tbuf *out)
-{
-	char key[64], *v = NULL;
-	Tern__Folder **list = NULL;
-	size_t n = 0;
-
-	subs_key(s, key, sizeof(key));
-	if (store_setting_get(s->srv->env.st, key, &v) == STORE_OK) {
-		tbuf_append_str(out, "\n");
-		tbuf_append_str(out, v);
-		free(v);
-		return;
-	}
-	tbuf_append_str(out, "\n");
-	if (store_folder_list(s->srv->env.st, s->user_id, &list, &n) != STORE_OK)
-		return;
-	for (size_t i = 0; i < n; i++)
-		if (list[i]->subscribed)
-			tbuf_appendf(out, "%s\n", imap_is_inbox(list[i]->name) ? "INBOX" : list[i]->name);
-	store_free_list((void **)list, n);
-}
-
-static const char *subs_find(const tbuf *subs, const char *name)
-{
-	size_t n = strlen(name);
-	const char *p = tbuf_cstr(subs);
-
-	while ((p = strstr(p, name)) != NULL) {
-		if (p > subs->data && p[-1] == '\n' && p[n] == '\n')
-			return p;
-		p++;
-	}
-	return NULL;
-}
-
+/* SUBSCRIBE / UNSUBSCRIBE write Folder.subscribed. A name with no folder is refused with
+ * NO [NONEXISTENT] (RFC 3501 §6.3.6 allows it but does not require it). */
 static int subscribe(imap_session *s, const imap_cmd *c, int on)
 {
-	char name[IMAP_NAME_MAX + 1], key[64];
-	const char *err;
-	tbuf subs = TBUF_INIT;
+	char name[IMAP_NAME_MAX + 1];
+	const char *err = NULL;
+	Tern__Folder *f = NULL;
 
-	if (c->nargs != 1 || imap_arg_mailbox(&c->args[0], name, &err) < 0 || strchr(name, '\n')) {
-		imap_reply(s, "BAD", "Syntax: %s mailbox", on ? "SUBSCRIBE" : "UNSUBSCRIBE");
+	if (c->nargs != 1 || imap_arg_mailbox(&c->args[0], name, &err) < 0) {
+		imap_reply(s, "BAD", "%s", err ? err : on ? "Syntax: SUBSCRIBE mailbox" : "Syntax: UNSUBSCRIBE mailbox");
 		return IMAP_DONE;
 	}
-	subs_load(s, &subs);
-	const char *at = subs_find(&subs, name);
-	if ((at != NULL) == on) {
-		tbuf_free(&subs);
+	int rc = find_folder(s, name, &f);
+	if (rc != STORE_OK) {
+		reply_store_error(s, rc, on ? "SUBSCRIBE" : "UNSUBSCRIBE");
+		return IMAP_DONE;
+	}
+	if ((f->subscribed != 0) == (on != 0)) {
+		store_free_record(f);
 		imap_reply(s, "OK", "%s completed", on ? "SUBSCRIBE" : "UNSUBSCRIBE");
 		return IMAP_DONE;
 	}
-	if (on) {
-		tbuf_appendf(&subs, "%s\n", name);
-	} else {
-		size_t off = (size_t)(at - subs.data), n = strlen(name) + 1;
-		memmove(subs.data + off, subs.data + off + n, subs.len - off - n);
-		tbuf_truncate(&subs, subs.len - n);
-	}
-	subs_key(s, key, sizeof(key));
-	store_setting_put(s->srv->env.st, key, tbuf_cstr(&subs) + 1, imap_store_cb(s, simple_done), NULL);
-	tbuf_free(&subs);
+	uint8_t id[16];
+	memcpy(id, f->id.data, 16);
+	store_free_record(f);
+	store_folder_subscribe(s->srv->env.st, s->user_id, id, on, imap_store_cb(s, simple_done), NULL);
 	return IMAP_ASYNC;
 }
 
@@ -421,20 +376,51 @@ static int has_child(Tern__Folder **list, size_t n, const char *name)
 	return 0;
 }
 
+/* LIST-EXTENDED options (RFC 5258) that this server honours: selection SUBSCRIBED (and
+ * REMOTE, RECURSIVEMATCH, which change nothing here), return SUBSCRIBED, CHILDREN,
+ * SPECIAL-USE (the last two are always sent). -1 on an unknown option. */
+static int list_options(const imap_arg *opts, int selection, int *subscribed_r)
+{
+	for (size_t i = 0; i < opts->nlist; i++) {
+		const imap_arg *o = &opts->list[i];
+		if (imap_arg_is_atom(o, "SUBSCRIBED"))
+			*subscribed_r = 1;
+		else if (!(selection && (imap_arg_is_atom(o, "REMOTE") || imap_arg_is_atom(o, "RECURSIVEMATCH"))) &&
+			 !(!selection && (imap_arg_is_atom(o, "CHILDREN") || imap_arg_is_atom(o, "SPECIAL-USE"))))
+			return -1;
+	}
+	return 0;
+}
+
 static int list_common(imap_session *s, const imap_cmd *c, int lsub)
 {
 	const char *ref, *pat;
-	size_t rl, pl;
+	size_t rl, pl, a = 0;
 	char pattern[IMAP_NAME_MAX * 2 + 2];
 	Tern__Folder **list = NULL;
 	size_t n = 0;
 	const char *cmd = lsub ? "LSUB" : "LIST";
-	tbuf subs = TBUF_INIT;
+	int only_subscribed = lsub, show_subscribed = 0;
 
-	if (c->nargs != 2 || imap_arg_astring(&c->args[0], &ref, &rl) < 0 ||
-	    imap_arg_astring(&c->args[1], &pat, &pl) < 0 || rl + pl > IMAP_NAME_MAX * 2) {
+	if (!lsub && c->nargs >= 1 && c->args[0].type == IMAP_ARG_LIST) {
+		if (list_options(&c->args[0], 1, &only_subscribed) < 0) {
+			imap_reply(s, "BAD", "Unsupported LIST selection option");
+			return IMAP_DONE;
+		}
+		show_subscribed = only_subscribed;
+		a = 1;
+	}
+	if (c->nargs < a + 2 || imap_arg_astring(&c->args[a], &ref, &rl) < 0 ||
+	    imap_arg_astring(&c->args[a + 1], &pat, &pl) < 0 || rl + pl > IMAP_NAME_MAX * 2) {
 		imap_reply(s, "BAD", "Syntax: %s reference pattern", cmd);
 		return IMAP_DONE;
+	}
+	if (c->nargs != a + 2) {
+		if (lsub || c->nargs != a + 4 || !imap_arg_is_atom(&c->args[a + 2], "RETURN") ||
+		    c->args[a + 3].type != IMAP_ARG_LIST || list_options(&c->args[a + 3], 0, &show_subscribed) < 0) {
+			imap_reply(s, "BAD", "Syntax: %s reference pattern", cmd);
+			return IMAP_DONE;
+		}
 	}
 	if (pl == 0 && !lsub) {
 		list_line(s, cmd, "\\Noselect", "");
@@ -446,30 +432,27 @@ static int list_common(imap_session *s, const imap_cmd *c, int lsub)
 		imap_reply(s, "NO", "[SERVERBUG] Cannot list folders");
 		return IMAP_DONE;
 	}
-	if (lsub)
-		subs_load(s, &subs);
 	for (size_t i = 0; i < n; i++) {
 		const char *name = imap_is_inbox(list[i]->name) ? "INBOX" : list[i]->name;
-		if (!match_name(pattern, name) || (lsub && subs_find(&subs, name) == NULL))
+		if (!match_name(pattern, name) || (only_subscribed && !list[i]->subscribed))
 			continue;
-		char attrs[128];
-		snprintf(attrs, sizeof(attrs), "%s%s%s", has_child(list, n, name) ? "\\HasChildren" : "\\HasNoChildren",
+		char attrs[160];
+		snprintf(attrs, sizeof(attrs), "%s%s%s%s", has_child(list, n, name) ? "\\HasChildren" : "\\HasNoChildren",
 			 list[i]->special_use && list[i]->special_use[0] ? " " : "",
-			 list[i]->special_use ? list[i]->special_use : "");
+			 list[i]->special_use ? list[i]->special_use : "",
+			 show_subscribed && list[i]->subscribed ? " \\Subscribed" : "");
 		list_line(s, cmd, attrs, name);
 	}
 	/* parents that are not folders themselves but hold matching levels (for '%') */
-	for (size_t i = 0; !lsub && i < n; i++) {
+	for (size_t i = 0; !only_subscribed && i < n; i++) {
 		char parent[IMAP_NAME_MAX + 1];
 		snprintf(parent, sizeof(parent), "%s", list[i]->name);
 		char *slash;
 		while ((slash = strrchr(parent, '/')) != NULL) {
 			*slash = '\0';
-			Tern__Folder *f = NULL;
 			int exists = 0;
 			for (size_t k = 0; k < n && !exists; k++)
 				exists = strcasecmp(list[k]->name, parent) == 0;
-			(void)f;
 			if (exists || !match_name(pattern, parent))
 				continue;
 			int dup = 0;
@@ -481,7 +464,6 @@ static int list_common(imap_session *s, const imap_cmd *c, int lsub)
 		}
 	}
 	store_free_list((void **)list, n);
-	tbuf_free(&subs);
 	imap_reply(s, "OK", "%s completed", cmd);
 	return IMAP_DONE;
 }
@@ -513,11 +495,11 @@ static int count_above(const Tern__MessageMeta *m, void *arg)
 int imap_cmd_status(imap_session *s, const imap_cmd *c)
 {
 	char name[IMAP_NAME_MAX + 1];
-	const char *err;
+	const char *err = NULL;
 	Tern__Folder *f = NULL;
 
 	if (c->nargs != 2 || imap_arg_mailbox(&c->args[0], name, &err) < 0 || c->args[1].type != IMAP_ARG_LIST) {
-		imap_reply(s, "BAD", "Syntax: STATUS mailbox (items)");
+		imap_reply(s, "BAD", "%s", err ? err : "Syntax: STATUS mailbox (items)");
 		return IMAP_DONE;
 	}
 	int rc = find_folder(s, name, &f);

@@ -7,8 +7,6 @@
 #include "imap_int.h"
 #include "mime.h"
 
-#define SYSTEM_FLAGS "\\Answered \\Flagged \\Deleted \\Seen \\Draft"
-
 struct first_unseen {
 	const imap_session *s;
 	uint32_t msn;
@@ -27,12 +25,15 @@ static int find_unseen(const Tern__MessageMeta *m, void *arg)
 static int select_common(imap_session *s, const imap_cmd *c, int readonly)
 {
 	char name[IMAP_NAME_MAX + 1];
-	const char *err;
+	const char *err = NULL;
 	Tern__Folder *f = NULL;
 
 	if (c->nargs < 1 || c->nargs > 2 || imap_arg_mailbox(&c->args[0], name, &err) < 0 ||
 	    (c->nargs == 2 && c->args[1].type != IMAP_ARG_LIST)) {
-		imap_reply(s, "BAD", "Syntax: %s mailbox [(CONDSTORE)]", readonly ? "EXAMINE" : "SELECT");
+		if (err != NULL)
+			imap_reply(s, "BAD", "%s", err);
+		else
+			imap_reply(s, "BAD", "Syntax: %s mailbox [(CONDSTORE)]", readonly ? "EXAMINE" : "SELECT");
 		return IMAP_DONE;
 	}
 	for (size_t i = 0; c->nargs == 2 && i < c->args[1].nlist; i++) {
@@ -56,8 +57,7 @@ static int select_common(imap_session *s, const imap_cmd *c, int readonly)
 		return IMAP_DONE;
 	}
 	imap_enter_state(s, IMAP_ST_SELECTED);
-	imap_untagged(s, "FLAGS (" SYSTEM_FLAGS ")");
-	imap_untagged(s, "OK [PERMANENTFLAGS (%s)] Flags permitted", readonly ? "" : SYSTEM_FLAGS " \\*");
+	imap_view_send_flags(s);
 	imap_untagged(s, "%u EXISTS", imap_view_count(s));
 	imap_untagged(s, "%u RECENT", imap_view_recent_count(s));
 	if (f->unseen > 0) {

@@ -21,6 +21,8 @@ typedef struct imap_env {
 	const tern_conf *conf;          /* [security] and smtpd.max_message_kb; must outlive the server */
 	const char *hostname;           /* greeting; copied; NULL/"" = tern_conf_hostname() */
 	tern_pool *auth_pool;           /* LOGIN / AUTHENTICATE steps (user look-up, hashing) */
+	tern_pool *cpu_pool;            /* large SEARCHes, MIME analysis of large APPENDs;
+					 * NULL = on the I/O thread */
 	auth_lockout *lockout;          /* account lockout shared with the other protocols */
 	int idle_timeout;               /* seconds of client silence before close; 0 = 1800 */
 } imap_env;

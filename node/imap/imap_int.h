@@ -22,11 +22,14 @@
 #define IMAP_ARGS_MAX 10000                  /* arguments of one command, lists included */
 #define IMAP_ARGS_MAX_PREAUTH 64
 #define IMAP_APPEND_MAX_DEFAULT (64ull << 20) /* when smtpd.max_message_kb is 0 (unlimited) */
+#define IMAP_APPEND_INLINE_MAX (256 * 1024)   /* larger APPENDs are analysed on the cpu pool */
 #define IMAP_BAD_MAX 20                      /* BAD replies before the session is closed */
 #define IMAP_IDLE_TIMEOUT 1800               /* RFC 3501 §5.4: at least 30 minutes */
 #define IMAP_PREAUTH_TIMEOUT 60
 #define IMAP_OUT_FLUSH (64 * 1024)           /* write buffered responses past this */
 #define IMAP_NAME_MAX 1000                   /* a mailbox name */
+#define IMAP_SYSTEM_FLAGS "\\Answered \\Flagged \\Deleted \\Seen \\Draft"
+#define IMAP_KEYWORDS_MAX 512                /* keywords announced in FLAGS per folder */
 
 /* ---- the command parser ---- */
 
@@ -114,6 +117,8 @@ typedef struct imap_mbox {
 	imap_snap *snap;
 	uint64_t modseq;            /* changes up to here are in snap */
 	uint32_t recent_floor;      /* highest UID given as \Recent (kept by the registry) */
+	char **kw;                  /* keywords seen in the folder, in order of appearance; */
+	size_t nkw, kw_cap;         /* only grows while the folder is open */
 } imap_mbox;
 
 typedef struct imap_registry {
@@ -136,6 +141,7 @@ typedef struct imap_sel {
 	int readonly;
 	uint32_t uidvalidity;
 	uint64_t flags_modseq;      /* flag changes up to here were reported */
+	size_t nkw_told;            /* keywords of mb->kw announced by FLAGS */
 	int dirty;                  /* an event came since the last refresh */
 	uint32_t *recent;           /* sorted UIDs that are \Recent in this session */
 	size_t nrecent, recent_cap;
@@ -153,6 +159,12 @@ void imap_view_close(imap_session *s);
 /* Send what the session has not been told: EXPUNGE (only when allow_expunge), EXISTS,
  * RECENT, and FETCH FLAGS of messages changed by others. */
 void imap_view_sync(imap_session *s, int allow_expunge);
+/* Send "* FLAGS (...)" and "* OK [PERMANENTFLAGS (...)]" with the folder's keywords
+ * (SELECT), marking them announced. */
+void imap_view_send_flags(imap_session *s);
+/* Catch up with the folder and send FLAGS when keywords appeared that the session was not
+ * told about (RFC 3501 §7.2.6) - before FETCH responses that may carry them. */
+void imap_view_announce_keywords(imap_session *s);
 /* Message number <-> UID in the session's view (0 = none). */
 uint32_t imap_view_uid(const imap_session *s, uint32_t msn);
 uint32_t imap_view_msn(const imap_session *s, uint32_t uid);
@@ -268,6 +280,11 @@ void imap_async_done(imap_session *s);
  * session's I/O thread with the result (not when the connection went meanwhile) and
  * must end with imap_async_done() or start the next write. */
 store_cb imap_store_cb(imap_session *s, imap_store_done fn);
+/* Run job(s->op) on the cpu pool (on the I/O thread when use_pool is 0, when there is no
+ * pool or its queue is full), the connection paused; then done(s) on the session's I/O
+ * thread, which must end with imap_async_done() or start the next step. The job sees only
+ * the op: everything it needs is copied there first. Returns IMAP_ASYNC. */
+int imap_offload(imap_session *s, void (*job)(void *op), void (*done)(imap_session *s), int use_pool);
 /* The idle limit that fits the state. */
 void imap_set_timeout(imap_session *s);
 /* Quote a string for a response: "..." or a literal when needed. */
@@ -278,8 +295,11 @@ int imap_is_inbox(const char *name);
 /* Argument helpers: string-ish arguments (atom, quoted, literal). */
 int imap_arg_astring(const imap_arg *a, const char **s_r, size_t *n_r);
 int imap_arg_is_atom(const imap_arg *a, const char *word);
-/* A mailbox name argument, validated, INBOX normalised; into name (IMAP_NAME_MAX+1). */
+/* A mailbox name argument, validated (syntax and modified UTF-7), INBOX normalised; into
+ * name (IMAP_NAME_MAX+1). -1 with *error_r, a text for the BAD reply. */
 int imap_arg_mailbox(const imap_arg *a, char *name, const char **error_r);
+/* 1 when s[0..n) is printable US-ASCII in modified UTF-7 (RFC 3501 §5.1.3). */
+int imap_mutf7_valid(const char *s, size_t n);
 
 /* cmd_auth.c */
 int imap_cmd_capability(imap_session *s, const imap_cmd *c);
@@ -328,6 +348,9 @@ int imap_cmd_append(imap_session *s, const imap_cmd *c);
 /* cmd_fetch.c */
 int imap_cmd_fetch(imap_session *s, const imap_cmd *c);
 int imap_cmd_store(imap_session *s, const imap_cmd *c);
+
+/* cmd_search.c */
+#define IMAP_SEARCH_INLINE_MAX 200     /* messages searched on the I/O thread (no body keys) */
 int imap_cmd_search(imap_session *s, const imap_cmd *c);
 
 /* cmd_copy.c */

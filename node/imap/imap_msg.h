@@ -66,6 +66,8 @@ void imap_search_free(imap_search **s);
  * (BODY, TEXT, SUBJECT, FROM, ...) match case-insensitively on decoded text (RFC 2047
  * words, transfer encodings, charsets to UTF-8). */
 int imap_search_match(const imap_search *s, const imap_search_ctx *ctx, const imap_msg *m);
+/* The program has BODY or TEXT keys (reads and decodes message bodies). */
+int imap_search_reads_body(const imap_search *s);
 /* The program uses MODSEQ (CONDSTORE): the SEARCH reply ends with (MODSEQ n). */
 int imap_search_uses_modseq(const imap_search *s);
 

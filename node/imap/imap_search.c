@@ -350,6 +350,21 @@ int imap_search_parse(const imap_arg *args, size_t nargs, imap_search **s_r, con
 	return 0;
 }
 
+static int node_reads_body(const snode *n)
+{
+	if (n->kind == SK_BODY || n->kind == SK_TEXT)
+		return 1;
+	for (size_t i = 0; i < n->nkids; i++)
+		if (node_reads_body(n->kids[i]))
+			return 1;
+	return 0;
+}
+
+int imap_search_reads_body(const imap_search *s)
+{
+	return node_reads_body(s->root);
+}
+
 int imap_search_uses_modseq(const imap_search *s)
 {
 	return s->uses_modseq;

@@ -105,6 +105,10 @@ int imap_arg_mailbox(const imap_arg *a, char *name, const char **error_r)
 		*error_r = "Invalid mailbox name";
 		return -1;
 	}
+	if (!imap_mutf7_valid(s, n)) {
+		*error_r = "Invalid mailbox name: not modified UTF-7 (RFC 3501 section 5.1.3)";
+		return -1;
+	}
 	memcpy(name, s, n);
 	name[n] = '\0';
 	if (imap_is_inbox(name))

@@ -185,6 +185,54 @@ store_cb imap_store_cb(imap_session *s, imap_store_done fn)
 	return (store_cb){ store_trampoline, s, s->io };
 }
 
+struct imap_job {
+	imap_session *s;
+	void *op;
+	void (*job)(void *op);
+	void (*done)(imap_session *s);
+};
+
+static void job_run(void *arg)
+{
+	struct imap_job *j = arg;
+	j->job(j->op);
+}
+
+/* Back on the session's I/O thread; a closed session only ends its command. */
+static void job_done(void *arg)
+{
+	struct imap_job *j = arg;
+	imap_session *s = j->s;
+	void (*done)(imap_session *s) = j->done;
+
+	free(j);
+	if (s->closed) {
+		imap_async_done(s);
+		return;
+	}
+	done(s);
+}
+
+int imap_offload(imap_session *s, void (*job)(void *op), void (*done)(imap_session *s), int use_pool)
+{
+	tern_pool *pool = s->srv->env.cpu_pool;
+
+	if (!s->busy)
+		imap_async_begin(s);
+	if (use_pool && pool != NULL) {
+		struct imap_job *j = malloc(sizeof(*j));
+		if (j == NULL)
+			abort();
+		*j = (struct imap_job){ s, s->op, job, done };
+		if (tern_pool_submit(pool, job_run, job_done, j, s->io) == 0)
+			return IMAP_ASYNC;
+		free(j);          /* queue full: do it here rather than refuse */
+	}
+	job(s->op);
+	done(s);
+	return IMAP_ASYNC;
+}
+
 /* The command ran to its end: release its state and the parser's memory. */
 static void command_end(imap_session *s)
 {

@@ -11,7 +11,10 @@
  * handed out (and the registry remembers it after the last session closes). */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include "imap_int.h"
+
+static void flags_lines(imap_session *s);
 
 int imap_registry_init(imap_registry *r)
 {
@@ -25,6 +28,9 @@ void imap_registry_free(imap_registry *r)
 		imap_mbox *mb = r->open;
 		r->open = mb->next;
 		free(mb->snap);
+		for (size_t i = 0; i < mb->nkw; i++)
+			free(mb->kw[i]);
+		free(mb->kw);
 		pthread_mutex_destroy(&mb->lock);
 		free(mb);
 	}
@@ -89,21 +95,54 @@ static void uidvec_push(uidvec *u, uint32_t x)
 	u->v[u->n++] = x;
 }
 
+/* Remember keywords of the folder for FLAGS (case-insensitive, bounded). Under mb->lock
+ * or before mb is shared. */
+static void mbox_add_keywords(imap_mbox *mb, char **kw, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		size_t k = 0;
+		while (k < mb->nkw && strcasecmp(mb->kw[k], kw[i]) != 0)
+			k++;
+		if (k < mb->nkw || mb->nkw >= IMAP_KEYWORDS_MAX)
+			continue;
+		if (mb->nkw == mb->kw_cap) {
+			mb->kw_cap = mb->kw_cap ? mb->kw_cap * 2 : 8;
+			mb->kw = realloc(mb->kw, mb->kw_cap * sizeof(char *));
+			if (mb->kw == NULL)
+				abort();
+		}
+		if ((mb->kw[mb->nkw] = strdup(kw[i])) == NULL)
+			abort();
+		mb->nkw++;
+	}
+}
+
+struct load_ctx {
+	uidvec u;
+	imap_mbox *mb;
+};
+
 static int load_msg(const Tern__MessageMeta *m, void *arg)
 {
-	uidvec_push(arg, m->uid);
+	struct load_ctx *lc = arg;
+
+	uidvec_push(&lc->u, m->uid);
+	mbox_add_keywords(lc->mb, m->keywords, m->n_keywords);
 	return 0;
 }
 
 struct delta {
 	uidvec add, del;
 	uint64_t modseq;
+	imap_mbox *mb;
 };
 
 static int collect_change(uint64_t modseq, const Tern__Change *c, void *arg)
 {
 	struct delta *d = arg;
 
+	if (c->kind == TERN__CHANGE__KIND__APPEND || c->kind == TERN__CHANGE__KIND__FLAGS)
+		mbox_add_keywords(d->mb, c->keywords, c->n_keywords);
 	if (c->kind == TERN__CHANGE__KIND__APPEND)
 		uidvec_push(&d->add, c->uid);
 	else if (c->kind == TERN__CHANGE__KIND__EXPUNGE)
@@ -126,7 +165,7 @@ static int in_sorted(const uidvec *u, uint32_t x)
 /* Apply the changes committed since mb->modseq: one new snapshot. Under mb->lock. */
 static void mbox_refresh(store *st, imap_mbox *mb)
 {
-	struct delta d = { { NULL, 0, 0 }, { NULL, 0, 0 }, mb->modseq };
+	struct delta d = { { NULL, 0, 0 }, { NULL, 0, 0 }, mb->modseq, mb };
 
 	if (store_changes_scan(st, mb->user, mb->folder, mb->modseq, collect_change, &d) != STORE_OK ||
 	    d.modseq == mb->modseq)
@@ -184,12 +223,12 @@ static imap_mbox *mbox_get(imap_server *srv, const uint8_t user[16], const Tern_
 	mb->refs = 1;
 	pthread_mutex_init(&mb->lock, NULL);
 	mb->modseq = f->highestmodseq;
-	uidvec u = { NULL, 0, 0 };
-	store_msg_scan(srv->env.st, user, f->id.data, 1, load_msg, &u);
-	mb->snap = snap_new((uint32_t)u.n);
-	if (u.n)
-		memcpy(mb->snap->uids, u.v, u.n * sizeof(uint32_t));
-	free(u.v);
+	struct load_ctx lc = { { NULL, 0, 0 }, mb };
+	store_msg_scan(srv->env.st, user, f->id.data, 1, load_msg, &lc);
+	mb->snap = snap_new((uint32_t)lc.u.n);
+	if (lc.u.n)
+		memcpy(mb->snap->uids, lc.u.v, lc.u.n * sizeof(uint32_t));
+	free(lc.u.v);
 	mbox_refresh(srv->env.st, mb);
 	uint8_t key[32];
 	memcpy(key, user, 16);
@@ -228,6 +267,9 @@ static void mbox_put(imap_server *srv, imap_mbox **mbp)
 		fl->floor = mb->recent_floor;
 	pthread_mutex_unlock(&r->lock);
 	snap_unref(&mb->snap);
+	for (size_t i = 0; i < mb->nkw; i++)
+		free(mb->kw[i]);
+	free(mb->kw);
 	pthread_mutex_destroy(&mb->lock);
 	free(mb);
 }
@@ -368,6 +410,25 @@ static void sync_snapshot(imap_session *s, int allow_expunge)
 	cur->refs++;
 }
 
+/* "* FLAGS (...)" and PERMANENTFLAGS with the folder's keywords; \* since any client
+ * may create keywords (read-only: none permanent). Under mb->lock. */
+static void flags_lines(imap_session *s)
+{
+	imap_sel *sel = s->sel;
+	imap_mbox *mb = sel->mb;
+	tbuf kw = TBUF_INIT;
+
+	for (size_t i = 0; i < mb->nkw; i++)
+		tbuf_appendf(&kw, " %s", mb->kw[i]);
+	imap_untagged(s, "FLAGS (" IMAP_SYSTEM_FLAGS "%s)", tbuf_cstr(&kw));
+	if (sel->readonly)
+		imap_untagged(s, "OK [PERMANENTFLAGS ()] Read-only mailbox");
+	else
+		imap_untagged(s, "OK [PERMANENTFLAGS (" IMAP_SYSTEM_FLAGS "%s \\*)] Flags permitted", tbuf_cstr(&kw));
+	sel->nkw_told = mb->nkw;
+	tbuf_free(&kw);
+}
+
 struct flag_ctx {
 	imap_session *s;
 	uint64_t last;
@@ -413,6 +474,8 @@ void imap_view_sync(imap_session *s, int allow_expunge)
 		sel->dirty = 0;
 		mbox_refresh(st, sel->mb);
 	}
+	if (sel->mb->nkw > sel->nkw_told)
+		flags_lines(s);
 	sync_snapshot(s, allow_expunge);
 	uint64_t top = sel->mb->modseq;
 	pthread_mutex_unlock(&sel->mb->lock);
@@ -426,6 +489,28 @@ void imap_view_sync(imap_session *s, int allow_expunge)
 				sel->own[k++] = sel->own[i];
 		sel->nown = k;
 	}
+}
+
+void imap_view_send_flags(imap_session *s)
+{
+	if (s->sel == NULL)
+		return;
+	pthread_mutex_lock(&s->sel->mb->lock);
+	flags_lines(s);
+	pthread_mutex_unlock(&s->sel->mb->lock);
+}
+
+void imap_view_announce_keywords(imap_session *s)
+{
+	imap_sel *sel = s->sel;
+
+	if (sel == NULL)
+		return;
+	pthread_mutex_lock(&sel->mb->lock);
+	mbox_refresh(s->srv->env.st, sel->mb);
+	if (sel->mb->nkw > sel->nkw_told)
+		flags_lines(s);
+	pthread_mutex_unlock(&sel->mb->lock);
 }
 
 void imap_view_own_change(imap_session *s, uint64_t lo, uint64_t hi)
@@ -468,10 +553,9 @@ int imap_view_is_recent(const imap_session *s, uint32_t uid)
 {
 	const imap_sel *sel = s->sel;
 
-	for (size_t i = 0; sel && i < sel->nrecent; i++)
-		if (sel->recent[i] == uid)
-			return 1;
-	return 0;
+	/* sel->recent ascends: UIDs are claimed in order and only removed */
+	return sel != NULL && sel->nrecent > 0 &&
+	       bsearch(&uid, sel->recent, sel->nrecent, sizeof(uint32_t), cmp_u32) != NULL;
 }
 
 uint32_t imap_view_recent_count(const imap_session *s)

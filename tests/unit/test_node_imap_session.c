@@ -3,7 +3,8 @@
  * one INBOX (an EXPUNGE reaches the other only at a command other than FETCH, STORE or
  * SEARCH; flag changes are reported; \Recent goes to one session); IDLE woken by an
  * APPEND of another session; bad input answered with BAD/NO and the session still
- * usable. */
+ * usable; keywords in FLAGS, BADCHARSET, modified UTF-7 names, subscriptions in the
+ * folder record, COPY into the same folder, SEARCH and large APPENDs on the cpu pool. */
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -23,11 +24,12 @@ static struct {
 	test_store *ts;
 	tern_conf conf;
 	tern_server *srv;
-	tern_pool *auth_pool;
+	tern_pool *auth_pool, *cpu_pool;
 	auth_lockout *lockout;
 	imap_server *imap;
 	pthread_t thread;
 	unsigned port;
+	uint8_t bob_id[16];
 } T;
 
 static void *run_thread(void *arg)
@@ -78,14 +80,16 @@ static int group_setup(void **state)
 	u.password_hash = hash;
 	u.scram = &scram;
 	assert_int_equal(store_user_add(T.ts->st, &u, STORE_SYNC, &r), STORE_OK);
+	memcpy(T.bob_id, r.res.id, 16);
 	free(hash);
 	auth_scram_clear(&scram);
 	if (tern_conf_load_string(&T.conf, "[server]\nio_threads = 1\nhostname = mx.example.test\n", 0, &err) < 0)
 		fail_msg("conf: %s", err);
 	T.auth_pool = tern_pool_new("auth", 2, 64);
+	T.cpu_pool = tern_pool_new("cpu", 2, 64);
 	T.lockout = auth_lockout_new(5, 600);
 	imap_env env = { .st = T.ts->st, .conf = &T.conf, .hostname = "mx.example.test",
-			 .auth_pool = T.auth_pool, .lockout = T.lockout };
+			 .auth_pool = T.auth_pool, .cpu_pool = T.cpu_pool, .lockout = T.lockout };
 	T.imap = imap_server_new(&env);
 	assert_non_null(T.imap);
 	struct timeval tv;
@@ -109,6 +113,7 @@ static int group_teardown(void **state)
 	assert_int_equal(st.open_folders, 0);
 	imap_server_free(&T.imap);
 	tern_pool_free(&T.auth_pool);
+	tern_pool_free(&T.cpu_pool);
 	auth_lockout_free(&T.lockout);
 	tern_conf_free(&T.conf);
 	ts_free(&T.ts);
@@ -393,6 +398,135 @@ static void test_authenticate(void **state)
 	tbuf_free(&out);
 }
 
+/* Position of needle in hay, or -1. */
+static long pos_of(const tbuf *hay, const char *needle)
+{
+	const char *p = strstr(tbuf_cstr(hay), needle);
+	return p ? (long)(p - hay->data) : -1;
+}
+
+/* Keywords: SELECT lists them; a STORE that adds one sends FLAGS before its FETCH, to
+ * this session and to another with the folder selected. */
+static void test_keywords(void **state)
+{
+	tbuf out = TBUF_INIT;
+	(void)state;
+	int a = login(), b = login();
+	cmd(a, "k1", "CREATE Kw", "OK", &out);
+	append(a, "k2", "Kw", "(\\Seen)", MSG1);
+	append(a, "k3", "Kw", "($Work)", MSG2);
+	cmd(a, "k4", "SELECT Kw", "OK [READ-WRITE]", &out);
+	assert_non_null(strstr(tbuf_cstr(&out), "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work)\n"));
+	assert_non_null(strstr(tbuf_cstr(&out),
+			       "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work \\*)]"));
+	cmd(b, "m1", "EXAMINE Kw", "OK [READ-ONLY]", &out);
+	assert_non_null(strstr(tbuf_cstr(&out), "$Work)"));
+	assert_non_null(strstr(tbuf_cstr(&out), "* OK [PERMANENTFLAGS ()]"));
+	cmd(a, "k5", "STORE 1 +FLAGS ($Urgent)", "OK", &out);
+	long fl = pos_of(&out, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work $Urgent)");
+	long fe = pos_of(&out, "* 1 FETCH (FLAGS (");
+	if (fl < 0 || fe < fl || pos_of(&out, "$Urgent))") < fe)
+		fail_msg("FLAGS before FETCH wanted:\n%s", tbuf_cstr(&out));
+	cmd(b, "m2", "NOOP", "OK", &out);
+	fl = pos_of(&out, "$Work $Urgent)");
+	fe = pos_of(&out, "* 1 FETCH (FLAGS (\\Seen $Urgent))");
+	if (fl < 0 || fe < fl)
+		fail_msg("FLAGS before FETCH wanted:\n%s", tbuf_cstr(&out));
+	cmd(b, "m3", "NOOP", "OK", &out);             /* told once */
+	assert_int_equal(pos_of(&out, "* FLAGS"), -1);
+	/* an APPEND with a new keyword: FLAGS to the sessions that have the folder */
+	append(a, "k6", "Kw", "($Later)", MSG1);
+	cmd(b, "m4", "NOOP", "OK", &out);
+	fl = pos_of(&out, "$Urgent $Later)");
+	assert_true(fl >= 0 && pos_of(&out, "* 3 EXISTS") >= 0);
+	close(a);
+	close(b);
+	tbuf_free(&out);
+}
+
+/* SEARCH: BADCHARSET is NO; body keys and plain keys give the same answers as before
+ * (the first on the cpu pool). COPY into the selected folder makes new UIDs. A large
+ * APPEND is analysed (on the pool) and stored with its MIME record. */
+static void test_search_copy_append(void **state)
+{
+	tbuf out = TBUF_INIT;
+	(void)state;
+	int a = login();
+	cmd(a, "n1", "CREATE Sx", "OK", &out);
+	append(a, "n2", "Sx", "()", MSG1);
+	append(a, "n3", "Sx", "()", MSG2);
+	cmd(a, "n4", "SELECT Sx", "OK", &out);
+	cmd(a, "n5", "SEARCH CHARSET KOI8-R ALL", "NO [BADCHARSET (UTF-8 US-ASCII)]", &out);
+	cmd(a, "n6", "SEARCH CHARSET UTF-8 BODY \"body TWO\"", "OK", &out);
+	assert_non_null(strstr(tbuf_cstr(&out), "* SEARCH 2\n"));
+	cmd(a, "n7", "UID SEARCH TEXT hello", "OK", &out);
+	assert_non_null(strstr(tbuf_cstr(&out), "* SEARCH 1\n"));
+	cmd(a, "n8", "SEARCH ALL", "OK", &out);
+	assert_non_null(strstr(tbuf_cstr(&out), "* SEARCH 1 2\n"));
+	cmd(a, "n9", "COPY 1:2 Sx", "OK", &out);
+	assert_non_null(strstr(tbuf_cstr(&out), " 1:2 3:4] COPY completed"));
+	assert_non_null(strstr(tbuf_cstr(&out), "* 4 EXISTS"));
+	cmd(a, "o1", "UID SEARCH SUBJECT two", "OK", &out);
+	assert_non_null(strstr(tbuf_cstr(&out), "* SEARCH 2 4\n"));
+	/* 300 KiB: over IMAP_APPEND_INLINE_MAX */
+	size_t big = 300 * 1024;
+	char *msg = malloc(big + 1);
+	const char head[] = "From: a@example.test\r\nSubject: big\r\nContent-Type: text/plain\r\n\r\n";
+	memcpy(msg, head, sizeof(head) - 1);
+	for (size_t i = sizeof(head) - 1; i < big; i++)
+		msg[i] = (i % 80 == 78) ? '\r' : (i % 80 == 79) ? '\n' : 'x';
+	msg[big] = '\0';
+	append(a, "o2", "Sx", "()", msg);
+	free(msg);
+	Tern__Folder *f = NULL;
+	Tern__MessageMeta *m = NULL;
+	assert_int_equal(store_folder_find(T.ts->st, (const uint8_t *)T.bob_id, "Sx", &f), STORE_OK);
+	assert_int_equal(store_msg_get(T.ts->st, T.bob_id, f->id.data, 5, &m), STORE_OK);
+	assert_non_null(m->mime);
+	assert_int_equal(m->size, big);
+	store_free_record(m);
+	store_free_record(f);
+	cmd(a, "o3", "SEARCH LARGER 100000", "OK", &out);
+	assert_non_null(strstr(tbuf_cstr(&out), "* SEARCH 5\n"));
+	close(a);
+	tbuf_free(&out);
+}
+
+/* Modified UTF-7 names are checked; subscriptions live in Folder.subscribed. */
+static void test_names_and_subscriptions(void **state)
+{
+	tbuf out = TBUF_INIT;
+	(void)state;
+	int a = login();
+	cmd(a, "p1", "CREATE \"Entw&APw-rfe\"", "OK", &out);
+	cmd(a, "p2", "CREATE \"bad&name\"", "BAD", &out);
+	assert_non_null(strstr(tbuf_cstr(&out), "modified UTF-7"));
+	cmd(a, "p3", "CREATE \"&AGE-\"", "BAD", &out);          /* "a" must not be encoded */
+	cmd(a, "p4", "SELECT \"x&2D0-\"", "BAD", &out);         /* a lone surrogate */
+	cmd(a, "p5", "RENAME \"Entw&APw-rfe\" \"T\xc3\xa4st\"", "BAD", &out);   /* raw 8-bit */
+	cmd(a, "p6", "SELECT \"Entw&APw-rfe\"", "OK", &out);
+	cmd(a, "p7", "LSUB \"\" \"Entw*\"", "OK", &out);
+	assert_non_null(strstr(tbuf_cstr(&out), "* LSUB (\\HasNoChildren) \"/\" \"Entw&APw-rfe\""));
+	cmd(a, "p8", "UNSUBSCRIBE \"Entw&APw-rfe\"", "OK", &out);
+	Tern__Folder *f = NULL;
+	assert_int_equal(store_folder_find(T.ts->st, T.bob_id, "Entw&APw-rfe", &f), STORE_OK);
+	assert_false(f->subscribed);
+	store_free_record(f);
+	cmd(a, "p9", "LSUB \"\" \"Entw*\"", "OK", &out);
+	assert_null(strstr(tbuf_cstr(&out), "* LSUB"));
+	cmd(a, "q1", "LIST (SUBSCRIBED) \"\" \"*\"", "OK", &out);
+	assert_null(strstr(tbuf_cstr(&out), "Entw"));
+	assert_non_null(strstr(tbuf_cstr(&out), "\\Subscribed) \"/\" \"INBOX\""));
+	cmd(a, "q2", "LIST \"\" \"Entw*\" RETURN (SUBSCRIBED)", "OK", &out);
+	assert_non_null(strstr(tbuf_cstr(&out), "* LIST (\\HasNoChildren) \"/\" \"Entw&APw-rfe\""));
+	cmd(a, "q3", "SUBSCRIBE \"Entw&APw-rfe\"", "OK", &out);
+	cmd(a, "q4", "LIST \"\" \"Entw*\" RETURN (SUBSCRIBED)", "OK", &out);
+	assert_non_null(strstr(tbuf_cstr(&out), "* LIST (\\HasNoChildren \\Subscribed) \"/\" \"Entw&APw-rfe\""));
+	cmd(a, "q5", "SUBSCRIBE \"Not/There\"", "NO [NONEXISTENT]", &out);
+	close(a);
+	tbuf_free(&out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -401,6 +535,9 @@ int main(void)
 		cmocka_unit_test(test_idle),
 		cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_authenticate),
+		cmocka_unit_test(test_keywords),
+		cmocka_unit_test(test_search_copy_append),
+		cmocka_unit_test(test_names_and_subscriptions),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

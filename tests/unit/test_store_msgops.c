@@ -148,7 +148,83 @@ static void test_copy_and_move(void **state)
 	assert_int_equal(fd->bytes, 7 + 5 + 6 + 5);
 	store_free_record(fs);
 	store_free_record(fd);
-	assert_int_equal(store_msg_copy(st, f->bob, src, src, &three, 1, 0, STORE_SYNC, &r), STORE_EINVAL);
+	/* Copy into the same folder: a new UID, the original kept. */
+	uint32_t one = 1;
+
+	assert_int_equal(store_msg_copy(st, f->bob, src, src, &one, 1, 0, STORE_SYNC, &r), STORE_OK);
+	assert_int_equal(r.res.uid, 4);
+	assert_int_equal(store_msg_get(st, f->bob, src, 1, &m), STORE_OK);
+	store_free_record(m);
+	assert_int_equal(store_msg_get(st, f->bob, src, 4, &m), STORE_OK);
+	assert_int_equal(m->size, 5);
+	store_free_record(m);
+	assert_int_equal(store_folder_get(st, f->bob, src, &fs), STORE_OK);
+	assert_int_equal(fs->messages, 3);
+	assert_int_equal(fs->uidnext, 5);
+	store_free_record(fs);
+}
+
+/* STORE_COPY_QUOTA refuses a copy past the quota atomically; a move is not counted. */
+static void test_copy_quota(void **state)
+{
+	fixture *f = *state;
+	store *st = f->t->st;
+	store_sync_result r;
+	uint8_t a[16], b[16];
+	Tern__Mailbox *mb = NULL;
+	Tern__Folder *fo = NULL;
+	char body[40];
+	uint32_t uids[] = { 1, 2 };
+
+	memset(body, 'x', sizeof(body));
+	create(st, f->eve, "A", a);
+	create(st, f->eve, "B", b);
+	assert_int_equal(append_full(st, f->eve, a, body, 40, 0, 0, &r), STORE_OK);
+	assert_int_equal(append_full(st, f->eve, a, body, 40, 0, 0, &r), STORE_OK);
+	/* 80 + 80 > 100: nothing copied */
+	assert_int_equal(store_msg_copy(st, f->eve, a, b, uids, 2, STORE_COPY_QUOTA, STORE_SYNC, &r),
+			 STORE_EQUOTA);
+	assert_int_equal(store_folder_get(st, f->eve, b, &fo), STORE_OK);
+	assert_int_equal(fo->messages, 0);
+	store_free_record(fo);
+	assert_int_equal(store_mailbox_get(st, f->eve, &mb), STORE_OK);
+	assert_int_equal(mb->bytes, 80);
+	assert_int_equal(mb->items, 2);
+	store_free_record(mb);
+	/* without the flag (delivery-style internal copy) the quota is not checked */
+	assert_int_equal(store_msg_copy(st, f->eve, a, b, uids, 1, 0, STORE_SYNC, &r), STORE_OK);
+	/* a move does not change the usage: allowed at 120 of 100 */
+	assert_int_equal(store_msg_copy(st, f->eve, a, b, uids + 1, 1, STORE_COPY_MOVE | STORE_COPY_QUOTA,
+					STORE_SYNC, &r), STORE_OK);
+	assert_int_equal(store_mailbox_get(st, f->eve, &mb), STORE_OK);
+	assert_int_equal(mb->bytes, 120);
+	assert_int_equal(mb->items, 3);
+	store_free_record(mb);
+}
+
+/* Folder.subscribed follows store_folder_subscribe; new folders start subscribed. */
+static void test_folder_subscribe(void **state)
+{
+	fixture *f = *state;
+	store *st = f->t->st;
+	store_sync_result r;
+	uint8_t a[16], none[16] = { 0 };
+	Tern__Folder *fo = NULL;
+
+	create(st, f->bob, "Sub", a);
+	assert_int_equal(store_folder_get(st, f->bob, a, &fo), STORE_OK);
+	assert_true(fo->subscribed);
+	store_free_record(fo);
+	assert_int_equal(store_folder_subscribe(st, f->bob, a, 0, STORE_SYNC, &r), STORE_OK);
+	assert_int_equal(store_folder_get(st, f->bob, a, &fo), STORE_OK);
+	assert_false(fo->subscribed);
+	assert_string_equal(fo->name, "Sub");
+	store_free_record(fo);
+	assert_int_equal(store_folder_subscribe(st, f->bob, a, 1, STORE_SYNC, &r), STORE_OK);
+	assert_int_equal(store_folder_find(st, f->bob, "Sub", &fo), STORE_OK);
+	assert_true(fo->subscribed);
+	store_free_record(fo);
+	assert_int_equal(store_folder_subscribe(st, f->bob, none, 1, STORE_SYNC, &r), STORE_ENOTFOUND);
 }
 
 typedef struct change_log {
@@ -367,6 +443,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_folder_rename, ts_setup_users, ts_teardown_users),
 		cmocka_unit_test_setup_teardown(test_copy_and_move, ts_setup_users, ts_teardown_users),
+		cmocka_unit_test_setup_teardown(test_copy_quota, ts_setup_users, ts_teardown_users),
+		cmocka_unit_test_setup_teardown(test_folder_subscribe, ts_setup_users, ts_teardown_users),
 		cmocka_unit_test_setup_teardown(test_changes_after_flags_and_expunge, ts_setup_users, ts_teardown_users),
 		cmocka_unit_test_setup_teardown(test_group_update, ts_setup_users, ts_teardown_users),
 		cmocka_unit_test_setup_teardown(test_large_body_stored_once, ts_setup_users, ts_teardown_users),

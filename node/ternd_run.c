@@ -316,7 +316,7 @@ static int ternd_mail(ternd *t, admin_env *env, tbuf *err)
 	if (listen_services(t, env, pop3_svcs, 2, pop3_handler, t->pop3, err) < 0)
 		return -1;
 	imap_env ie = { .st = t->st, .conf = &t->conf, .hostname = host, .auth_pool = t->auth_pool,
-			.lockout = t->lockout };
+			.lockout = t->lockout, .cpu_pool = t->cpu_pool };
 	t->imap = imap_server_new(&ie);
 	if (t->imap == NULL) {
 		tbuf_appendf(err, "cannot make the IMAP server");

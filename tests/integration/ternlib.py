@@ -456,6 +456,95 @@ class Node:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
+    # ---- IMAP and POP3 (issue 4) ----
+
+    def imap_port(self, tls=False):
+        """Port of IMAP: 143 (STARTTLS) or, tls=True, 993 (implicit TLS), shifted by the base."""
+        return self.base + (993 if tls else 143)
+
+    def pop3_port(self, tls=False):
+        """Port of POP3: 110 (STLS) or, tls=True, 995 (implicit TLS), shifted by the base."""
+        return self.base + (995 if tls else 110)
+
+    def imap(self, user=None, password=USER_PASSWORD, tls=False, starttls=False, source="127.0.0.1",
+             timeout=30):
+        """An imaplib client on 143 (starttls=True upgrades it) or 993 (tls=True) from the
+        address source; logged in as user (LOGIN) when user is given."""
+        if tls:
+            c = IMAP4_SSL_From("127.0.0.1", self.imap_port(True), source=source, timeout=timeout,
+                               ssl_context=tls_context())
+        else:
+            c = IMAP4_From("127.0.0.1", self.imap_port(False), source=source, timeout=timeout)
+            if starttls:
+                typ, data = c.starttls(ssl_context=tls_context())
+                if typ != "OK":
+                    raise AssertionError("STARTTLS answered %s %r" % (typ, data))
+        if user is not None:
+            typ, data = c.login(user, password)
+            if typ != "OK":
+                raise AssertionError("LOGIN %s answered %s %r" % (user, typ, data))
+        return c
+
+    def raw_imap(self, tls=False, source="127.0.0.1", timeout=20, greeting=True):
+        """A RawIMAP on 143 or 993 (tls=True); reads the greeting unless told not to."""
+        return RawIMAP(self.imap_port(tls), source=source, tls=tls, timeout=timeout, greeting=greeting)
+
+    def pop3(self, user=None, password=USER_PASSWORD, tls=False, stls=False, source="127.0.0.1",
+             timeout=30):
+        """A poplib client on 110 (stls=True upgrades it) or 995 (tls=True) from source;
+        logged in with USER/PASS when user is given."""
+        if tls:
+            c = POP3_SSL_From("127.0.0.1", self.pop3_port(True), source=source, timeout=timeout,
+                              context=tls_context())
+        else:
+            c = POP3_From("127.0.0.1", self.pop3_port(False), source=source, timeout=timeout)
+            if stls:
+                c.stls(context=tls_context())
+        if user is not None:
+            c.user(user)
+            c.pass_(password)
+        return c
+
+    def deliver(self, address, msg, timeout=20.0, sender="sender@example.test"):
+        """Deliver msg (bytes or str, with a unique Subject) to a local user by SMTP on 25
+        from 127.0.0.1, then wait until the admin API shows it in the INBOX. Returns the
+        admin API's entry ({"folder", "uid", "size", "flags", ...}) of the new message."""
+        if isinstance(msg, str):
+            msg = msg.encode()
+        subject = header_text(parse_message(msg), "Subject")
+        before = {m["uid"] for m in self.messages(address)}
+        refused = self.send_mail(sender, [address], msg)
+        if refused:
+            raise AssertionError("SMTP refused %r" % refused)
+        found = []
+
+        def ok():
+            for m in self.messages(address):
+                if m["uid"] in before:
+                    continue
+                raw = self.message_bytes(address, m["uid"])
+                if subject is None or header_text(parse_message(raw), "Subject") == subject:
+                    found.append(m)
+                    return True
+            return False
+        self.wait_for(ok, timeout, "delivery of %r to %s" % (subject, address))
+        return found[0]
+
+    def rss_kb(self):
+        """Resident set size of ternd in KiB (VmRSS of /proc/PID/status)."""
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise AssertionError("no VmRSS for ternd")
+
+    def cpu_seconds(self):
+        """User + system CPU time ternd has used so far (/proc/PID/stat)."""
+        with open("/proc/%d/stat" % self.proc.pid) as f:
+            s = f.read()
+        fields = s[s.rindex(")") + 2:].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
 
 def fingerprint_of(node):
     return node.ctl("node", "show")["fingerprint"]
@@ -820,6 +909,595 @@ def log_lines(node, name, pattern):
     rx = re.compile(pattern)
     return [line for line in node.log_text(name).splitlines() if rx.search(line)]
 
+
+
+# ---- IMAP and POP3 helpers (issue 4) -------------------------------------------------
+
+import imaplib   # noqa: E402
+import poplib    # noqa: E402
+
+
+def _connect_from(host, port, source, timeout):
+    if timeout is not None and not timeout:
+        raise ValueError("non-blocking socket (timeout=0) is not supported")
+    return socket.create_connection((host, port), timeout, source_address=(source, 0))
+
+
+class IMAP4_From(imaplib.IMAP4):
+    """imaplib.IMAP4 connecting from a chosen local address (127.0.0.2 plays a remote client)."""
+
+    def __init__(self, host, port, source="127.0.0.1", timeout=30):
+        self._source = source
+        super().__init__(host, port, timeout=timeout)
+
+    def _create_socket(self, timeout):
+        return _connect_from(self.host, self.port, self._source, timeout)
+
+
+class IMAP4_SSL_From(imaplib.IMAP4_SSL):
+    def __init__(self, host, port, source="127.0.0.1", timeout=30, ssl_context=None):
+        self._source = source
+        super().__init__(host, port, ssl_context=ssl_context, timeout=timeout)
+
+    def _create_socket(self, timeout):
+        sock = _connect_from(self.host, self.port, self._source, timeout)
+        return self.ssl_context.wrap_socket(sock, server_hostname=self.host)
+
+
+class POP3_From(poplib.POP3):
+    """poplib.POP3 connecting from a chosen local address."""
+
+    def __init__(self, host, port, source="127.0.0.1", timeout=30):
+        self._source = source
+        super().__init__(host, port, timeout=timeout)
+
+    def _create_socket(self, timeout):
+        return _connect_from(self.host, self.port, self._source, timeout)
+
+
+class POP3_SSL_From(poplib.POP3_SSL):
+    def __init__(self, host, port, source="127.0.0.1", timeout=30, context=None):
+        self._source = source
+        super().__init__(host, port, timeout=timeout, context=context)
+
+    def _create_socket(self, timeout):
+        sock = _connect_from(self.host, self.port, self._source, timeout)
+        return self.context.wrap_socket(sock, server_hostname=self.host)
+
+
+def imap_plain(user, password):
+    """An imaplib authobject for AUTHENTICATE PLAIN."""
+    def auth(challenge):
+        return "\0%s\0%s" % (user, password)
+    return auth
+
+
+class ImapParseError(ValueError):
+    pass
+
+
+class Atom(str):
+    """An IMAP atom (NIL is None; quoted strings and literals are bytes)."""
+
+
+def imap_parse(data, pos=0, nested=False):
+    """Tokens of an IMAP response line with its literals inlined (as RawIMAP returns it):
+    atoms become Atom (str), quoted strings and literals bytes, NIL None, parenthesised
+    lists Python lists; [..] after an atom (BODY[HEADER.FIELDS (A B)], [UIDNEXT 5]) stays
+    inside the atom text. Returns the list (and the end position when nested)."""
+    out = []
+    n = len(data)
+    while pos < n:
+        c = data[pos:pos + 1]
+        if c == b" ":
+            pos += 1
+        elif c == b"(":
+            sub, pos = imap_parse(data, pos + 1, True)
+            out.append(sub)
+        elif c == b")":
+            if not nested:
+                raise ImapParseError("unbalanced ) at %d in %r" % (pos, data[:200]))
+            return out, pos + 1
+        elif c == b'"':
+            i = pos + 1
+            buf = bytearray()
+            while True:
+                if i >= n:
+                    raise ImapParseError("unterminated quoted string in %r" % data[:200])
+                ch = data[i:i + 1]
+                if ch == b"\\":
+                    buf += data[i + 1:i + 2]
+                    i += 2
+                elif ch == b'"':
+                    break
+                else:
+                    buf += ch
+                    i += 1
+            out.append(bytes(buf))
+            pos = i + 1
+        elif c == b"{" or (c == b"~" and data[pos + 1:pos + 2] == b"{"):
+            if c == b"~":
+                pos += 1
+            end = data.index(b"}", pos)
+            size = int(data[pos + 1:end].rstrip(b"+"))
+            start = end + 1
+            if data[start:start + 2] == b"\r\n":
+                start += 2
+            out.append(data[start:start + size])
+            pos = start + size
+        else:
+            i = pos
+            depth = 0
+            while i < n:
+                ch = data[i:i + 1]
+                if ch == b"[":
+                    depth += 1
+                elif ch == b"]":
+                    depth -= 1
+                elif depth == 0 and ch in b" ()":
+                    break
+                elif depth > 0 and ch == b"{":
+                    # a literal inside brackets (HEADER.FIELDS with a literal name): rare; skip it
+                    end = data.index(b"}", i)
+                    size = int(data[i + 1:end].rstrip(b"+"))
+                    i = end + 3 + size
+                    continue
+                i += 1
+            word = data[pos:i].decode("utf-8", "replace")
+            out.append(None if word.upper() == "NIL" else Atom(word))
+            pos = i
+    if nested:
+        raise ImapParseError("unbalanced ( in %r" % data[:200])
+    return out
+
+
+def imap_norm(tree):
+    """A parsed structure with bytes turned into str (for comparisons and messages)."""
+    if isinstance(tree, list):
+        return [imap_norm(x) for x in tree]
+    if isinstance(tree, bytes):
+        return tree.decode("utf-8", "replace")
+    if isinstance(tree, Atom):
+        return str(tree)
+    return tree
+
+
+def fetch_items(response):
+    """{ITEM-NAME (upper case): value} of one untagged '* N FETCH (...)' response (bytes)."""
+    toks = imap_parse(response)
+    if len(toks) < 4 or toks[0] != "*" or str(toks[2]).upper() != "FETCH":
+        raise ImapParseError("not a FETCH response: %r" % response[:200])
+    items = toks[3]
+    out = {}
+    for i in range(0, len(items) - 1, 2):
+        out[str(items[i]).upper()] = items[i + 1]
+    return out
+
+
+class RawIMAP:
+    """A protocol-level IMAP client on a plain (or TLS) socket, for what imaplib hides:
+    where untagged responses come, IDLE, bad input, literals, a client that disappears.
+    Responses are bytes lines with their literals inlined ('{N}' CRLF + N bytes kept)."""
+
+    def __init__(self, port, source="127.0.0.1", host="127.0.0.1", tls=False, timeout=20, greeting=True):
+        self.sock = socket.create_connection((host, port), timeout, source_address=(source, 0))
+        if tls:
+            self.sock = tls_context().wrap_socket(self.sock)
+        self.buf = b""
+        self.ntag = 0
+        self.greeting = self.response() if greeting else None
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+    def _fill(self):
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise EOFError("connection closed by the server")
+        self.buf += chunk
+
+    def read_line(self):
+        while b"\r\n" not in self.buf:
+            if len(self.buf) > 64 * 1024 * 1024:
+                raise AssertionError("server line longer than 64 MB")
+            self._fill()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def read_exact(self, n):
+        while len(self.buf) < n:
+            self._fill()
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def response(self):
+        """One whole server response (untagged, tagged or continuation), literals inlined."""
+        out = b""
+        while True:
+            line = self.read_line()
+            out += line
+            m = re.search(rb"\{(\d+)\}$", line)
+            if not m:
+                return out
+            out += b"\r\n" + self.read_exact(int(m.group(1)))
+
+    def next_tag(self):
+        self.ntag += 1
+        return "t%d" % self.ntag
+
+    def command(self, text, tag=None):
+        """Send 'TAG text' and read up to its tagged reply: (status, [untagged and
+        continuation responses], tagged line). status is 'OK', 'NO', 'BAD' or 'BYE'
+        (connection closed with a BYE before the tagged reply)."""
+        tag = tag or self.next_tag()
+        if isinstance(text, str):
+            text = text.encode()
+        self.send(tag.encode() + b" " + text + b"\r\n")
+        return self.read_tagged(tag)
+
+    def read_tagged(self, tag):
+        untagged = []
+        tb = tag.encode() + b" "
+        while True:
+            try:
+                r = self.response()
+            except EOFError:
+                if any(u.upper().startswith(b"* BYE") for u in untagged):
+                    return "BYE", untagged, b""
+                raise
+            if r.startswith(tb):
+                status = r[len(tb):].split(b" ", 1)[0].decode(errors="replace").upper()
+                return status, untagged, r
+            untagged.append(r)
+
+    def ok(self, text):
+        """command() that must answer OK; returns the untagged responses."""
+        status, untagged, tagged = self.command(text)
+        if status != "OK":
+            raise AssertionError("%s -> %r (untagged %r)" % (text if isinstance(text, str) else text[:80],
+                                                              tagged, untagged[-5:]))
+        return untagged
+
+    def login(self, user, password=USER_PASSWORD):
+        return self.ok("LOGIN %s %s" % (imap_quote(user), imap_quote(password)))
+
+    def starttls(self):
+        """STARTTLS; OK and nothing after it in plaintext, then the TLS handshake."""
+        status, untagged, tagged = self.command("STARTTLS")
+        if status != "OK":
+            raise AssertionError("STARTTLS answered %r" % tagged)
+        if self.buf:
+            raise AssertionError("plaintext after the OK of STARTTLS: %r" % self.buf)
+        self.sock = tls_context().wrap_socket(self.sock)
+        return untagged
+
+    def append(self, mailbox, message, flags=None, date=None, nonsync=False):
+        """APPEND with a synchronising literal (or LITERAL+ when nonsync): (status,
+        untagged, tagged line)."""
+        if isinstance(message, str):
+            message = message.encode()
+        tag = self.next_tag()
+        head = "%s APPEND %s" % (tag, imap_quote(mailbox))
+        if flags is not None:
+            head += " (%s)" % flags
+        if date is not None:
+            head += " %s" % imap_quote(date)
+        if nonsync:
+            self.send(head.encode() + b" {%d+}\r\n" % len(message) + message + b"\r\n")
+            return self.read_tagged(tag)
+        self.send(head.encode() + b" {%d}\r\n" % len(message))
+        r = self.response()
+        if not r.startswith(b"+"):
+            status = r.split(b" ", 2)[1].decode(errors="replace").upper() if r.startswith(tag.encode()) else "?"
+            return status, [], r
+        self.send(message + b"\r\n")
+        return self.read_tagged(tag)
+
+    def select(self, mailbox="INBOX", examine=False, extra=""):
+        """SELECT (or EXAMINE) that must succeed: (untagged, tagged line)."""
+        status, untagged, tagged = self.command("%s %s%s" % ("EXAMINE" if examine else "SELECT",
+                                                              imap_quote(mailbox), extra))
+        if status != "OK":
+            raise AssertionError("SELECT %s -> %r" % (mailbox, tagged))
+        return untagged, tagged
+
+    def fetch(self, seqset, items, uid=False):
+        """{number: {ITEM: value}} of a FETCH that must succeed (merged per message)."""
+        out = {}
+        for u in self.ok("%sFETCH %s %s" % ("UID " if uid else "", seqset, items)):
+            if re.match(rb"^\* \d+ FETCH ", u):
+                n = int(u.split(b" ")[1])
+                out.setdefault(n, {}).update(fetch_items(u))
+        return out
+
+    def responses_within(self, seconds):
+        """Every complete response that arrives within seconds."""
+        out = []
+        deadline = time.time() + seconds
+        old = self.sock.gettimeout()
+        try:
+            while time.time() < deadline:
+                while b"\r\n" in self.buf:
+                    out.append(self.response())
+                self.sock.settimeout(max(0.05, deadline - time.time()))
+                try:
+                    self._fill()
+                except (socket.timeout, EOFError, ConnectionError):
+                    break
+            while b"\r\n" in self.buf:
+                out.append(self.response())
+        finally:
+            self.sock.settimeout(old)
+        return out
+
+    def wait_response(self, predicate, timeout):
+        """Read responses until predicate(response) is true; returns (that response, the
+        ones before), or (None, all) after timeout seconds."""
+        seen = []
+        deadline = time.time() + timeout
+        old = self.sock.gettimeout()
+        try:
+            while True:
+                while b"\r\n" in self.buf:
+                    r = self.response()
+                    if predicate(r):
+                        return r, seen
+                    seen.append(r)
+                left = deadline - time.time()
+                if left <= 0:
+                    return None, seen
+                self.sock.settimeout(left)
+                try:
+                    self._fill()
+                except socket.timeout:
+                    return None, seen
+        finally:
+            self.sock.settimeout(old)
+
+    def closed_by_peer(self, timeout=10):
+        deadline = time.time() + timeout
+        try:
+            while time.time() < deadline:
+                self.sock.settimeout(max(0.05, deadline - time.time()))
+                try:
+                    chunk = self.sock.recv(65536)
+                except socket.timeout:
+                    return False
+                if not chunk:
+                    return True
+                self.buf += chunk
+        except (ConnectionError, ssl.SSLError):
+            return True
+        return False
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def imap_quote(s):
+    """An IMAP quoted string."""
+    return '"%s"' % s.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def untagged_of(untagged, kind):
+    """The untagged responses '* KIND ...' or '* N KIND ...' (KIND upper case)."""
+    out = []
+    rx = re.compile(rb"^\* (?:\d+ )?" + re.escape(kind.encode()) + rb"(?:[ \r]|$)", re.I)
+    for u in untagged:
+        if rx.match(u):
+            out.append(u)
+    return out
+
+
+def imap_capabilities(untagged_or_line):
+    """The set of capability names (upper case) in '* CAPABILITY ...' or an [CAPABILITY ..] code."""
+    lines = untagged_or_line if isinstance(untagged_or_line, list) else [untagged_or_line]
+    caps = set()
+    for line in lines:
+        m = re.search(rb"(?:^\* CAPABILITY |\[CAPABILITY )([^\]\r\n]*)", line, re.I)
+        if m:
+            caps.update(w.decode().upper() for w in m.group(1).split())
+    return caps
+
+
+DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
+
+
+class PrivateDovecot:
+    """A private Dovecot (oracle of the MIME corpus, peer of ops/bench/imap): its own
+    base_dir, state_dir and log under a temp dir, a passwd-file userdb with plaintext
+    passwords, maildirs owned by nobody (65534), IMAP (and with tls=True IMAPS on a second
+    port, using the given cert/key PEM files) on free loopback ports. Never touches the
+    system instance nor standard ports. Needs root (Dovecot drops to the users' uid)."""
+
+    def __init__(self, users, tls_cert=None, tls_key=None, max_conns=10000, extra_conf=""):
+        if not os.access(DOVECOT, os.X_OK) or not os.path.exists("/usr/lib/dovecot/imap"):
+            raise unittest.SkipTest("dovecot-imapd is not installed")
+        if os.geteuid() != 0:
+            raise unittest.SkipTest("a private Dovecot needs root")
+        self.dir = tempfile.mkdtemp(prefix="tern-dovecot-", dir="/tmp")
+        os.chmod(self.dir, 0o755)
+        self.port = free_local_port()
+        self.tls_port = free_local_port() if tls_cert else 0
+        self.proc = None
+        for d in ("run", "state", "mail"):
+            os.makedirs(os.path.join(self.dir, d))
+        with open(os.path.join(self.dir, "users"), "w") as f:
+            for user, pw in users.items():
+                home = os.path.join(self.dir, "mail", user)
+                os.makedirs(home)
+                scheme = "" if pw.startswith("{") else "{PLAIN}"   # "{CRYPT}$y$..." as is
+                f.write("%s:%s%s:65534:65534::%s::\n" % (user, scheme, pw, home))
+        for root, dirs, _ in os.walk(os.path.join(self.dir, "mail")):
+            os.chown(root, 65534, 65534)
+        os.chown(os.path.join(self.dir, "mail"), 65534, 65534)
+        ssl_conf = "ssl = no\n"
+        if tls_cert:
+            ssl_conf = "ssl = yes\nssl_cert = <%s\nssl_key = <%s\n" % (tls_cert, tls_key)
+        conf = """base_dir = {d}/run
+state_dir = {d}/state
+instance_name = tern-dovecot-{pid}-{port}
+log_path = {d}/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+{ssl}disable_plaintext_auth = no
+auth_mechanisms = plain login
+default_internal_user = dovecot
+default_login_user = dovenull
+first_valid_uid = 1
+mail_location = maildir:~/Maildir
+mail_fsync = optimized
+default_client_limit = {maxc}
+passdb {{
+  driver = passwd-file
+  args = {d}/users
+}}
+userdb {{
+  driver = passwd-file
+  args = {d}/users
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener imaps {{
+    address = 127.0.0.1
+    port = {tls_port}
+  }}
+  service_count = 0
+  process_min_avail = 2
+  client_limit = {maxc}
+}}
+service imap {{
+  process_limit = {maxc}
+}}
+service anvil {{
+  client_limit = {anvil}
+}}
+service auth {{
+  client_limit = {anvil}
+}}
+""".format(d=self.dir, pid=os.getpid(), port=self.port, tls_port=self.tls_port, ssl=ssl_conf,
+           maxc=max_conns, anvil=3 * max_conns + 100) + extra_conf
+        self.users_file = os.path.join(self.dir, "users")
+        self.conf = os.path.join(self.dir, "dovecot.conf")
+        with open(self.conf, "w") as f:
+            f.write(conf)
+
+    def start(self, timeout=15):
+        out = open(os.path.join(self.dir, "dovecot.out"), "ab")
+        try:
+            self.proc = subprocess.Popen([DOVECOT, "-F", "-c", self.conf], stdout=out, stderr=out,
+                                         stdin=subprocess.DEVNULL, start_new_session=True)
+        finally:
+            out.close()
+        t0 = time.time()
+        while time.time() - t0 < timeout:
+            if self.proc.poll() is not None:
+                break
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 1).close()
+                return self
+            except OSError:
+                time.sleep(0.1)
+        tail = ""
+        for name in ("dovecot.out", "dovecot.log"):
+            try:
+                with open(os.path.join(self.dir, name), errors="replace") as f:
+                    tail += f.read()[-1500:]
+            except OSError:
+                pass
+        self.stop()
+        raise RuntimeError("private dovecot did not start: %s" % tail)
+
+    def imap(self, user, password):
+        c = imaplib.IMAP4("127.0.0.1", self.port, timeout=30)
+        c.login(user, password)
+        return c
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()       # the master stops its children on SIGTERM
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+    def cleanup(self):
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class NodeTestCase(unittest.TestCase):
+    """A test class with one node of its own: NODE (name), CONF ({section: {key: value}}),
+    USERS ([address] added with USER_PASSWORD), QUOTAS ({address: MB}). The node must
+    still be alive after every test."""
+    NODE = "n1"
+    DOMAIN = "example.test"
+    CONF = {}
+    USERS = ()
+    QUOTAS = {}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.node = Node(name=cls.NODE, domain=cls.DOMAIN, conf=cls.CONF)
+        try:
+            cls.node.start()
+            for u in cls.USERS:
+                cls.node.add_user(u, quota_mb=cls.QUOTAS.get(u))
+        except Exception:
+            cls.node.cleanup()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.node.cleanup()
+
+    def tearDown(self):
+        self.assertTrue(self.node.alive(), "ternd died\n" + self.node.output_tail())
+
+    def raw(self, user=None, tls=False, source="127.0.0.1"):
+        """A RawIMAP closed at the end of the test, logged in as user when given."""
+        r = self.node.raw_imap(tls=tls, source=source)
+        self.addCleanup(r.close)
+        if user is not None:
+            r.login(user)
+        return r
+
+    def imap(self, user=None, **kw):
+        """An imaplib client logged out at the end of the test."""
+        c = self.node.imap(user, **kw)
+
+        def bye():
+            try:
+                c.logout()
+            except Exception:
+                try:
+                    c.shutdown()
+                except Exception:
+                    pass
+        self.addCleanup(bye)
+        return c
+
+
+_user_counter = [0]
+
+
+def fresh_user(node, prefix="u", quota_mb=None):
+    """A new user (unique name) on node; returns the address."""
+    _user_counter[0] += 1
+    addr = "%s%d-%d@%s" % (prefix, _user_counter[0], random.getrandbits(20), node.domain)
+    node.add_user(addr, quota_mb=quota_mb)
+    return addr
 
 def main():
     unittest.main(verbosity=2)

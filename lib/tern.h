@@ -9,6 +9,7 @@
 #include "net.h"
 #include "pool.h"
 #include "dns.h"
+#include "line.h"
 
 #define TERN_VERSION "0.1.0"
 

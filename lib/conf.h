@@ -65,6 +65,12 @@
 	X(smtpd, hide_local_ip, BOOL, 0, 0, 1, "hide addresses of relay_ipgroup clients in Received headers") \
 	X(smtpd, show_version, BOOL, 0, 0, 1, "show the program name and version in the greeting") \
 	X(pop3, timeout, INT, 600, 1, 86400, "seconds a POP3 client may stay silent between commands (RFC 1939: at least 600)") \
+	X(directory, poll_interval, INT, 30, 1, 86400, "seconds between polls of a mapped directory for changes") \
+	X(directory, reconcile_interval, INT, 3600, 1, 604800, "seconds between full reconciles (polling never sees deletions)") \
+	X(directory, cache_ttl, INT, 60, 0, 86400, "seconds a directory lookup is trusted without asking again") \
+	X(directory, timeout, INT, 5, 1, 300, "seconds an LDAP or Kerberos operation may take") \
+	X(directory, failover_retry, INT, 30, 1, 3600, "seconds before a failed primary directory server is tried again") \
+	X(directory, keytab, STR, "", 0, 0, "service keytab for Kerberos and GSSAPI; empty = KRB5_KTNAME or the system default") \
 	X(delivery, quota_warning_percent, INT, 90, 1, 100, "usage (% of either quota) that sends a warning message") \
 	X(delivery, quota_warning_interval, INT, 86400, 1, 31536000, "seconds between two quota warnings to one user") \
 	X(queue, delivery_threads, INT, 32, 1, 1024, "parallel outgoing deliveries (connections)") \

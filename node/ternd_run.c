@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "directory.h"
 #include "ternd_private.h"
 
 static tern_server *ternd_srv;       /* for the signal handler */
@@ -122,6 +123,7 @@ typedef struct ternd {
 	queue_runner *queue;
 	pop3_server *pop3;
 	imap_server *imap;
+	directory *dir;
 	admin *adm;
 	http_service *http;
 	struct event *hup;
@@ -348,6 +350,12 @@ static int ternd_serve(ternd *t, admin_env *env, tbuf *err)
 		return -1;
 	t->lockout = auth_lockout_new((unsigned)t->conf.security_lockout_threshold,
 				      t->conf.security_lockout_seconds);
+	directory_env de = { .st = t->st, .conf = &t->conf, .auth_pool = t->auth_pool, .data_dir = o->data };
+	if (directory_start(&de, &t->dir, &e) < 0) {
+		tbuf_appendf(err, "directory mapping: %s", e ? e : "cannot start");
+		free(e);
+		return -1;
+	}
 	*env = (admin_env){ .st = t->st, .srv = t->srv, .conf = &t->conf, .auth_pool = t->auth_pool,
 			    .lockout = t->lockout, .data_dir = o->data, .node_name = t->node_name,
 			    .started = tern_now() };
@@ -417,6 +425,7 @@ static void ternd_close(ternd *t)
 	free(t->dns);
 	t->dns = NULL;
 	tern_server_free(&t->srv);
+	directory_stop(&t->dir);
 	tern_pool_free(&t->auth_pool);
 	tern_pool_free(&t->cpu_pool);
 	tern_pool_free(&t->bulk_pool);

@@ -161,6 +161,19 @@ int store_setting_get(store *st, const char *key, char **value_r);
 int store_setting_put(store *st, const char *key, const char *value, store_cb cb,
 		      store_sync_result *res_r);
 
+/* Directory mapping of a domain (config CF "directory/<domain>", DirectoryConfig). The
+ * store keeps bind_password as the bytes it is given (node/directory encrypts it).
+ * put: the domain must exist; replaces the whole record. stamp: update only the two
+ * sync stamps of an existing record (the sync loop; never undoes an admin's put).
+ * remove: STORE_ENOTFOUND when the domain has no mapping. */
+int store_directory_get(store *st, const char *domain, Tern__DirectoryConfig **c_r);
+int store_directory_list(store *st, Tern__DirectoryConfig ***list_r, size_t *n_r);
+int store_directory_put(store *st, const Tern__DirectoryConfig *c, store_cb cb,
+			store_sync_result *res_r);
+int store_directory_stamp(store *st, const char *domain, uint64_t last_poll_stamp,
+			  uint64_t last_reconcile, store_cb cb, store_sync_result *res_r);
+int store_directory_remove(store *st, const char *domain, store_cb cb, store_sync_result *res_r);
+
 /* Free any record returned above (Tern__Domain, Tern__User, ...) and arrays of them. */
 void store_free_record(void *protobuf_message);
 void store_free_list(void **list, size_t n);

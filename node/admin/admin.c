@@ -59,6 +59,10 @@ static const admin_route routes[] = {
 	{ "GET", "/api/v1/ipgroups", adm_ipgroup_list, 0 },
 	{ "POST", "/api/v1/ipgroups", adm_ipgroup_add, ADM_WRITE },
 	{ "DELETE", "/api/v1/ipgroups/*", adm_ipgroup_delete, ADM_WRITE },
+	{ "GET", "/api/v1/directory/*", adm_directory_get, 0 },
+	{ "PUT", "/api/v1/directory/*", adm_directory_put, ADM_WRITE },
+	{ "DELETE", "/api/v1/directory/*", adm_directory_delete, ADM_WRITE },
+	{ "POST", "/api/v1/directory/*/test", adm_directory_test, ADM_WRITE },
 };
 
 admin *admin_new(const admin_env *env)

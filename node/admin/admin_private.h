@@ -158,6 +158,11 @@ void adm_alias_check(admin_req *r);
 void adm_ipgroup_list(admin_req *r);
 void adm_ipgroup_add(admin_req *r);
 void adm_ipgroup_delete(admin_req *r);
+/* admin_directory.c */
+void adm_directory_get(admin_req *r);
+void adm_directory_put(admin_req *r);
+void adm_directory_delete(admin_req *r);
+void adm_directory_test(admin_req *r);
 
 /* admin_csv.c: the import parser, pure (no store, no hashing) so that it can be fuzzed. */
 enum {

@@ -39,4 +39,15 @@ void auth_lockout_succeeded(auth_lockout *l, const char *account, const char *ip
 /* Unlock one account (NULL = every account). Returns the number unlocked. */
 unsigned auth_lockout_unlock(auth_lockout *l, const char *account);
 
+/* Directory-mapped accounts (node/directory): auth_check_password hands the password
+ * check of a user with Tern__User.ldap set, and of a login unknown here (a directory user
+ * not synced yet), to the registered function, after the lockout check. fn gets the
+ * address as given (name@domain, lower case) and returns AUTH_DIR_*; on AUTH_DIR_OK it
+ * fills account_r with the canonical "name@domain"; otherwise *reason_r is a static text
+ * for the security log. Register before serving; fn NULL unregisters. Blocking. */
+enum { AUTH_DIR_OK = 0, AUTH_DIR_REFUSED = 1, AUTH_DIR_UNAVAILABLE = 2, AUTH_DIR_NOT_MAPPED = 3 };
+typedef int (*auth_directory_fn)(void *ctx, const char *address, const char *password,
+				 char *account_r, size_t account_n, const char **reason_r);
+void auth_set_directory(auth_directory_fn fn, void *ctx);
+
 #endif

@@ -1,4 +1,5 @@
-/* auth_sasl.c - server-side SASL: PLAIN, LOGIN, SCRAM-SHA-256 and the password check.
+/* auth_sasl.c - server-side SASL: PLAIN, LOGIN, SCRAM-SHA-256, GSSAPI (auth_gssapi.c
+ * does the Kerberos part) and the password check.
  * SCRAM runs on the stored keys of the account (Tern__User.scram), so the server never
  * needs the password; an unknown account gets a made-up but stable salt, so the
  * exchange does not tell who exists. Proofs are compared in constant time. */
@@ -15,7 +16,7 @@
 #define SCRAM_KEY 32
 #define SCRAM_FIELD_MAX 512
 
-static const char *const mech_names[AUTH_SASL_MECH_COUNT] = { "PLAIN", "LOGIN", "SCRAM-SHA-256" };
+static const char *const mech_names[AUTH_SASL_MECH_COUNT] = { "PLAIN", "LOGIN", "SCRAM-SHA-256", "GSSAPI" };
 
 int auth_sasl_mech_parse(const char *name, auth_sasl_mech *mech_r)
 {
@@ -35,6 +36,13 @@ const char *auth_sasl_mech_name(auth_sasl_mech mech)
 int auth_sasl_mech_plaintext(auth_sasl_mech mech)
 {
 	return mech == AUTH_SASL_PLAIN || mech == AUTH_SASL_LOGIN;
+}
+
+int auth_sasl_mech_available(const auth_sasl_env *env, auth_sasl_mech mech)
+{
+	if ((unsigned)mech >= AUTH_SASL_MECH_COUNT)
+		return 0;
+	return mech != AUTH_SASL_GSSAPI || env->gssapi != NULL;
 }
 
 /* ---- base64 ---- */
@@ -130,6 +138,45 @@ static int account_find(store *st, const char *login, char *address, size_t n, T
 	return 0;
 }
 
+/* The directory check of node/directory (auth.h); set before serving. */
+static _Atomic(auth_directory_fn) dir_fn;
+static void *_Atomic dir_ctx;
+
+void auth_set_directory(auth_directory_fn fn, void *ctx)
+{
+	dir_ctx = ctx;
+	dir_fn = fn;
+}
+
+/* A mapped user, or a login unknown here: lockout first, then the directory. */
+static int check_mapped(const auth_sasl_env *env, const char *login, const char *password,
+			const char *client_ip, char *account_r, size_t account_n, const char **reason_r)
+{
+	char address[400];
+	auth_directory_fn fn = dir_fn;
+
+	if (account_address(env->st, login, address, sizeof(address)) < 0)
+		return -1;
+	if (fn != NULL && env->lockout && auth_lockout_is_locked(env->lockout, address, client_ip)) {
+		*reason_r = "bad credentials (account locked)";
+		return -1;
+	}
+	int rc = fn ? fn(dir_ctx, address, password ? password : "", account_r, account_n, reason_r)
+		    : AUTH_DIR_NOT_MAPPED;
+	if (rc == AUTH_DIR_OK) {
+		if (env->lockout)
+			auth_lockout_succeeded(env->lockout, address, client_ip);
+		return 0;
+	}
+	account_r[0] = '\0';
+	if (rc == AUTH_DIR_NOT_MAPPED)
+		*reason_r = "bad credentials";
+	/* count toward lockout of the name as given, so guessing costs the same */
+	if (rc != AUTH_DIR_UNAVAILABLE && env->lockout)
+		auth_lockout_failed(env->lockout, address, client_ip);
+	return -1;
+}
+
 int auth_check_password(const auth_sasl_env *env, const char *login, const char *password,
 			const char *client_ip, char *account_r, size_t account_n, const char **reason_r)
 {
@@ -139,11 +186,9 @@ int auth_check_password(const auth_sasl_env *env, const char *login, const char 
 
 	account_r[0] = '\0';
 	*reason_r = "bad credentials";
-	if (account_find(env->st, login, address, sizeof(address), &u) < 0) {
-		/* count toward lockout of the name as given, so guessing costs the same */
-		if (env->lockout && account_address(env->st, login, address, sizeof(address)) == 0)
-			auth_lockout_failed(env->lockout, address, client_ip);
-		return -1;
+	if (account_find(env->st, login, address, sizeof(address), &u) < 0 || u->ldap) {
+		store_free_record(u);
+		return check_mapped(env, login, password, client_ip, account_r, account_n, reason_r);
 	}
 	if (env->lockout && auth_lockout_is_locked(env->lockout, address, client_ip)) {
 		*reason_r = "bad credentials (account locked)";
@@ -183,14 +228,25 @@ struct auth_sasl {
 	char nonce[2 * SCRAM_FIELD_MAX];     /* client + server nonce */
 	int known;                           /* the account exists and has SCRAM keys */
 	uint8_t stored_key[SCRAM_KEY], server_key[SCRAM_KEY];
+	auth_gssapi *gss;                    /* GSSAPI */
 };
 
 auth_sasl *auth_sasl_new(const auth_sasl_env *env, auth_sasl_mech mech, const char *client_ip)
 {
 	auth_sasl *s;
 
-	if ((unsigned)mech >= AUTH_SASL_MECH_COUNT || (s = calloc(1, sizeof(*s))) == NULL)
+	if (!auth_sasl_mech_available(env, mech) || (s = calloc(1, sizeof(*s))) == NULL)
 		return NULL;
+	if (mech == AUTH_SASL_GSSAPI) {
+		char *why = NULL;
+		s->gss = auth_gssapi_new(env->gssapi, &why);
+		if (s->gss == NULL) {
+			tlog(TLOG_WARNING, "GSSAPI unavailable: %s", why ? why : "out of memory");
+			free(why);
+			free(s);
+			return NULL;
+		}
+	}
 	s->env = *env;
 	s->mech = mech;
 	snprintf(s->ip, sizeof(s->ip), "%s", client_ip ? client_ip : "");
@@ -205,6 +261,7 @@ void auth_sasl_free(auth_sasl **sp)
 	if (s == NULL)
 		return;
 	tbuf_free(&s->auth_msg);
+	auth_gssapi_free(&s->gss);
 	OPENSSL_cleanse(s, sizeof(*s));
 	free(s);
 	*sp = NULL;
@@ -288,6 +345,38 @@ static int step_login(auth_sasl *s, const char *in, size_t n, int has_input, tbu
 		return AUTH_SASL_MALFORMED;
 	}
 	return finish_password(s, in, reason_r);
+}
+
+/* GSSAPI: the Kerberos exchange, then the principal's login must be an enabled account
+ * here, and an authzid must name that same account. */
+static int step_gssapi(auth_sasl *s, const char *in, size_t n, tbuf *out, const char **reason_r)
+{
+	int rc = auth_gssapi_step(s->gss, in, n, out, reason_r);
+	char address[400];
+	Tern__User *u = NULL;
+
+	snprintf(s->login, sizeof(s->login), "%s", auth_gssapi_principal(s->gss));
+	if (rc == AUTH_GSSAPI_CONTINUE)
+		return AUTH_SASL_CONTINUE;
+	if (rc == AUTH_GSSAPI_MALFORMED)
+		return AUTH_SASL_MALFORMED;
+	if (rc != AUTH_GSSAPI_OK)
+		return AUTH_SASL_FAIL;
+	*reason_r = "bad credentials";
+	if (account_find(s->env.st, auth_gssapi_login(s->gss), address, sizeof(address), &u) < 0)
+		return AUTH_SASL_FAIL;
+	store_free_record(u);
+	const char *authzid = auth_gssapi_authzid(s->gss);
+	if (authzid[0] != '\0') {
+		char authz[400];
+		if (account_address(s->env.st, authzid, authz, sizeof(authz)) < 0 || strcmp(authz, address) != 0) {
+			*reason_r = "authorization identity not allowed";
+			return AUTH_SASL_FAIL;
+		}
+	}
+	snprintf(s->account, sizeof(s->account), "%s", address);
+	*reason_r = NULL;
+	return AUTH_SASL_OK;
 }
 
 /* A made-up salt for unknown accounts: HMAC(process secret, name), stable per run. */
@@ -518,6 +607,9 @@ int auth_sasl_step(auth_sasl *s, const void *in_v, size_t n, int has_input, tbuf
 		break;
 	case AUTH_SASL_LOGIN:
 		rc = step_login(s, in, n, has_input, out, reason_r);
+		break;
+	case AUTH_SASL_GSSAPI:
+		rc = step_gssapi(s, in, n, out, reason_r);
 		break;
 	default:
 		if (s->state == ST_START && !has_input)

@@ -1,6 +1,6 @@
 /* auth_sasl.h - server-side SASL for SMTP, IMAP and POP3: PLAIN (RFC 4616), LOGIN and
- * SCRAM-SHA-256 (RFC 5802, RFC 7677) against the store's accounts, and the plain
- * user/password check behind them.
+ * SCRAM-SHA-256 (RFC 5802, RFC 7677) against the store's accounts, GSSAPI (RFC 4752,
+ * auth_gssapi.h) when a keytab is configured, and the plain user/password check.
  *
  * The protocol glue frames the exchange (base64 lines) and hands decoded bytes to
  * auth_sasl_step(). Steps look users up and hash passwords: run them on the auth pool,
@@ -11,16 +11,18 @@
 #include <stddef.h>
 #include <stdio.h>
 #include "auth.h"
+#include "auth_gssapi.h"
 #include "store.h"
 
 typedef enum {
 	AUTH_SASL_PLAIN,
 	AUTH_SASL_LOGIN,
 	AUTH_SASL_SCRAM_SHA_256,
+	AUTH_SASL_GSSAPI,          /* only with auth_sasl_env.gssapi */
 	AUTH_SASL_MECH_COUNT
 } auth_sasl_mech;
 
-/* "PLAIN", "LOGIN", "SCRAM-SHA-256" (case-insensitive) -> mech. 0 ok, -1 unknown. */
+/* "PLAIN", "LOGIN", "SCRAM-SHA-256", "GSSAPI" (case-insensitive) -> mech. 0 ok, -1 unknown. */
 int auth_sasl_mech_parse(const char *name, auth_sasl_mech *mech_r);
 const char *auth_sasl_mech_name(auth_sasl_mech mech);
 /* Mechanisms that send the password itself (PLAIN, LOGIN): 1. */
@@ -29,7 +31,14 @@ int auth_sasl_mech_plaintext(auth_sasl_mech mech);
 typedef struct auth_sasl_env {
 	store *st;
 	auth_lockout *lockout;     /* may be NULL: no lockout */
+	/* GSSAPI acceptor (keytab, service, principal -> login); NULL = GSSAPI not offered.
+	 * Set it only when auth_gssapi_available() said yes. */
+	const auth_gssapi_conf *gssapi;
 } auth_sasl_env;
+
+/* 1 when env can run mech (GSSAPI needs env->gssapi): the protocols advertise and
+ * accept only these. */
+int auth_sasl_mech_available(const auth_sasl_env *env, auth_sasl_mech mech);
 
 /* Check a login name and password: a bare name means the primary domain; the account
  * must exist, be enabled, not be locked out for client_ip, and the yescrypt hash must
@@ -48,6 +57,7 @@ enum {
 
 typedef struct auth_sasl auth_sasl;
 
+/* NULL when mech is not available in env (or the GSSAPI credentials cannot be had). */
 auth_sasl *auth_sasl_new(const auth_sasl_env *env, auth_sasl_mech mech, const char *client_ip);
 void auth_sasl_free(auth_sasl **s);
 /* One step. in/in_len: the decoded client message; has_input = 0 for an AUTH command

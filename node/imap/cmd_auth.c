@@ -14,7 +14,7 @@ static int auth_allowed(imap_session *s, auth_sasl_mech mech)
 {
 	const char *policy = s->srv->env.conf->security_auth_policy;
 
-	if (s->srv->env.auth_pool == NULL)
+	if (s->srv->env.auth_pool == NULL || (mech == AUTH_SASL_GSSAPI && s->srv->env.gssapi == NULL))
 		return 0;
 	if (s->tls || s->insecure_auth_ok || policy == NULL || strcasecmp(policy, "none") == 0)
 		return 1;
@@ -193,7 +193,7 @@ static void login_job_run(void *arg)
 {
 	imap_session *s = arg;
 	struct login_job *j = s->op;
-	auth_sasl_env env = { s->srv->env.st, s->srv->env.lockout };
+	auth_sasl_env env = { s->srv->env.st, s->srv->env.lockout, s->srv->env.gssapi };
 
 	j->rc = auth_check_password(&env, s->login_user, s->login_pass, s->ip, j->account, sizeof(j->account),
 				    &j->reason);
@@ -343,7 +343,7 @@ int imap_cmd_authenticate(imap_session *s, const imap_cmd *c)
 		imap_reply(s, "NO", "[PRIVACYREQUIRED] Mechanism not allowed before TLS");
 		return IMAP_DONE;
 	}
-	auth_sasl_env env = { s->srv->env.st, s->srv->env.lockout };
+	auth_sasl_env env = { s->srv->env.st, s->srv->env.lockout, s->srv->env.gssapi };
 	s->mech = mech;
 	s->sasl = auth_sasl_new(&env, mech, s->ip);
 	if (s->sasl == NULL) {

@@ -11,6 +11,7 @@
 #define TERN_IMAP_H
 #include <stdint.h>
 #include "auth.h"
+#include "auth_gssapi.h"
 #include "store.h"
 #include "tern.h"
 
@@ -24,6 +25,9 @@ typedef struct imap_env {
 	tern_pool *cpu_pool;            /* large SEARCHes, MIME analysis of large APPENDs;
 					 * NULL = on the I/O thread */
 	auth_lockout *lockout;          /* account lockout shared with the other protocols */
+	/* SASL GSSAPI acceptor (service "imap"), offered only when set: the node sets it when
+	 * auth_gssapi_available() finds a key in the keytab. Must outlive the server. */
+	const auth_gssapi_conf *gssapi;
 	int idle_timeout;               /* seconds of client silence before close; 0 = 1800 */
 } imap_env;
 

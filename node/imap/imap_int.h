@@ -79,7 +79,6 @@ typedef struct imap_parser {
 	int bracket;                /* inside [...] of an atom */
 	int need_sep;               /* an argument just ended */
 	int is_append;
-	int raw_overflow;
 	/* results */
 	const char *error;          /* why the command is bad (static text) */
 	int toobig;                 /* the error is a literal over its bound */
@@ -94,9 +93,6 @@ void imap_parser_free(imap_parser *p);
 /* Consume bytes of data[0..n); *used_r says how many (all of them unless a result other
  * than MORE ends early). After BAD/FATAL, p->tag holds the tag when one was read. */
 int imap_parser_feed(imap_parser *p, const char *data, size_t n, size_t *used_r);
-/* Raw line mode (AUTHENTICATE responses, IDLE): DONE with the line (no CRLF) in p->tok,
- * BAD for a line over line_max (skipped), MORE. Reset p->tok after DONE. */
-int imap_parser_line(imap_parser *p, const char *data, size_t n, size_t *used_r);
 
 /* ---- shared views of open folders (imap_view.c) ---- */
 
@@ -220,6 +216,8 @@ struct imap_session {
 	imap_state state;              /* changed only by imap_enter_state() */
 	imap_input input;
 	imap_parser parser;
+	tern_line_reader lines;        /* AUTHENTICATE responses and IDLE's DONE; bounded
+					* by the parser's line_max */
 	tbuf out;                      /* responses not yet written */
 	char ip[64];
 	int tls;

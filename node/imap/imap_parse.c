@@ -557,28 +557,3 @@ int imap_parser_feed(imap_parser *p, const char *data, size_t n, size_t *used_r)
 	*used_r = i;
 	return rc;
 }
-
-/* ---- raw lines: AUTHENTICATE responses and IDLE's DONE ---- */
-
-int imap_parser_line(imap_parser *p, const char *data, size_t n, size_t *used_r)
-{
-	const char *lf = memchr(data, '\n', n);
-	size_t take = lf ? (size_t)(lf - data) + 1 : n;
-
-	*used_r = take;
-	if (p->raw_overflow || p->tok.len + take > p->lim.line_max + 2) {
-		p->raw_overflow = 1;
-		tbuf_free(&p->tok);
-		if (lf == NULL)
-			return IMAP_PARSE_MORE;
-		p->raw_overflow = 0;
-		return IMAP_PARSE_BAD;
-	}
-	tbuf_append(&p->tok, data, take);
-	if (lf == NULL)
-		return IMAP_PARSE_MORE;
-	tbuf_truncate(&p->tok, p->tok.len - 1);
-	if (p->tok.len > 0 && p->tok.data[p->tok.len - 1] == '\r')
-		tbuf_truncate(&p->tok, p->tok.len - 1);
-	return IMAP_PARSE_DONE;
-}

@@ -76,6 +76,7 @@ static void set_limits(imap_session *s)
 		lim.args_max = IMAP_ARGS_MAX_PREAUTH;
 	}
 	imap_parser_set_limits(&s->parser, &lim);
+	s->lines.max = lim.line_max;
 }
 
 void imap_set_timeout(imap_session *s)
@@ -349,24 +350,24 @@ static void process(imap_session *s)
 	s->in_process = 1;
 	while (!s->closed && !s->busy && s->state != IMAP_ST_LOGOUT) {
 		struct evbuffer *in = tern_conn_input(s->conn);
-		struct evbuffer_iovec v;
-		size_t used = 0;
-		if (evbuffer_get_length(in) == 0 || evbuffer_peek(in, -1, NULL, &v, 1) < 1)
-			break;
 		if (s->input != IMAP_IN_CMD) {
-			int rc = imap_parser_line(&s->parser, v.iov_base, v.iov_len, &used);
-			evbuffer_drain(in, used);
-			if (rc == IMAP_PARSE_MORE)
-				continue;
-			const char *line = rc == IMAP_PARSE_DONE ? tbuf_cstr(&s->parser.tok) : "*";
-			size_t len = rc == IMAP_PARSE_DONE ? s->parser.tok.len : 1;
+			int rc = tern_line_read(&s->lines, in);
+			if (rc == TERN_LINE_MORE)
+				break;
+			/* an over-long line is handed on as "*" (which cancels AUTHENTICATE) */
+			const char *line = rc == TERN_LINE_OK ? tbuf_cstr(&s->lines.line) : "*";
+			size_t len = rc == TERN_LINE_OK ? s->lines.line.len : 1;
 			if (s->input == IMAP_IN_SASL)
 				imap_auth_line(s, line, len);
 			else
 				imap_idle_line(s, line, len);
-			tbuf_free(&s->parser.tok);
+			tbuf_free(&s->lines.line);
 			continue;
 		}
+		struct evbuffer_iovec v;
+		size_t used = 0;
+		if (evbuffer_get_length(in) == 0 || evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+			break;
 		int rc = imap_parser_feed(&s->parser, v.iov_base, v.iov_len, &used);
 		evbuffer_drain(in, used);
 		if (rc == IMAP_PARSE_LITERAL) {
@@ -399,6 +400,7 @@ static void session_free(imap_session **sp)
 		imap_view_close(s);
 	command_end(s);
 	imap_parser_free(&s->parser);
+	tern_line_clear(&s->lines);
 	imap_auth_clear(s);
 	tbuf_free(&s->out);
 	free(s);
@@ -427,6 +429,7 @@ static void *session_open(tern_conn *c, void *ctx)
 	imap_limits lim = { IMAP_LINE_MAX_PREAUTH, IMAP_LITERAL_MAX_PREAUTH, 0, IMAP_DEPTH_MAX,
 			    IMAP_ARGS_MAX_PREAUTH };
 	imap_parser_init(&s->parser, &lim);
+	tern_line_init(&s->lines, lim.line_max);
 	tbuf_init(&s->out);
 	imap_server_count(srv, &srv->stats.sessions);
 	imap_enter_state(s, IMAP_ST_NOAUTH);

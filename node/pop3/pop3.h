@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 #include "auth.h"
+#include "auth_gssapi.h"
 #include "store.h"
 #include "tern.h"
 
@@ -27,6 +28,9 @@ typedef struct pop3_env {
 	const char *hostname;           /* Internet hostname for the greeting; copied; NULL = conf's */
 	tern_pool *auth_pool;           /* password checks and SASL steps; NULL = no login at all */
 	auth_lockout *lockout;          /* account lockout shared with the other protocols */
+	/* SASL GSSAPI acceptor (service "pop"), offered only when set: the node sets it when
+	 * auth_gssapi_available() finds a key in the keytab. Must outlive the server. */
+	const auth_gssapi_conf *gssapi;
 	/* POP3 before SMTP: called on the I/O thread after every successful login with the
 	 * client's address (e.g. a wrapper around smtp_pop3_login). May be NULL. */
 	void (*pop3_login)(const struct sockaddr *addr, void *ctx);

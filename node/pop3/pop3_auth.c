@@ -25,6 +25,8 @@ static int mech_allowed(pop3_session *s, auth_sasl_mech mech)
 {
 	const char *policy = s->srv->env.conf->security_auth_policy;
 
+	if (mech == AUTH_SASL_GSSAPI && s->srv->env.gssapi == NULL)
+		return 0;
 	if (pop3_plaintext_allowed(s))
 		return 1;
 	return s->srv->env.auth_pool != NULL && policy != NULL &&
@@ -120,7 +122,7 @@ static void pass_job(void *arg)
 {
 	pop3_session *s = arg;
 	pop3_server *srv = s->srv;
-	auth_sasl_env env = { srv->env.st, srv->env.lockout };
+	auth_sasl_env env = { srv->env.st, srv->env.lockout, srv->env.gssapi };
 
 	s->login_rc = auth_check_password(&env, s->user, s->password, s->ip, s->account,
 					  sizeof(s->account), &s->login_reason);
@@ -292,7 +294,7 @@ int pop3_cmd_auth(pop3_session *s, pop3_cmd *cmd)
 		pop3_reply(s, "-ERR [AUTH] Encryption required for requested authentication mechanism");
 		return -1;
 	}
-	auth_sasl_env env = { s->srv->env.st, s->srv->env.lockout };
+	auth_sasl_env env = { s->srv->env.st, s->srv->env.lockout, s->srv->env.gssapi };
 	s->mech = mech;
 	s->sasl = auth_sasl_new(&env, mech, s->ip);
 	if (s->sasl == NULL) {

@@ -1,4 +1,4 @@
-/* pop3_int.h - private to node/pop3/: the line framer, command parser and dot-stuffer
+/* pop3_int.h - private to node/pop3/: the command parser and dot-stuffer
  * (pop3_parse.c), the maildrop snapshot and message streaming (pop3_maildrop.c), the
  * logins (pop3_auth.c) and the session (pop3_session.c). */
 #ifndef TERN_POP3_INT_H
@@ -17,26 +17,6 @@
 #define POP3_MAX_FAILED_CMDS 10      /* failed commands before the session is closed */
 #define POP3_CHUNK (256u * 1024)     /* bytes of a body read at a time: one store blob chunk */
 #define POP3_OUTPUT_HIGH (512u * 1024) /* stop streaming while this much output waits */
-
-/* ---- framing: one line at a time, bounded ---- */
-
-enum {
-	POP3_LINE_MORE = 0,     /* need more bytes */
-	POP3_LINE_OK = 1,       /* a whole line is in r->line (without CRLF / LF), NUL-terminated */
-	POP3_LINE_TOOLONG = 2,  /* a line longer than max ended; its bytes were dropped */
-};
-
-typedef struct pop3_line_reader {
-	tbuf line;
-	size_t max;             /* longest line without its CRLF */
-	int overflow;           /* the current line is over max: skipping to its LF */
-} pop3_line_reader;
-
-void pop3_line_init(pop3_line_reader *r, size_t max);
-void pop3_line_clear(pop3_line_reader *r);
-/* Consume bytes of p[0..n) up to and including one LF; *used_r says how many. A CR
- * right before the LF is dropped. Call again with the rest after OK or TOOLONG. */
-int pop3_line_feed(pop3_line_reader *r, const char *p, size_t n, size_t *used_r);
 
 /* ---- commands ---- */
 
@@ -157,7 +137,7 @@ typedef struct pop3_session {
 	tern_io *io;
 	tern_service_id svc;
 	pop3_state state;              /* changed only by pop3_enter_state() */
-	pop3_line_reader lines;
+	tern_line_reader lines;
 	char ip[64];
 	int tls;
 	int insecure_auth_ok;          /* in insecure_auth_ipgroup */

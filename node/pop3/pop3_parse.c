@@ -1,58 +1,9 @@
-/* pop3_parse.c - POP3 framing and parsing (RFC 1939 3, RFC 2449 4): bounded lines,
- * commands into typed structs, and the dot-stuffing of multi-line responses. Handlers
+/* pop3_parse.c - POP3 parsing (RFC 1939 3, RFC 2449 4): command lines (framed by
+ * lib/line.c) into typed structs, and the dot-stuffing of multi-line responses. Handlers
  * never see raw bytes: they get a verb with checked message numbers, or the reply. */
 #include <string.h>
 #include <strings.h>
 #include "pop3_int.h"
-
-/* An empty reader for lines of at most max bytes. */
-void pop3_line_init(pop3_line_reader *r, size_t max)
-{
-	tbuf_init(&r->line);
-	r->max = max;
-	r->overflow = 0;
-}
-
-/* Free the reader's buffer. */
-void pop3_line_clear(pop3_line_reader *r)
-{
-	tbuf_free(&r->line);
-	r->overflow = 0;
-}
-
-/* The line so far is kept until its LF; once longer than max (+1 for a CR that may
- * precede the LF) it is dropped and the rest of the line skipped, so memory stays
- * bounded whatever the client sends. */
-int pop3_line_feed(pop3_line_reader *r, const char *p, size_t n, size_t *used_r)
-{
-	const char *lf = memchr(p, '\n', n);
-	size_t take = lf ? (size_t)(lf - p) : n;
-
-	*used_r = lf ? take + 1 : n;
-	if (!r->overflow) {
-		if (r->line.len + take > r->max + 1) {
-			r->overflow = 1;
-			tbuf_reset(&r->line);
-		} else {
-			tbuf_append(&r->line, p, take);
-		}
-	}
-	if (lf == NULL)
-		return POP3_LINE_MORE;
-	if (r->overflow) {
-		r->overflow = 0;
-		return POP3_LINE_TOOLONG;
-	}
-	if (r->line.len > 0 && r->line.data[r->line.len - 1] == '\r')
-		tbuf_truncate(&r->line, r->line.len - 1);
-	if (r->line.len > r->max) {
-		tbuf_reset(&r->line);
-		return POP3_LINE_TOOLONG;
-	}
-	if (r->line.data == NULL)
-		tbuf_reserve(&r->line, 1);
-	return POP3_LINE_OK;
-}
 
 enum { ARGS_NONE, ARGS_NUM, ARGS_TEXT };
 

@@ -174,21 +174,17 @@ static void pop3_process(pop3_session *s)
 		return;
 	s->in_process = 1;
 	while (!s->closed && !s->busy && s->state != POP3_ST_CLOSING && s->state != POP3_ST_UPDATE) {
-		struct evbuffer *in = tern_conn_input(s->conn);
-		struct evbuffer_iovec v;
-		size_t used = 0;
-		if (evbuffer_get_length(in) == 0 || evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+		int rc = tern_line_read(&s->lines, tern_conn_input(s->conn));
+		if (rc == TERN_LINE_MORE)
 			break;
-		int rc = pop3_line_feed(&s->lines, v.iov_base, v.iov_len, &used);
-		evbuffer_drain(in, used);
-		if (rc == POP3_LINE_TOOLONG) {
+		if (rc == TERN_LINE_TOOLONG) {
 			if (s->state == POP3_ST_SASL) {
 				pop3_auth_line(s, "*", 1);      /* an over-long response cancels */
 				continue;
 			}
 			pop3_reply(s, "-ERR Line too long");
 			pop3_failed(s);
-		} else if (rc == POP3_LINE_OK) {
+		} else {
 			pop3_line(s, s->lines.line.data, s->lines.line.len);
 			tbuf_reset(&s->lines.line);
 		}
@@ -207,7 +203,7 @@ static void session_free(pop3_session **sp)
 	if (s->locked)
 		pop3_server_unlock_user(s->srv, s->md.user);
 	pop3_maildrop_clear(&s->md);
-	pop3_line_clear(&s->lines);
+	tern_line_clear(&s->lines);
 	pop3_auth_clear(s);
 	explicit_bzero(s->user, sizeof(s->user));
 	free(s);
@@ -231,7 +227,7 @@ void *pop3_session_open(tern_conn *c, void *ctx)
 	s->svc = tern_conn_service(c);
 	s->tls = tern_conn_is_tls(c);
 	snprintf(s->ip, sizeof(s->ip), "%s", tern_conn_peer_ip(c));
-	pop3_line_init(&s->lines, POP3_SASL_LINE_MAX);
+	tern_line_init(&s->lines, POP3_SASL_LINE_MAX);
 	tbuf_init(&s->sasl_in);
 	tbuf_init(&s->sasl_out);
 	s->insecure_auth_ok = conf->security_insecure_auth_ipgroup[0] &&

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 #include "auth.h"
+#include "auth_gssapi.h"
 #include "deliver.h"
 #include "store.h"
 #include "tern.h"
@@ -23,6 +24,9 @@ typedef struct smtp_env {
 	const char *hostname;           /* Internet hostname: greeting, EHLO; copied */
 	tern_pool *auth_pool;           /* SASL steps (user look-up, password hashing) */
 	auth_lockout *lockout;          /* account lockout shared with the other protocols */
+	/* SASL GSSAPI acceptor (service "smtp"), offered only when set: the node sets it when
+	 * auth_gssapi_available() finds a key in the keytab. Must outlive the server. */
+	const auth_gssapi_conf *gssapi;
 	deliverer *deliverer;           /* RCPT checks and the hand-off of accepted messages */
 	/* The resolver of an I/O thread, for block_unknown_sender_domain; NULL (or a NULL
 	 * result) = no DNS: the check is skipped. */

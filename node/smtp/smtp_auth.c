@@ -13,7 +13,7 @@ int smtp_auth_allowed(smtp_session *s, auth_sasl_mech mech)
 {
 	const char *policy = s->srv->env.conf->security_auth_policy;
 
-	if (s->srv->env.auth_pool == NULL)
+	if (s->srv->env.auth_pool == NULL || (mech == AUTH_SASL_GSSAPI && s->srv->env.gssapi == NULL))
 		return 0;
 	if (s->tls || s->insecure_auth_ok || policy == NULL || strcasecmp(policy, "none") == 0)
 		return 1;
@@ -148,7 +148,7 @@ int smtp_cmd_auth(smtp_session *s, smtp_cmd *cmd)
 		return -1;
 	}
 	const char *ir = arg[n] == ' ' ? arg + n + 1 : NULL;
-	auth_sasl_env env = { s->srv->env.st, s->srv->env.lockout };
+	auth_sasl_env env = { s->srv->env.st, s->srv->env.lockout, s->srv->env.gssapi };
 	s->mech = mech;
 	s->sasl = auth_sasl_new(&env, mech, s->ip);
 	if (s->sasl == NULL) {

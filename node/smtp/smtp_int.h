@@ -1,4 +1,4 @@
-/* smtp_int.h - private to node/smtp/: the line framer and command parser (smtp_parse.c),
+/* smtp_int.h - private to node/smtp/: the command parser (smtp_parse.c),
  * the DATA reader (smtp_data.c), per-address policy state (smtp_policy.c) and the
  * session (smtp_session.c, smtp_auth.c). */
 #ifndef TERN_SMTP_INT_H
@@ -9,26 +9,6 @@
 #include <stdio.h>
 #include "auth_sasl.h"
 #include "smtp.h"
-
-/* ---- framing: one command line at a time, bounded ---- */
-
-enum {
-	SMTP_LINE_MORE = 0,     /* need more bytes */
-	SMTP_LINE_OK = 1,       /* a whole line is in r->line (without CRLF / LF) */
-	SMTP_LINE_TOOLONG = 2,  /* a line longer than max ended; its bytes were dropped */
-};
-
-typedef struct smtp_line_reader {
-	tbuf line;
-	size_t max;             /* longest line without its CRLF */
-	int overflow;           /* the current line is over max: skipping to its LF */
-} smtp_line_reader;
-
-void smtp_line_init(smtp_line_reader *r, size_t max);
-void smtp_line_clear(smtp_line_reader *r);
-/* Consume bytes of p[0..n) up to and including one LF; *used_r says how many. A CR
- * right before the LF is dropped. Call again with the rest after OK or TOOLONG. */
-int smtp_line_feed(smtp_line_reader *r, const char *p, size_t n, size_t *used_r);
 
 /* ---- commands ---- */
 
@@ -185,7 +165,7 @@ typedef struct smtp_session {
 	tern_io *io;
 	tern_service_id svc;
 	smtp_state state;              /* changed only by smtp_enter_state() */
-	smtp_line_reader lines;
+	tern_line_reader lines;
 	smtp_data_reader data;
 	char ip[64];
 	char helo[256];

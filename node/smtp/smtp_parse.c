@@ -1,59 +1,13 @@
-/* smtp_parse.c - SMTP command framing and parsing into typed structs (RFC 5321 4.1,
- * ESMTP parameters of RFC 1870, 6152, 3461 and 4954). Handlers never see raw bytes:
- * they get a verb, a path and checked parameters, or the reply for a syntax error. */
+/* smtp_parse.c - SMTP command lines (framed by lib/line.c) parsed into typed structs
+ * (RFC 5321 4.1, ESMTP parameters of RFC 1870, 6152, 3461 and 4954). Handlers never see
+ * raw bytes: they get a verb, a path and checked parameters, or the reply for a syntax
+ * error. */
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include "smtp_int.h"
-
-void smtp_line_init(smtp_line_reader *r, size_t max)
-{
-	tbuf_init(&r->line);
-	r->max = max;
-	r->overflow = 0;
-}
-
-void smtp_line_clear(smtp_line_reader *r)
-{
-	tbuf_free(&r->line);
-	r->overflow = 0;
-}
-
-/* The line so far is kept until its LF; once longer than max (+1 for a CR that may
- * precede the LF) it is dropped and the rest of the line skipped, so memory stays
- * bounded whatever the client sends. */
-int smtp_line_feed(smtp_line_reader *r, const char *p, size_t n, size_t *used_r)
-{
-	const char *lf = memchr(p, '\n', n);
-	size_t take = lf ? (size_t)(lf - p) : n;
-
-	*used_r = lf ? take + 1 : n;
-	if (!r->overflow) {
-		if (r->line.len + take > r->max + 1) {
-			r->overflow = 1;
-			tbuf_reset(&r->line);
-		} else {
-			tbuf_append(&r->line, p, take);
-		}
-	}
-	if (lf == NULL)
-		return SMTP_LINE_MORE;
-	if (r->overflow) {
-		r->overflow = 0;
-		return SMTP_LINE_TOOLONG;
-	}
-	if (r->line.len > 0 && r->line.data[r->line.len - 1] == '\r')
-		tbuf_truncate(&r->line, r->line.len - 1);
-	if (r->line.len > r->max) {
-		tbuf_reset(&r->line);
-		return SMTP_LINE_TOOLONG;
-	}
-	if (r->line.data == NULL)
-		tbuf_reserve(&r->line, 1);
-	return SMTP_LINE_OK;
-}
 
 static const char *const verb_names[SMTP_VERB_COUNT] = {
 	[SMTP_VERB_UNKNOWN] = "", [SMTP_VERB_HELO] = "HELO", [SMTP_VERB_EHLO] = "EHLO",

@@ -215,27 +215,28 @@ static void smtp_process(smtp_session *s)
 	s->in_process = 1;
 	while (!s->closed && !s->busy && s->state != SMTP_ST_CLOSING) {
 		struct evbuffer *in = tern_conn_input(s->conn);
-		struct evbuffer_iovec v;
-		size_t used = 0;
-		if (evbuffer_get_length(in) == 0 || evbuffer_peek(in, -1, NULL, &v, 1) < 1)
-			break;
 		if (s->state == SMTP_ST_DATA) {
+			struct evbuffer_iovec v;
+			size_t used = 0;
+			if (evbuffer_get_length(in) == 0 || evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+				break;
 			int rc = smtp_data_feed(&s->data, v.iov_base, v.iov_len, &used);
 			evbuffer_drain(in, used);
 			if (rc == SMTP_DATA_DONE)
 				smtp_data_end(s);
 			continue;
 		}
-		int rc = smtp_line_feed(&s->lines, v.iov_base, v.iov_len, &used);
-		evbuffer_drain(in, used);
-		if (rc == SMTP_LINE_TOOLONG) {
+		int rc = tern_line_read(&s->lines, in);
+		if (rc == TERN_LINE_MORE)
+			break;
+		if (rc == TERN_LINE_TOOLONG) {
 			if (s->state == SMTP_ST_AUTH) {
 				smtp_auth_line(s, "*", 1);      /* an over-long response cancels */
 				continue;
 			}
 			smtp_reply(s, "500 5.5.2 Line too long");
 			smtp_failed(s);
-		} else if (rc == SMTP_LINE_OK) {
+		} else {
 			smtp_line(s, s->lines.line.data, s->lines.line.len);
 			tbuf_reset(&s->lines.line);
 		}
@@ -253,7 +254,7 @@ static void session_free(smtp_session **sp)
 		smtp_policy_conn_close(s->srv->policy, s->ip);
 	smtp_txn_reset(s);
 	free(s->rcpts);
-	smtp_line_clear(&s->lines);
+	tern_line_clear(&s->lines);
 	smtp_data_clear(&s->data);
 	smtp_auth_clear(s);
 	free(s);
@@ -276,7 +277,7 @@ void *smtp_session_open(tern_conn *c, void *ctx)
 	s->svc = tern_conn_service(c);
 	s->tls = tern_conn_is_tls(c);
 	snprintf(s->ip, sizeof(s->ip), "%s", tern_conn_peer_ip(c));
-	smtp_line_init(&s->lines, (size_t)conf->smtpd_command_line_max);
+	tern_line_init(&s->lines, (size_t)conf->smtpd_command_line_max);
 	smtp_data_init(&s->data, 0, 0, 0);
 	tbuf_init(&s->sasl_in);
 	tbuf_init(&s->sasl_out);

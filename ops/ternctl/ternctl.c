@@ -33,6 +33,11 @@ static const ctl_optspec group_opts[] = {
 static const ctl_optspec members_opts[] = { { "add", 1 }, { "remove", 1 }, { NULL, 0 } };
 static const ctl_optspec describe_opts[] = { { "description", 1 }, { NULL, 0 } };
 static const ctl_optspec queue_opts[] = { { "all", 0 }, { NULL, 0 } };
+static const ctl_optspec directory_opts[] = {
+	{ "type", 1 }, { "server", 1 }, { "backup-server", 1 }, { "ldaps", 0 }, { "starttls", 0 },
+	{ "ca-file", 1 }, { "bind-dn", 1 }, { "bind-password-file", 1 }, { "base", 1 },
+	{ "realm", 1 }, { "auth", 1 }, { "directory-domain", 1 }, { "off", 0 }, { NULL, 0 }
+};
 
 /* The command table: words, handler, options, positional count, usage. */
 static const ctl_cmd commands[] = {
@@ -85,6 +90,12 @@ static const ctl_cmd commands[] = {
 	  "ipgroup add NAME ITEM [--description S]" },
 	{ "ipgroup", "list", ctl_cmd_ipgroup_list, no_opts, 0, 0, "ipgroup list" },
 	{ "ipgroup", "remove", ctl_cmd_ipgroup_remove, no_opts, 1, 2, "ipgroup remove NAME [ITEM]" },
+	{ "directory", "set", ctl_cmd_directory_set, directory_opts, 1, 1,
+	  "directory set DOMAIN --type ad|od|ldap --server HOST[:PORT] [--backup-server HOST[:PORT]] "
+	  "[--ldaps | --starttls] [--ca-file FILE] --bind-dn DN --bind-password-file FILE --base DN "
+	  "[--realm REALM] [--auth kerberos|bind] [--directory-domain NAME] | --off" },
+	{ "directory", "show", ctl_cmd_directory_show, no_opts, 1, 1, "directory show DOMAIN" },
+	{ "directory", "test", ctl_cmd_directory_test, no_opts, 1, 1, "directory test DOMAIN" },
 	{ NULL, NULL, NULL, NULL, 0, 0, NULL }
 };
 

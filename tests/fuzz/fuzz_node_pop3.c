@@ -99,20 +99,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint32_t seed = data[0] * 2654435761u + 1;
 	const char *in = (const char *)data + 1;
 	size--;
-	pop3_line_reader lr;
+	tern_line_reader lr;
 	size_t off = 0;
 
-	pop3_line_init(&lr, FUZZ_LINE_MAX);
+	tern_line_init(&lr, FUZZ_LINE_MAX);
 	while (off < size) {
 		seed = seed * 1103515245u + 12345u;
 		size_t piece = 1 + (seed >> 16) % 97;
 		if (piece > size - off)
 			piece = size - off;
 		size_t used = 0;
-		int rc = pop3_line_feed(&lr, in + off, piece, &used);
+		int rc = tern_line_feed(&lr, in + off, piece, &used);
 		if (used == 0 || used > piece || lr.line.len > FUZZ_LINE_MAX + 1)
 			abort();
-		if (rc == POP3_LINE_OK) {
+		if (rc == TERN_LINE_OK) {
 			pop3_cmd cmd;
 			const char *reply = NULL;
 			if (lr.line.len > FUZZ_LINE_MAX)
@@ -125,7 +125,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		off += used;
 	}
-	pop3_line_clear(&lr);
+	tern_line_clear(&lr);
 	check_stuff(in, size, seed, 0, 0);
 	check_stuff(in, size, seed ^ 0x5bd1e995u, 1, data[0] % 5);
 	return 0;

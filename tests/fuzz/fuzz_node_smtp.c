@@ -42,12 +42,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint32_t seed = data[0] * 2654435761u + 1;
 	const char *in = (const char *)data + 1;
 	size--;
-	smtp_line_reader lr;
+	tern_line_reader lr;
 	smtp_data_reader dr;
 	int in_data = 0;
 	size_t off = 0;
 
-	smtp_line_init(&lr, FUZZ_LINE_MAX);
+	tern_line_init(&lr, FUZZ_LINE_MAX);
 	smtp_data_init(&dr, 0, 0, 0);
 	while (off < size) {
 		seed = seed * 1103515245u + 12345u;
@@ -68,10 +68,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				in_data = 0;
 			}
 		} else {
-			int rc = smtp_line_feed(&lr, in + off, piece, &used);
+			int rc = tern_line_feed(&lr, in + off, piece, &used);
 			if (used == 0 || used > piece || lr.line.len > FUZZ_LINE_MAX + 1)
 				abort();
-			if (rc == SMTP_LINE_OK) {
+			if (rc == TERN_LINE_OK) {
 				smtp_cmd cmd;
 				const char *reply = NULL;
 				if (lr.line.len > FUZZ_LINE_MAX)
@@ -91,7 +91,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		off += used;
 	}
-	smtp_line_clear(&lr);
+	tern_line_clear(&lr);
 	smtp_data_clear(&dr);
 	return 0;
 }

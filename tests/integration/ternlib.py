@@ -20,6 +20,7 @@ import re
 import smtplib
 import ssl
 import shutil
+import sys
 import signal
 import socket
 import subprocess
@@ -261,7 +262,10 @@ class Node:
             self.kill()
         finally:
             release_port_base(self.base)
-            shutil.rmtree(self.dir, ignore_errors=True)
+            if os.environ.get("TERN_KEEP_TMP"):
+                print("ternlib: kept %s" % self.dir, file=sys.stderr)
+            else:
+                shutil.rmtree(self.dir, ignore_errors=True)
 
     # ---- ternctl ----
 

@@ -4,8 +4,7 @@
 #include <stdlib.h>
 #include <time.h>
 #include "store_test_util.h"
-#include "imap_msg.h"
-#include "mime.h"
+#include "imap_test_util.h"
 
 #define PREFIX "Return-Path: <ann@example.test>\r\n"
 
@@ -55,35 +54,13 @@ typedef struct fx {
 static int setup(void **state)
 {
 	fx *f = calloc(1, sizeof(*f));
-	store_append a = { 0 };
-	store_sync_result r;
-	Tern__Folder *inbox = NULL;
-	const char *kw[] = { "$Label" };
 
 	f->t = ts_new();
 	ts_add_domain(f->t->st);
 	ts_add_user(f->t->st, "bob", 0, f->bob);
-	Tern__MimeInfo *mi = mime_analyze(M1, sizeof(M1) - 1);
-	assert_non_null(mi);
-	a.user = f->bob;
-	a.header_prefix = PREFIX;
-	a.header_prefix_len = strlen(PREFIX);
-	a.body = M1;
-	a.body_len = sizeof(M1) - 1;
-	a.flags = TERN__FLAG__FLAG_SEEN;
-	a.keywords = kw;
-	a.nkeywords = 1;
-	a.internaldate = 760104000;     /* 1994-02-01 12:00:00 UTC */
-	a.mime = mi;
-	assert_int_equal(store_msg_append(f->t->st, &a, STORE_SYNC, &r), STORE_OK);
-	mime_info_free(&mi);
-	assert_int_equal(store_folder_find(f->t->st, f->bob, "INBOX", &inbox), STORE_OK);
-	assert_int_equal(store_msg_get(f->t->st, f->bob, inbox->id.data, r.res.uid, &f->meta), STORE_OK);
-	store_free_record(inbox);
+	it_append(f->t->st, f->bob, M1, PREFIX, TERN__FLAG__FLAG_SEEN, "$Label",
+		  760104000 /* 1994-02-01 12:00:00 UTC */, 1, &f->meta, &f->m);
 	assert_non_null(f->meta->mime);
-	f->m.st = f->t->st;
-	f->m.meta = f->meta;
-	f->m.msn = 1;
 	*state = f;
 	return 0;
 }

@@ -190,27 +190,6 @@ static void test_line_excludes_literal(void **state)
 	tbuf_free(&ev);
 }
 
-/* Raw lines for AUTHENTICATE and IDLE. */
-static void test_raw_lines(void **state)
-{
-	imap_parser p;
-	size_t used;
-	(void)state;
-	imap_parser_init(&p, &LIM);
-	assert_int_equal(imap_parser_line(&p, "DO", 2, &used), IMAP_PARSE_MORE);
-	assert_int_equal(imap_parser_line(&p, "NE\r\nx", 5, &used), IMAP_PARSE_DONE);
-	assert_int_equal(used, 4);
-	assert_string_equal(tbuf_cstr(&p.tok), "DONE");
-	tbuf_reset(&p.tok);
-	char big[300];
-	memset(big, 'q', sizeof(big));
-	assert_int_equal(imap_parser_line(&p, big, sizeof(big), &used), IMAP_PARSE_MORE);
-	assert_int_equal(imap_parser_line(&p, "\n", 1, &used), IMAP_PARSE_BAD);
-	assert_int_equal(imap_parser_line(&p, "*\r\n", 3, &used), IMAP_PARSE_DONE);
-	assert_string_equal(tbuf_cstr(&p.tok), "*");
-	imap_parser_free(&p);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -218,7 +197,6 @@ int main(void)
 		cmocka_unit_test(test_binary_literal),
 		cmocka_unit_test(test_long_line),
 		cmocka_unit_test(test_line_excludes_literal),
-		cmocka_unit_test(test_raw_lines),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

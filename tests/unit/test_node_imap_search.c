@@ -5,8 +5,7 @@
 #include <stdlib.h>
 #include <time.h>
 #include "store_test_util.h"
-#include "imap_msg.h"
-#include "mime.h"
+#include "imap_test_util.h"
 
 #define PREFIX "Return-Path: <ann@example.test>\r\n"
 
@@ -76,30 +75,7 @@ typedef struct fx {
 static void append(fx *f, int i, const char *body, const char *prefix, uint32_t flags, const char *kw,
 		   int64_t date)
 {
-	store_append a = { 0 };
-	store_sync_result r;
-	Tern__Folder *inbox = NULL;
-	Tern__MimeInfo *mi = mime_analyze(body, strlen(body));
-
-	assert_non_null(mi);
-	a.user = f->bob;
-	a.header_prefix = prefix;
-	a.header_prefix_len = strlen(prefix);
-	a.body = body;
-	a.body_len = strlen(body);
-	a.flags = flags;
-	a.keywords = &kw;
-	a.nkeywords = kw ? 1 : 0;
-	a.internaldate = date;
-	a.mime = mi;
-	assert_int_equal(store_msg_append(f->t->st, &a, STORE_SYNC, &r), STORE_OK);
-	mime_info_free(&mi);
-	assert_int_equal(store_folder_find(f->t->st, f->bob, "INBOX", &inbox), STORE_OK);
-	assert_int_equal(store_msg_get(f->t->st, f->bob, inbox->id.data, r.res.uid, &f->meta[i]), STORE_OK);
-	store_free_record(inbox);
-	f->m[i].st = f->t->st;
-	f->m[i].meta = f->meta[i];
-	f->m[i].msn = (uint32_t)i + 1;
+	it_append(f->t->st, f->bob, body, prefix, flags, kw, date, (uint32_t)i + 1, &f->meta[i], &f->m[i]);
 	f->m[i].recent = i == 1;
 }
 

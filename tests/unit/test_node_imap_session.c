@@ -19,70 +19,28 @@
 #include "imap.h"
 #include "mime.h"
 #include "store_test_util.h"
+#include "net_test_util.h"
 
 static struct {
 	test_store *ts;
 	tern_conf conf;
-	tern_server *srv;
+	nt_server net;
 	tern_pool *auth_pool, *cpu_pool;
 	auth_lockout *lockout;
 	imap_server *imap;
-	pthread_t thread;
 	unsigned port;
 	uint8_t bob_id[16];
 } T;
 
-static void *run_thread(void *arg)
-{
-	(void)arg;
-	tern_server_run(T.srv);
-	return NULL;
-}
-
-static int start_on(unsigned port)
-{
-	char *err = NULL;
-
-	for (int i = 0; i < TERN_SVC_COUNT; i++)
-		T.conf.services[i].enabled = 0;
-	tern_service_conf *s = &T.conf.services[TERN_SVC_imap];
-	s->enabled = 1;
-	s->nlisten = 1;
-	s->listen[0].host[0] = '\0';
-	s->listen[0].port = (uint16_t)port;
-	T.port = port;
-	T.srv = tern_server_new(&T.conf, T.ts->dir, &err);
-	if (T.srv == NULL)
-		fail_msg("tern_server_new: %s", err);
-	if (tern_server_listen(T.srv, TERN_SVC_imap, imap_server_handler(T.imap, TERN_SVC_imap), &err) < 0) {
-		free(err);
-		tern_server_free(&T.srv);
-		return 1;
-	}
-	return 0;
-}
-
 static int group_setup(void **state)
 {
-	char *err = NULL, *hash = NULL;
-	Tern__User u = TERN__USER__INIT;
-	Tern__ScramKeys scram = TERN__SCRAM_KEYS__INIT;
-	store_sync_result r;
+	char *err = NULL;
 
 	(void)state;
 	mime_init();
 	T.ts = ts_new();
 	ts_add_domain(T.ts->st);
-	assert_int_equal(auth_password_hash("pencil", &hash, &scram), 0);
-	u.name = (char *)"bob";
-	u.domain = (char *)"example.test";
-	u.enabled = 1;
-	u.password_hash = hash;
-	u.scram = &scram;
-	assert_int_equal(store_user_add(T.ts->st, &u, STORE_SYNC, &r), STORE_OK);
-	memcpy(T.bob_id, r.res.id, 16);
-	free(hash);
-	auth_scram_clear(&scram);
+	nt_add_user(T.ts->st, "bob", "pencil", T.bob_id);
 	if (tern_conf_load_string(&T.conf, "[server]\nio_threads = 1\nhostname = mx.example.test\n", 0, &err) < 0)
 		fail_msg("conf: %s", err);
 	T.auth_pool = tern_pool_new("auth", 2, 64);
@@ -92,22 +50,15 @@ static int group_setup(void **state)
 			 .auth_pool = T.auth_pool, .cpu_pool = T.cpu_pool, .lockout = T.lockout };
 	T.imap = imap_server_new(&env);
 	assert_non_null(T.imap);
-	struct timeval tv;
-	gettimeofday(&tv, NULL);
-	unsigned base = 30000 + (unsigned)(tv.tv_usec % 20000);
-	int rc = 1;
-	for (int i = 0; i < 20 && rc == 1; i++)
-		rc = start_on(base + 3 * (unsigned)i);
-	assert_int_equal(rc, 0);
-	return pthread_create(&T.thread, NULL, run_thread, NULL) == 0 ? 0 : -1;
+	const tern_service_id svc = TERN_SVC_imap;
+	const tern_service_handler *h = imap_server_handler(T.imap, svc);
+	return nt_start(&T.net, &T.conf, T.ts->dir, "", &svc, &h, 1, &T.port);
 }
 
 static int group_teardown(void **state)
 {
 	(void)state;
-	tern_server_stop(T.srv);
-	pthread_join(T.thread, NULL);
-	tern_server_free(&T.srv);
+	nt_stop(&T.net);
 	imap_stats st;
 	imap_server_stats(T.imap, &st);
 	assert_int_equal(st.open_folders, 0);
@@ -123,40 +74,7 @@ static int group_teardown(void **state)
 
 static int dial(void)
 {
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	struct timeval tv = { 10, 0 };
-
-	assert_true(fd >= 0);
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	a.sin_port = htons((uint16_t)T.port);
-	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	return fd;
-}
-
-static void say(int fd, const char *s)
-{
-	size_t n = strlen(s);
-	assert_int_equal(send(fd, s, n, 0), (ssize_t)n);
-}
-
-/* One line (CRLF dropped); "" at EOF or timeout. */
-static void hear(int fd, char *buf, size_t n)
-{
-	size_t len = 0;
-	while (len + 1 < n) {
-		ssize_t r = recv(fd, buf + len, 1, 0);
-		if (r <= 0)
-			break;
-		if (buf[len] == '\n') {
-			if (len > 0 && buf[len - 1] == '\r')
-				len--;
-			break;
-		}
-		len++;
-	}
-	buf[len] = '\0';
+	return nt_dial(NULL, T.port, 10, 0);
 }
 
 /* Lines up to and including the one starting with `tag ` (joined by '\n'); returns the
@@ -166,7 +84,7 @@ static void until_tag(int fd, const char *tag, tbuf *out)
 	char line[4096];
 	size_t tl = strlen(tag);
 	for (int i = 0; i < 1000; i++) {
-		hear(fd, line, sizeof(line));
+		nt_hear(fd, line, sizeof(line));
 		if (line[0] == '\0')
 			fail_msg("connection ended waiting for %s; so far: %s", tag, tbuf_cstr(out));
 		tbuf_appendf(out, "%s\n", line);
@@ -185,7 +103,7 @@ static void cmd(int fd, const char *tag, const char *text, const char *status, t
 
 	tbuf_reset(o);
 	snprintf(buf, sizeof(buf), "%s %s\r\n", tag, text);
-	say(fd, buf);
+	nt_say(fd, buf);
 	until_tag(fd, tag, o);
 	snprintf(buf, sizeof(buf), "\n%s %s", tag, status);
 	tbuf all = TBUF_INIT;
@@ -200,7 +118,7 @@ static int login(void)
 {
 	char line[1024];
 	int fd = dial();
-	hear(fd, line, sizeof(line));
+	nt_hear(fd, line, sizeof(line));
 	assert_true(strncmp(line, "* OK [CAPABILITY IMAP4rev1", 26) == 0);
 	cmd(fd, "L1", "LOGIN bob pencil", "OK", NULL);
 	return fd;
@@ -210,11 +128,11 @@ static void append(int fd, const char *tag, const char *folder, const char *flag
 {
 	char buf[512], line[1024];
 	snprintf(buf, sizeof(buf), "%s APPEND \"%s\" %s {%zu}\r\n", tag, folder, flags, strlen(msg));
-	say(fd, buf);
-	hear(fd, line, sizeof(line));
+	nt_say(fd, buf);
+	nt_hear(fd, line, sizeof(line));
 	assert_true(line[0] == '+');
-	say(fd, msg);
-	say(fd, "\r\n");
+	nt_say(fd, msg);
+	nt_say(fd, "\r\n");
 	tbuf out = TBUF_INIT;
 	until_tag(fd, tag, &out);
 	if (strstr(tbuf_cstr(&out), " OK [APPENDUID ") == NULL)
@@ -231,7 +149,7 @@ static void test_basic(void **state)
 	(void)state;
 	int fd = dial();
 	char line[1024];
-	hear(fd, line, sizeof(line));
+	nt_hear(fd, line, sizeof(line));
 	cmd(fd, "a0", "SELECT INBOX", "BAD", &out);                 /* wrong state */
 	cmd(fd, "a1", "LOGIN bob wrong", "NO", &out);
 	assert_non_null(strstr(tbuf_cstr(&out), "[AUTHENTICATIONFAILED]"));
@@ -313,13 +231,13 @@ static void test_idle(void **state)
 	(void)state;
 	int a = login(), b = login();
 	cmd(b, "e1", "SELECT INBOX", "OK", &out);
-	say(b, "e2 IDLE\r\n");
-	hear(b, line, sizeof(line));
+	nt_say(b, "e2 IDLE\r\n");
+	nt_hear(b, line, sizeof(line));
 	assert_string_equal(line, "+ idling");
 	append(a, "f1", "INBOX", "()", MSG2);
-	hear(b, line, sizeof(line));
+	nt_hear(b, line, sizeof(line));
 	assert_true(strstr(line, " EXISTS") != NULL);
-	say(b, "DONE\r\n");
+	nt_say(b, "DONE\r\n");
 	until_tag(b, "e2", &out);
 	assert_non_null(strstr(tbuf_cstr(&out), "e2 OK"));
 	close(a);
@@ -338,14 +256,14 @@ static void test_bad_input(void **state)
 	cmd(fd, "g2", "FETCH 0 FLAGS", "BAD", &out);
 	cmd(fd, "g3", "FETCH 4294967296 FLAGS", "BAD", &out);
 	cmd(fd, "g4", "FETCH 1:*:* FLAGS", "BAD", &out);
-	say(fd, "g5 APPEND INBOX {18446744073709551615}\r\n");
+	nt_say(fd, "g5 APPEND INBOX {18446744073709551615}\r\n");
 	until_tag(fd, "g5", &out);
 	assert_non_null(strstr(tbuf_cstr(&out), "g5 NO [TOOBIG]"));
 	char deep[200];
 	memset(deep, '(', 100);
 	memcpy(deep + 100, "\r\n", 3);
-	say(fd, "g6 FETCH 1 ");
-	say(fd, deep);
+	nt_say(fd, "g6 FETCH 1 ");
+	nt_say(fd, deep);
 	tbuf_reset(&out);
 	until_tag(fd, "g6", &out);
 	assert_non_null(strstr(tbuf_cstr(&out), "g6 BAD"));
@@ -353,10 +271,10 @@ static void test_bad_input(void **state)
 	cmd(fd, "g8", "LOGIN bob pencil", "BAD", &out);       /* wrong state */
 	cmd(fd, "g9", "NOOP", "OK", &out);
 	/* vanish mid-literal */
-	say(fd, "h1 APPEND INBOX {100}\r\n");
-	hear(fd, line, sizeof(line));
+	nt_say(fd, "h1 APPEND INBOX {100}\r\n");
+	nt_hear(fd, line, sizeof(line));
 	assert_true(line[0] == '+');
-	say(fd, "From: x\r\n");
+	nt_say(fd, "From: x\r\n");
 	close(fd);
 	/* the server is fine */
 	fd = login();
@@ -372,24 +290,24 @@ static void test_authenticate(void **state)
 	char line[1024];
 	(void)state;
 	int fd = dial();
-	hear(fd, line, sizeof(line));
+	nt_hear(fd, line, sizeof(line));
 	assert_non_null(strstr(line, "AUTH=PLAIN"));
 	assert_null(strstr(line, "LOGINDISABLED"));
-	say(fd, "s0 AUTHENTICATE PLAIN\r\n");
-	hear(fd, line, sizeof(line));
+	nt_say(fd, "s0 AUTHENTICATE PLAIN\r\n");
+	nt_hear(fd, line, sizeof(line));
 	assert_string_equal(line, "+ ");
-	say(fd, "*\r\n");
+	nt_say(fd, "*\r\n");
 	until_tag(fd, "s0", &out);
 	assert_non_null(strstr(tbuf_cstr(&out), "s0 BAD"));
 	cmd(fd, "s1", "AUTHENTICATE PLAIN AGJvYgBwZW5jaWw=", "OK", &out);
 	cmd(fd, "s2", "AUTHENTICATE PLAIN AGJvYgBwZW5jaWw=", "BAD", &out);   /* already in */
 	close(fd);
 	fd = dial();
-	hear(fd, line, sizeof(line));
-	say(fd, "s3 AUTHENTICATE PLAIN\r\n");
-	hear(fd, line, sizeof(line));
+	nt_hear(fd, line, sizeof(line));
+	nt_say(fd, "s3 AUTHENTICATE PLAIN\r\n");
+	nt_hear(fd, line, sizeof(line));
 	assert_string_equal(line, "+ ");
-	say(fd, "AGJvYgBwZW5jaWw=\r\n");
+	nt_say(fd, "AGJvYgBwZW5jaWw=\r\n");
 	until_tag(fd, "s3", &out);
 	assert_non_null(strstr(tbuf_cstr(&out), "s3 OK"));
 	cmd(fd, "s4", "NAMESPACE", "OK", &out);

@@ -18,6 +18,7 @@
 #include <openssl/ssl.h>
 #include "pop3_int.h"
 #include "store_test_util.h"
+#include "net_test_util.h"
 
 #define MSG1_PREFIX "Return-Path: <ann@example.test>\r\n"
 #define MSG1_BODY "Subject: one\r\nFrom: ann@example.test\r\n\r\nHello\r\n.hidden dot\r\n..two\r\nend\r\n"
@@ -27,11 +28,10 @@
 static struct {
 	test_store *ts;
 	tern_conf conf;
-	tern_server *srv;
+	nt_server net;
 	tern_pool *auth_pool;
 	auth_lockout *lockout;
 	pop3_server *pop3;
-	pthread_t thread;
 	unsigned port;
 	uint8_t bob[16], ann[16], big[16];
 	uint32_t uidvalidity, bob_uv, uids[3], ann_uids[2];
@@ -46,55 +46,6 @@ static void hook(const struct sockaddr *addr, void *ctx)
 	const struct sockaddr_in *in = (const struct sockaddr_in *)addr;
 	inet_ntop(AF_INET, &in->sin_addr, T.hook_ip, sizeof(T.hook_ip));
 	__atomic_add_fetch(&T.hook_calls, 1, __ATOMIC_SEQ_CST);
-}
-
-static void *run_thread(void *arg)
-{
-	(void)arg;
-	tern_server_run(T.srv);
-	return NULL;
-}
-
-static int start_on(unsigned port)
-{
-	char *err = NULL;
-
-	for (int i = 0; i < TERN_SVC_COUNT; i++)
-		T.conf.services[i].enabled = 0;
-	tern_service_conf *s = &T.conf.services[TERN_SVC_pop3];
-	s->enabled = 1;
-	s->nlisten = 1;
-	snprintf(s->listen[0].host, sizeof(s->listen[0].host), "%s", "127.0.0.1");
-	s->listen[0].port = (uint16_t)port;
-	T.port = port;
-	T.srv = tern_server_new(&T.conf, T.ts->dir, &err);
-	if (T.srv == NULL)
-		fail_msg("tern_server_new: %s", err);
-	if (tern_server_listen(T.srv, TERN_SVC_pop3, pop3_server_handler(T.pop3, TERN_SVC_pop3), &err) < 0) {
-		free(err);
-		tern_server_free(&T.srv);
-		return 1;
-	}
-	return 0;
-}
-
-static void add_user(const char *name, uint8_t id[16])
-{
-	char *hash = NULL;
-	Tern__User u = TERN__USER__INIT;
-	Tern__ScramKeys scram = TERN__SCRAM_KEYS__INIT;
-	store_sync_result r;
-
-	assert_int_equal(auth_password_hash("pencil", &hash, &scram), 0);
-	u.name = (char *)name;
-	u.domain = (char *)"example.test";
-	u.enabled = 1;
-	u.password_hash = hash;
-	u.scram = &scram;
-	assert_int_equal(store_user_add(T.ts->st, &u, STORE_SYNC, &r), STORE_OK);
-	memcpy(id, r.res.id, 16);
-	free(hash);
-	auth_scram_clear(&scram);
 }
 
 static uint32_t append(const uint8_t user[16], const char *prefix, const void *body, size_t len)
@@ -125,10 +76,10 @@ static int group_setup(void **state)
 	(void)state;
 	T.ts = ts_new();
 	ts_add_domain(T.ts->st);
-	add_user("bob", T.bob);
-	add_user("ann", T.ann);
-	add_user("big", T.big);
-	add_user("eve", (uint8_t[16]){ 0 });
+	nt_add_user(T.ts->st, "bob", "pencil", T.bob);
+	nt_add_user(T.ts->st, "ann", "pencil", T.ann);
+	nt_add_user(T.ts->st, "big", "pencil", T.big);
+	nt_add_user(T.ts->st, "eve", "pencil", (uint8_t[16]){ 0 });
 	T.uids[0] = append(T.bob, MSG1_PREFIX, MSG1_BODY, strlen(MSG1_BODY));
 	T.uids[1] = append(T.bob, NULL, MSG2_BODY, strlen(MSG2_BODY));
 	T.uids[2] = append(T.bob, NULL, MSG3_BODY, strlen(MSG3_BODY));
@@ -146,22 +97,15 @@ static int group_setup(void **state)
 			 .auth_pool = T.auth_pool, .lockout = T.lockout, .pop3_login = hook };
 	T.pop3 = pop3_server_new(&env);
 	assert_non_null(T.pop3);
-	struct timeval tv;
-	gettimeofday(&tv, NULL);
-	unsigned base = 30000 + (unsigned)(tv.tv_usec % 25000);
-	int rc = 1;
-	for (int i = 0; i < 20 && rc == 1; i++)
-		rc = start_on(base + 7 * (unsigned)i);
-	assert_int_equal(rc, 0);
-	return pthread_create(&T.thread, NULL, run_thread, NULL) == 0 ? 0 : -1;
+	const tern_service_id svc = TERN_SVC_pop3;
+	const tern_service_handler *h = pop3_server_handler(T.pop3, svc);
+	return nt_start(&T.net, &T.conf, T.ts->dir, "127.0.0.1", &svc, &h, 1, &T.port);
 }
 
 static int group_teardown(void **state)
 {
 	(void)state;
-	tern_server_stop(T.srv);
-	pthread_join(T.thread, NULL);
-	tern_server_free(&T.srv);
+	nt_stop(&T.net);
 	pop3_server_free(&T.pop3);
 	tern_pool_free(&T.auth_pool);
 	auth_lockout_free(&T.lockout);
@@ -186,16 +130,8 @@ typedef struct client {
 static client *dial_rcvbuf(int rcvbuf)
 {
 	client *c = calloc(1, sizeof(*c));
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)T.port) };
-	struct timeval tv = { 20, 0 };
 
-	c->fd = socket(AF_INET, SOCK_STREAM, 0);
-	assert_true(c->fd >= 0);
-	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	if (rcvbuf > 0)
-		setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
-	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-	assert_int_equal(connect(c->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	c->fd = nt_dial(NULL, T.port, 20, rcvbuf);
 	return c;
 }
 
@@ -800,28 +736,28 @@ static void test_autologout(void **state)
 
 static void test_line_reader(void **state)
 {
-	pop3_line_reader r;
+	tern_line_reader r;
 	size_t used;
 	const char *in = "NOOP\r\nLIST 1";
 
 	(void)state;
-	pop3_line_init(&r, 10);
+	tern_line_init(&r, 10);
 	/* byte by byte */
-	int rc = POP3_LINE_MORE;
+	int rc = TERN_LINE_MORE;
 	size_t off = 0;
-	while (rc == POP3_LINE_MORE) {
-		rc = pop3_line_feed(&r, in + off, 1, &used);
+	while (rc == TERN_LINE_MORE) {
+		rc = tern_line_feed(&r, in + off, 1, &used);
 		off += used;
 	}
-	assert_int_equal(rc, POP3_LINE_OK);
+	assert_int_equal(rc, TERN_LINE_OK);
 	assert_string_equal(r.line.data, "NOOP");
 	tbuf_reset(&r.line);
-	assert_int_equal(pop3_line_feed(&r, in + off, strlen(in + off), &used), POP3_LINE_MORE);
-	assert_int_equal(pop3_line_feed(&r, "23456789\n", 9, &used), POP3_LINE_TOOLONG);
+	assert_int_equal(tern_line_feed(&r, in + off, strlen(in + off), &used), TERN_LINE_MORE);
+	assert_int_equal(tern_line_feed(&r, "23456789\n", 9, &used), TERN_LINE_TOOLONG);
 	assert_int_equal(r.line.len, 0);
-	assert_int_equal(pop3_line_feed(&r, "STAT\n", 5, &used), POP3_LINE_OK);
+	assert_int_equal(tern_line_feed(&r, "STAT\n", 5, &used), TERN_LINE_OK);
 	assert_string_equal(r.line.data, "STAT");
-	pop3_line_clear(&r);
+	tern_line_clear(&r);
 }
 
 static void test_parse(void **state)

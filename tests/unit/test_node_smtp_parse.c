@@ -13,25 +13,25 @@
  * events separated by '|'. */
 static void frame(const char *in, size_t len, size_t max, size_t step, tbuf *events)
 {
-	smtp_line_reader r;
+	tern_line_reader r;
 	size_t off = 0;
 
-	smtp_line_init(&r, max);
+	tern_line_init(&r, max);
 	while (off < len) {
 		size_t n = len - off < step ? len - off : step, used = 0;
-		int rc = smtp_line_feed(&r, in + off, n, &used);
+		int rc = tern_line_feed(&r, in + off, n, &used);
 		assert_true(used > 0 && used <= n);
 		off += used;
-		if (rc == SMTP_LINE_OK) {
+		if (rc == TERN_LINE_OK) {
 			tbuf_append_str(events, "OK:");
 			tbuf_append(events, r.line.data, r.line.len);
 			tbuf_append_char(events, '|');
 			tbuf_reset(&r.line);
-		} else if (rc == SMTP_LINE_TOOLONG) {
+		} else if (rc == TERN_LINE_TOOLONG) {
 			tbuf_append_str(events, "LONG|");
 		}
 	}
-	smtp_line_clear(&r);
+	tern_line_clear(&r);
 }
 
 static void test_framing(void **state)
@@ -221,22 +221,22 @@ static void test_parse_table(void **state)
 	for (size_t i = 0; i < sizeof(parse_cases) / sizeof(parse_cases[0]); i++) {
 		const parse_case *c = &parse_cases[i];
 		tbuf in = TBUF_INIT;
-		smtp_line_reader r;
+		tern_line_reader r;
 		int got = 0;
 		tbuf_appendf(&in, "%s\r\n", c->line);
-		smtp_line_init(&r, 2048);
+		tern_line_init(&r, 2048);
 		for (size_t off = 0; off < in.len; off++) {
 			size_t used = 0;
-			int rc = smtp_line_feed(&r, in.data + off, 1, &used);
+			int rc = tern_line_feed(&r, in.data + off, 1, &used);
 			assert_int_equal(used, 1);
-			if (rc == SMTP_LINE_OK) {
+			if (rc == TERN_LINE_OK) {
 				assert_int_equal(off, in.len - 1);
 				check_case(c, r.line.data, r.line.len);
 				got = 1;
 			}
 		}
 		assert_true(got);
-		smtp_line_clear(&r);
+		tern_line_clear(&r);
 		tbuf_free(&in);
 	}
 }

@@ -1,0 +1,109 @@
+/* dir_conn.c - one lm_conn per auth worker thread and mapped domain (ldapmap.h: a handle
+ * serves one thread). A connection is tied to a fingerprint of the mapping it was made
+ * for, so an admin's change reconnects on the next use; errors drop it. The list is
+ * freed by a thread-specific destructor when the pool's thread ends. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <openssl/sha.h>
+#include "dir_private.h"
+
+typedef struct dir_tconn {
+	struct dir_tconn *next;
+	char domain[256];
+	unsigned char fp[SHA256_DIGEST_LENGTH];
+	lm_conn *c;
+} dir_tconn;
+
+static pthread_key_t conn_key;
+static pthread_once_t conn_once = PTHREAD_ONCE_INIT;
+
+static void conns_free(void *p)
+{
+	dir_tconn *t = p;
+
+	while (t != NULL) {
+		dir_tconn *next = t->next;
+
+		lm_close(&t->c);
+		free(t);
+		t = next;
+	}
+}
+
+static void conn_key_make(void)
+{
+	if (pthread_key_create(&conn_key, conns_free) != 0)
+		abort();
+}
+
+/* SHA-256 of the mapping without its sync stamps: what a connection depends on. */
+static void mapping_fp(const Tern__DirectoryConfig *c, unsigned char fp[SHA256_DIGEST_LENGTH])
+{
+	Tern__DirectoryConfig copy = *c;
+
+	copy.last_poll_stamp = 0;
+	copy.last_reconcile = 0;
+	size_t n = protobuf_c_message_get_packed_size(&copy.base);
+	uint8_t *p = malloc(n ? n : 1);
+	if (p == NULL)
+		abort();
+	protobuf_c_message_pack(&copy.base, p);
+	SHA256(p, n, fp);
+	free(p);
+}
+
+static dir_tconn *conn_find(const char *domain)
+{
+	pthread_once(&conn_once, conn_key_make);
+	for (dir_tconn *t = pthread_getspecific(conn_key); t != NULL; t = t->next)
+		if (strcasecmp(t->domain, domain) == 0)
+			return t;
+	return NULL;
+}
+
+lm_conn *dir_conn_get(directory *d, const Tern__DirectoryConfig *c, char **error_r)
+{
+	unsigned char fp[SHA256_DIGEST_LENGTH];
+	const char *domain = c->domain ? c->domain : "";
+	dir_tconn *t = conn_find(domain);
+
+	*error_r = NULL;
+	mapping_fp(c, fp);
+	if (t != NULL && t->c != NULL && memcmp(t->fp, fp, sizeof(fp)) == 0)
+		return t->c;
+	if (t == NULL) {
+		if (strlen(domain) >= sizeof(t->domain) || (t = calloc(1, sizeof(*t))) == NULL) {
+			*error_r = strdup("bad domain");
+			return NULL;
+		}
+		memcpy(t->domain, domain, strlen(domain) + 1);
+		t->next = pthread_getspecific(conn_key);
+		pthread_setspecific(conn_key, t);
+	}
+	lm_close(&t->c);
+	char *password = NULL;
+	const char *why = NULL;
+	if (dir_secret_decrypt(d->env.data_dir, c, &password, &why) < 0) {
+		*error_r = strdup(why);
+		return NULL;
+	}
+	lm_config lc;
+	dir_config_lm(c, d->env.conf, password, &lc);
+	t->c = lm_connect(&lc, error_r);
+	dir_password_free(&password);
+	if (t->c != NULL)
+		memcpy(t->fp, fp, sizeof(fp));
+	else if (*error_r == NULL)
+		*error_r = strdup("cannot connect");
+	return t->c;
+}
+
+void dir_conn_drop(const char *domain)
+{
+	dir_tconn *t = conn_find(domain);
+
+	if (t != NULL)
+		lm_close(&t->c);
+}

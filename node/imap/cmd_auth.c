@@ -34,7 +34,7 @@ void imap_capabilities(imap_session *s, tbuf *out)
 			tbuf_append_str(out, " LOGINDISABLED");
 		return;
 	}
-	tbuf_append_str(out, " UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE CONDSTORE QUOTA");
+	tbuf_append_str(out, " UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE CONDSTORE QUOTA BINARY");
 }
 
 int imap_cmd_capability(imap_session *s, const imap_cmd *c)

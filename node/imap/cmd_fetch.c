@@ -38,7 +38,7 @@ static void fetch_render_all(imap_session *s)
 	uint64_t since = imap_fetch_changedsince(op->f);
 	int with_modseq = s->condstore || imap_fetch_wants_modseq(op->f);
 	tbuf b = TBUF_INIT;
-	int failed = 0;
+	int failed = 0, unknown_cte = 0;
 
 	if (imap_fetch_wants_modseq(op->f))
 		s->condstore = 1;
@@ -51,15 +51,20 @@ static void fetch_render_all(imap_session *s)
 					 imap_view_is_recent(s, op->uids[i]) };
 			int force = op->nseen && bsearch(&op->uids[i], op->seen, op->nseen, sizeof(uint32_t), cmp_u32);
 			tbuf_reset(&b);
-			if (imap_fetch_render(op->f, &msg, force, with_modseq, &b) == 0)
+			int rc = imap_fetch_render(op->f, &msg, force, with_modseq, &b);
+			if (rc == 0)
 				imap_write(s, b.data, b.len);
+			else if (rc == IMAP_FETCH_EUNKNOWN_CTE)
+				unknown_cte = 1;
 			else
 				failed = 1;
 		}
 		store_free_record(m);
 	}
 	tbuf_free(&b);
-	if (failed)
+	if (unknown_cte)   /* RFC 3516: BINARY of a part whose encoding we cannot undo */
+		imap_reply(s, "NO", "[UNKNOWN-CTE] Cannot decode the content transfer encoding");
+	else if (failed)
 		imap_reply(s, "NO", "Some messages could not be read");
 	else
 		imap_reply(s, "OK", "FETCH completed");

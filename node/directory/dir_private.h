@@ -26,7 +26,39 @@ lm_conn *dir_conn_get(directory *d, const Tern__DirectoryConfig *c, char **error
 void dir_conn_drop(const char *domain);
 
 /* ---- dir_auth.c ---- */
+/* Register dir_check with auth_set_directory; both empty the lookup cache. */
 void dir_auth_register(directory *d);
 void dir_auth_unregister(void);
+
+/* The lookup cache of the password check ([directory] cache_ttl): what lm_find_user said
+ * of a login (dn, login, principal, enabled, has_mailbox - never a password), keyed by
+ * domain and login, with the time it was asked. One per process, thread-safe. */
+typedef int (*dir_find_fn)(void *arg, const char *login, lm_user **u_r, char **error_r);
+
+typedef struct dir_lookup {
+	const char *domain;          /* canonical mail domain */
+	const char *login;           /* the directory's login name */
+	uint64_t mapping;            /* fingerprint of the mapping: a change is a miss */
+	int ttl;                     /* seconds an answer is trusted; 0 = always ask */
+	int64_t now;                 /* unix seconds (tern_now(); tests pass their own) */
+} dir_lookup;
+
+/* Fingerprint of a domain's mapping without its sync stamps (dir_lookup.mapping). */
+uint64_t dir_mapping_fp(const Tern__DirectoryConfig *c);
+/* The directory entry of q->login for a password check. Asks find (lm_find_user's
+ * contract) unless the cache holds an answer younger than q->ttl for the same mapping
+ * that still agrees with the stored account known (NULL: none; a sync that disables
+ * or removes the account, or enables it again, makes the entry stale). A fresh answer
+ * is written to the store (dir_user_store: a new user appears, a changed one is
+ * updated; one gone from the directory is disabled) and cached; "not found" drops the
+ * entry. Returns AUTH_DIR_OK with *u_r (lm_user_free it; the password is still to be
+ * checked), AUTH_DIR_REFUSED (disabled or gone: *reason_r), AUTH_DIR_NOT_MAPPED
+ * (unknown here and there) or AUTH_DIR_UNAVAILABLE (*error_r malloc'd). *asked_r is 1
+ * when find was called. */
+int dir_auth_entry(store *st, const Tern__User *known, const dir_lookup *q, dir_find_fn find,
+		   void *arg, lm_user **u_r, const char **reason_r, int *asked_r, char **error_r);
+/* Forget the entry of login@domain / every entry (frees the cache). */
+void dir_cache_drop(const char *domain, const char *login);
+void dir_cache_clear(void);
 
 #endif

@@ -1,11 +1,12 @@
 /* test_node_directory.c - node/directory without a directory server: the sealed bind
  * password and the node secret, the stored mapping (store_directory_*), the writers that
  * turn directory entries into mapped accounts, and the auth hook that sends mapped and
- * unknown logins - and only those - to the directory check. */
+ * unknown logins - and only those - to the directory check, and the lookup cache of
+ * that check (cache_ttl) in front of a fake directory. */
 #include <sys/stat.h>
 #include "store_test_util.h"
 #include "auth_sasl.h"
-#include "dir_map.h"
+#include "dir_private.h"
 
 /* ---- the sealed password ---- */
 
@@ -316,6 +317,126 @@ static void test_auth_hook(void **state)
 	auth_lockout_free(&lo);
 }
 
+/* ---- the lookup cache of the password check ---- */
+
+typedef struct fake_dir {
+	int lookups;
+	int enabled;                 /* what the directory says of jdoe */
+	int present;
+} fake_dir;
+
+static int fake_find(void *arg, const char *login, lm_user **u_r, char **error_r)
+{
+	fake_dir *f = arg;
+
+	*error_r = NULL;
+	f->lookups++;
+	if (!f->present || strcmp(login, "jdoe") != 0)
+		return 1;
+	lm_user *u = calloc(1, sizeof(*u));
+	assert_non_null(u);
+	u->dn = strdup("uid=jdoe,ou=people,dc=example,dc=test");
+	u->login = strdup("jdoe");
+	u->principal = strdup("jdoe@EXAMPLE.TEST");
+	u->enabled = f->enabled;
+	u->has_mailbox = 1;
+	*u_r = u;
+	return 0;
+}
+
+/* One login as dir_check runs it, up to the password check: the stored account, then
+ * dir_auth_entry. Returns the AUTH_DIR_* code; *asked_r 1 when the directory was asked. */
+static int entry_at(store *st, fake_dir *f, int ttl, int64_t now, uint64_t mapping, int *asked_r)
+{
+	Tern__User *known = NULL;
+	lm_user *u = NULL;
+	const char *why = NULL;
+	char *error = NULL;
+	dir_lookup q = { .domain = "example.test", .login = "jdoe", .mapping = mapping, .ttl = ttl,
+			 .now = now };
+
+	if (store_user_get(st, "example.test", "jdoe", &known) != STORE_OK)
+		known = NULL;
+	int rc = dir_auth_entry(st, known, &q, fake_find, f, &u, &why, asked_r, &error);
+	if (rc == AUTH_DIR_OK) {
+		assert_non_null(u);
+		assert_string_equal(u->principal, "jdoe@EXAMPLE.TEST");
+		assert_string_equal(u->dn, "uid=jdoe,ou=people,dc=example,dc=test");
+	} else {
+		assert_null(u);
+	}
+	if (rc == AUTH_DIR_REFUSED)
+		assert_string_equal(why, f->present ? "bad credentials (account disabled)" : "bad credentials");
+	lm_user_free(&u);
+	free(error);
+	store_free_record(known);
+	return rc;
+}
+
+static void test_auth_cache(void **state)
+{
+	test_store *t = *state;
+	fake_dir f = { .enabled = 1, .present = 1 };
+	Tern__User *got = NULL;
+	int asked;
+
+	ts_add_domain(t->st);
+	dir_cache_clear();
+	/* two logins within the TTL: one lookup; the first wrote the new user */
+	assert_int_equal(entry_at(t->st, &f, 60, 1000, 7, &asked), AUTH_DIR_OK);
+	assert_int_equal(asked, 1);
+	assert_int_equal(store_user_get(t->st, "example.test", "jdoe", &got), STORE_OK);
+	assert_true(got->ldap && got->enabled);
+	store_free_record(got);
+	assert_int_equal(entry_at(t->st, &f, 60, 1059, 7, &asked), AUTH_DIR_OK);
+	assert_int_equal(asked, 0);
+	assert_int_equal(f.lookups, 1);
+	/* after the TTL: asked again */
+	assert_int_equal(entry_at(t->st, &f, 60, 1060, 7, &asked), AUTH_DIR_OK);
+	assert_int_equal(f.lookups, 2);
+	/* a changed mapping is a miss */
+	assert_int_equal(entry_at(t->st, &f, 60, 1061, 8, &asked), AUTH_DIR_OK);
+	assert_int_equal(f.lookups, 3);
+	/* cache_ttl = 0: every login asks */
+	assert_int_equal(entry_at(t->st, &f, 0, 1062, 8, &asked), AUTH_DIR_OK);
+	assert_int_equal(entry_at(t->st, &f, 0, 1062, 8, &asked), AUTH_DIR_OK);
+	assert_int_equal(f.lookups, 5);
+
+	/* disabled in the directory: still trusted within the TTL, refused after it */
+	f.enabled = 0;
+	assert_int_equal(entry_at(t->st, &f, 60, 1100, 8, &asked), AUTH_DIR_OK);
+	assert_int_equal(asked, 0);
+	assert_int_equal(entry_at(t->st, &f, 60, 1121, 8, &asked), AUTH_DIR_REFUSED);
+	assert_int_equal(asked, 1);
+	assert_int_equal(store_user_get(t->st, "example.test", "jdoe", &got), STORE_OK);
+	assert_false(got->enabled);
+	store_free_record(got);
+	/* the refusal is cached too */
+	int before = f.lookups;
+	assert_int_equal(entry_at(t->st, &f, 60, 1130, 8, &asked), AUTH_DIR_REFUSED);
+	assert_int_equal(f.lookups, before);
+	/* enabled again by a sync (the store moved): the stale refusal is not trusted */
+	f.enabled = 1;
+	lm_user again = { .login = (char *)"jdoe", .enabled = 1, .has_mailbox = 1 };
+	assert_int_equal(dir_user_store(t->st, "example.test", &again), 0);
+	assert_int_equal(entry_at(t->st, &f, 60, 1131, 8, &asked), AUTH_DIR_OK);
+	assert_int_equal(asked, 1);
+	/* a sync that disables the account drops the cached answer at once */
+	f.enabled = 0;
+	again.enabled = 0;
+	assert_int_equal(dir_user_store(t->st, "example.test", &again), 0);
+	assert_int_equal(entry_at(t->st, &f, 60, 1132, 8, &asked), AUTH_DIR_REFUSED);
+	assert_int_equal(asked, 1);
+	/* gone from the directory: refused, the entry dropped, asked each time */
+	f.enabled = 1;
+	f.present = 0;
+	assert_int_equal(entry_at(t->st, &f, 60, 1200, 8, &asked), AUTH_DIR_REFUSED);
+	before = f.lookups;
+	assert_int_equal(entry_at(t->st, &f, 60, 1201, 8, &asked), AUTH_DIR_REFUSED);
+	assert_int_equal(f.lookups, before + 1);
+	dir_cache_clear();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -326,6 +447,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reconcile, ts_setup, ts_teardown),
 		cmocka_unit_test_setup_teardown(test_group_store, ts_setup, ts_teardown),
 		cmocka_unit_test_setup_teardown(test_auth_hook, ts_setup, ts_teardown),
+		cmocka_unit_test_setup_teardown(test_auth_cache, ts_setup, ts_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

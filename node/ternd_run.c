@@ -108,6 +108,8 @@ static void log_conf_warnings(const tern_conf *conf)
 	}
 }
 
+enum { TERND_GSS_IMAP, TERND_GSS_POP, TERND_GSS_SMTP, TERND_GSS_HTTP, TERND_GSS_COUNT };
+
 typedef struct ternd {
 	const ternd_opts *o;
 	tern_conf conf;
@@ -124,6 +126,9 @@ typedef struct ternd {
 	pop3_server *pop3;
 	imap_server *imap;
 	directory *dir;
+	/* Kerberos acceptors of IMAP, POP3, SMTP and the admin API; offered when usable */
+	auth_gssapi_conf gss[TERND_GSS_COUNT];
+	int gss_ok[TERND_GSS_COUNT];
 	admin *adm;
 	http_service *http;
 	struct event *hup;
@@ -188,6 +193,40 @@ static int ternd_open(ternd *t, tbuf *err)
 	if (store_is_new(t->st) && ternd_init_store(t->st, o, err) < 0)
 		return -1;
 	return 0;
+}
+
+/* Kerberos single sign-on: one acceptor per protocol, with the keytab of [directory]
+ * (or KRB5_KTNAME / the default) and the realm -> mail domain map of the directory.
+ * Each is offered only when its service key is in the keytab; the others are named in
+ * one warning.log line with the reason (the first one's only when none is usable). */
+static void ternd_gssapi(ternd *t)
+{
+	static const char *const services[TERND_GSS_COUNT] = { "imap", "pop", "smtp", "HTTP" };
+	tbuf missing = TBUF_INIT;
+	char *first = NULL;
+	int nmissing = 0;
+
+	for (int i = 0; i < TERND_GSS_COUNT; i++) {
+		char *why = NULL;
+		t->gss[i] = (auth_gssapi_conf){ .keytab = t->conf.directory_keytab, .service = services[i],
+						.map = directory_map_principal, .map_arg = t->st };
+		t->gss_ok[i] = auth_gssapi_available(&t->gss[i], &why) == 1;
+		if (!t->gss_ok[i]) {
+			const char *w = why ? why : "unavailable";
+			tbuf_appendf(&missing, "%s%s: %s", nmissing ? "; " : "", services[i], w);
+			if (first == NULL)
+				first = strdup(w);
+			nmissing++;
+		}
+		free(why);
+	}
+	if (nmissing == TERND_GSS_COUNT && first != NULL)   /* the usual case: no keytab at all */
+		tlog(TLOG_WARNING, "Kerberos single sign-on (GSSAPI, Negotiate) not offered for imap, pop, "
+		     "smtp or HTTP: %s", first);
+	else if (nmissing > 0)
+		tlog(TLOG_WARNING, "Kerberos single sign-on not offered for %s", tbuf_cstr(&missing));
+	free(first);
+	tbuf_free(&missing);
 }
 
 /* The resolver of an I/O thread (SMTP's sender-domain check). */
@@ -298,7 +337,8 @@ static int ternd_mail(ternd *t, admin_env *env, tbuf *err)
 	}
 	smtp_env se = { .st = t->st, .conf = &t->conf, .hostname = host, .auth_pool = t->auth_pool,
 			.lockout = t->lockout, .deliverer = t->dlv, .dns_for_io = dns_for_io, .dns_ctx = t,
-			.etrn = etrn_run, .etrn_ctx = t->queue };
+			.etrn = etrn_run, .etrn_ctx = t->queue,
+			.gssapi = t->gss_ok[TERND_GSS_SMTP] ? &t->gss[TERND_GSS_SMTP] : NULL };
 	t->smtp = smtp_server_new(&se);
 	if (t->smtp == NULL) {
 		tbuf_appendf(err, "cannot make the SMTP server");
@@ -308,7 +348,8 @@ static int ternd_mail(ternd *t, admin_env *env, tbuf *err)
 	if (listen_services(t, env, smtp_svcs, 3, smtp_handler, t->smtp, err) < 0)
 		return -1;
 	pop3_env pe = { .st = t->st, .conf = &t->conf, .hostname = host, .auth_pool = t->auth_pool,
-			.lockout = t->lockout, .pop3_login = pop3_login_relay, .pop3_login_ctx = t->smtp };
+			.lockout = t->lockout, .pop3_login = pop3_login_relay, .pop3_login_ctx = t->smtp,
+			.gssapi = t->gss_ok[TERND_GSS_POP] ? &t->gss[TERND_GSS_POP] : NULL };
 	t->pop3 = pop3_server_new(&pe);
 	if (t->pop3 == NULL) {
 		tbuf_appendf(err, "cannot make the POP3 server");
@@ -318,7 +359,8 @@ static int ternd_mail(ternd *t, admin_env *env, tbuf *err)
 	if (listen_services(t, env, pop3_svcs, 2, pop3_handler, t->pop3, err) < 0)
 		return -1;
 	imap_env ie = { .st = t->st, .conf = &t->conf, .hostname = host, .auth_pool = t->auth_pool,
-			.lockout = t->lockout, .cpu_pool = t->cpu_pool };
+			.lockout = t->lockout, .cpu_pool = t->cpu_pool,
+			.gssapi = t->gss_ok[TERND_GSS_IMAP] ? &t->gss[TERND_GSS_IMAP] : NULL };
 	t->imap = imap_server_new(&ie);
 	if (t->imap == NULL) {
 		tbuf_appendf(err, "cannot make the IMAP server");
@@ -356,9 +398,11 @@ static int ternd_serve(ternd *t, admin_env *env, tbuf *err)
 		free(e);
 		return -1;
 	}
+	ternd_gssapi(t);
 	*env = (admin_env){ .st = t->st, .srv = t->srv, .conf = &t->conf, .auth_pool = t->auth_pool,
 			    .lockout = t->lockout, .data_dir = o->data, .node_name = t->node_name,
-			    .started = tern_now() };
+			    .started = tern_now(),
+			    .gssapi = t->gss_ok[TERND_GSS_HTTP] ? &t->gss[TERND_GSS_HTTP] : NULL };
 	env->served[TERN_SVC_admin] = t->conf.services[TERN_SVC_admin].enabled;
 	if (t->lockout == NULL) {
 		tbuf_appendf(err, "out of memory");

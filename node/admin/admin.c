@@ -90,6 +90,8 @@ static void admin_req_free(admin_req *r)
 	json_decref(r->extra);
 	tbuf_free(&r->log);
 	free(r->login_user);
+	free(r->negotiate);
+	tbuf_free(&r->neg_out);
 	free(r->param);
 	if (r->login_pass != NULL) {
 		explicit_bzero(r->login_pass, strlen(r->login_pass));
@@ -372,15 +374,37 @@ static void admin_note_session(admin_req *r)
 		tlog(TLOG_CONFIG, "%s - session opened for host %s", r->actor, r->ip);
 }
 
-/* Auth pool: check the password and work out the rights (own or through a group). */
+/* Auth pool: accept the Kerberos ticket of a Negotiate login; r->login_user becomes the
+ * account its principal maps to. 0 ok, -1 refused (r->neg_reason says why). */
+static int spnego_login(admin_req *r)
+{
+	char principal[AUTH_PRINCIPAL_MAX], login[AUTH_PRINCIPAL_MAX];
+	if (auth_spnego_accept(r->a->env.gssapi, r->negotiate, strlen(r->negotiate), &r->neg_out, principal,
+			       sizeof(principal), login, sizeof(login), &r->neg_reason) < 0)
+		return -1;
+	free(r->login_user);
+	r->login_user = strdup(login);
+	if (r->login_user == NULL)
+		abort();
+	tern_lower(r->login_user);
+	tlog(TLOG_DEBUG, "ADMIN Negotiate login of %s as %s from %s", principal, r->login_user, r->ip);
+	return 0;
+}
+
+/* Auth pool: check the password (or the Kerberos ticket) and work out the rights (own
+ * or through a group). */
 static void login_job(void *arg)
 {
 	admin_req *r = arg;
 	Tern__User *u = NULL;
+	if (r->negotiate != NULL && spnego_login(r) < 0)
+		return;
 	if (store_user_find(r->st, r->login_user, &u) != STORE_OK)
 		return;
-	if (u->enabled && u->password_hash && u->password_hash[0] &&
-	    auth_password_verify(r->login_pass, u->password_hash) == 1) {
+	int proven = r->negotiate != NULL ||
+		     (u->password_hash && u->password_hash[0] &&
+		      auth_password_verify(r->login_pass, u->password_hash) == 1);
+	if (u->enabled && proven) {
 		r->login_ok = 1;
 		Tern__Rights rights = u->rights;
 		snprintf(r->actor, sizeof(r->actor), "%s@%s", u->name, u->domain);
@@ -401,21 +425,39 @@ static void login_job(void *arg)
 	store_free_record(u);
 }
 
-static void login_fail(admin_req *r)
+/* 401 with the schemes a remote admin may use: Negotiate when a keytab serves HTTP. */
+static void login_required(admin_req *r)
 {
-	tlog(TLOG_SECURITY, "Failed ADMIN login from %s, bad credentials", r->ip);
+	if (r->a->env.gssapi != NULL)
+		http_add_header(r->req, "WWW-Authenticate", "Negotiate");
 	http_add_header(r->req, "WWW-Authenticate", "Basic realm=\"Tern administration\"");
 	admin_error(r, 401, "authentication required");
 }
 
+static void login_fail(admin_req *r)
+{
+	tlog(TLOG_SECURITY, "Failed ADMIN login from %s, %s", r->ip,
+	     r->neg_reason ? r->neg_reason : "bad credentials");
+	login_required(r);
+}
+
 static void login_done(admin_req *r)
 {
+	/* a Kerberos ticket cannot be guessed: the lockout counts passwords only */
 	if (!r->login_ok) {
-		auth_lockout_failed(r->a->env.lockout, r->login_user, r->ip);
+		if (r->negotiate == NULL)
+			auth_lockout_failed(r->a->env.lockout, r->login_user, r->ip);
 		login_fail(r);
 		return;
 	}
-	auth_lockout_succeeded(r->a->env.lockout, r->login_user, r->ip);
+	if (r->negotiate == NULL)
+		auth_lockout_succeeded(r->a->env.lockout, r->login_user, r->ip);
+	else if (r->neg_out.len > 0) {
+		tbuf h = TBUF_INIT;
+		tbuf_appendf(&h, "Negotiate %s", tbuf_cstr(&r->neg_out));
+		http_add_header(r->req, "WWW-Authenticate", tbuf_cstr(&h));
+		tbuf_free(&h);
+	}
 	admin_note_session(r);
 	admin_dispatch(r);
 }
@@ -494,13 +536,28 @@ void admin_handle(http_request *req, void *ctx)
 		admin_error(r, 403, "administration is not allowed from %s", r->ip);
 		return;
 	}
-	if (parse_basic(r, http_header_get(req, "Authorization")) < 0) {
-		if (http_header_get(req, "Authorization") != NULL) {
+	const char *authz = http_header_get(req, "Authorization");
+	if (a->env.gssapi != NULL && authz != NULL && strncasecmp(authz, "Negotiate ", 10) == 0) {
+		const char *b64 = authz + 10;
+		while (*b64 == ' ')
+			b64++;
+		if (*b64 == '\0' || strlen(b64) > (AUTH_GSSAPI_TOKEN_MAX + 2) / 3 * 4) {
+			r->neg_reason = "malformed Negotiate token";
 			login_fail(r);
 			return;
 		}
-		http_add_header(req, "WWW-Authenticate", "Basic realm=\"Tern administration\"");
-		admin_error(r, 401, "authentication required");
+		r->negotiate = strdup(b64);
+		if (r->negotiate == NULL)
+			abort();
+		admin_pool(r, login_job, login_done);
+		return;
+	}
+	if (parse_basic(r, authz) < 0) {
+		if (authz != NULL) {
+			login_fail(r);
+			return;
+		}
+		login_required(r);
 		return;
 	}
 	if (auth_lockout_is_locked(a->env.lockout, r->login_user, r->ip)) {

@@ -4,6 +4,7 @@
 #define TERN_ADMIN_H
 #include <stdint.h>
 #include "auth.h"
+#include "auth_gssapi.h"
 #include "deliver.h"
 #include "http.h"
 #include "imap.h"
@@ -28,6 +29,8 @@ typedef struct admin_env {
 	deliverer *dlv;
 	smtp_server *smtp;
 	queue_runner *queue;
+	/* SPNEGO ("Authorization: Negotiate") for remote admins; NULL = Basic only. */
+	const auth_gssapi_conf *gssapi;
 } admin_env;
 
 typedef struct admin admin;

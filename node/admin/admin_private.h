@@ -40,6 +40,9 @@ struct admin_req {
 	/* remote login, done on the auth pool */
 	char *login_user, *login_pass;
 	int login_ok;
+	char *negotiate;           /* the token of "Authorization: Negotiate" (base64) */
+	tbuf neg_out;              /* SPNEGO's mutual-authentication token (base64) */
+	const char *neg_reason;    /* why SPNEGO refused (static) */
 	/* an async step: on success of the store write run on_ok; log `log` first */
 	admin_fn on_ok;
 	tbuf log;

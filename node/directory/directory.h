@@ -38,6 +38,13 @@ void directory_stop(directory **d);
  * changes). 0 queued, -1 when unknown or busy. */
 int directory_sync_now(directory *d, const char *domain, int full);
 
+/* auth_gssapi_map_fn (auth_gssapi.h) of Kerberos logins; arg is the store. The realm of
+ * principal "name@REALM" picks the domain whose enabled mapping has that realm
+ * (case-insensitive; with several, the one where name@domain is an account, else the
+ * first); login_r gets "name@domain" in lower case. Principals with an instance
+ * ("name/admin@REALM") have no account. 0 ok, -1 no domain has that realm. Blocking. */
+int directory_map_principal(void *st, const char *principal, char *login_r, size_t n);
+
 /* ---- dir_config.c: the stored mapping of a domain ---- */
 
 /* Encrypt password for domain (AES-256-GCM under DATA/ssl/secret.key, made at first

@@ -1,0 +1,175 @@
+#!/usr/bin/python3
+"""Kerberos single sign-on (issue 5) against the slapd + MIT KDC fixture: ternd started
+with the fixture's KRB5_CONFIG and KRB5_KTNAME offers AUTH=GSSAPI; a mapped user with a
+ticket (kinit into a temp ccache) logs in to IMAP with AUTHENTICATE GSSAPI (RFC 4752,
+client side written here with python3-gssapi) and lands in her own mailbox; the admin
+HTTPS API answers 401 with "WWW-Authenticate: Negotiate" and accepts a SPNEGO ticket
+with the same rights checks as Basic; without a keytab nothing is offered and
+warning.log says why. Needs python3-gssapi (run with /usr/bin/python3)."""
+import http.client
+import imaplib
+import os
+import ssl
+import struct
+import sys
+import tempfile
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "fixtures"))
+import ternlib  # noqa: E402
+import dirfixture  # noqa: E402
+
+try:
+    import gssapi
+except ImportError:  # pragma: no cover
+    gssapi = None
+
+D = "example.test"
+U = dirfixture.USERS
+CONF = {"security": {"lockout_threshold": 0},
+        "smtpd": {"max_msgs_per_hour_per_ip": 0, "max_unknown_rcpts": 0},
+        "directory": {"poll_interval": 2, "reconcile_interval": 6, "timeout": 3}}
+SPNEGO = "1.3.6.1.5.5.2"
+
+
+@unittest.skipIf(gssapi is None, "python3-gssapi is not installed")
+class DirectoryGssapi(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.fx = dirfixture.start(ldap=True, backup=False, kdc=True)
+        cls.saved_env = dict(os.environ)
+        cls.tmp = tempfile.mkdtemp(prefix="tern-gss-")
+        cls.ccache = os.path.join(cls.tmp, "ccache")
+        # ternd reads the keytab; this process is the Kerberos client with its own ccache
+        os.environ.update(cls.fx.kdc.service_env())
+        os.environ.update(cls.fx.kdc.env(ccache=cls.ccache))
+        cls.node = ternlib.Node(conf=CONF)
+        try:
+            cls.node.start()
+            bindpw = cls.node.write_file("bind.pw", dirfixture.SERVICE_PASSWORD + "\n")
+            cls.node.ctl("directory", "set", D, "--type", "od",
+                         "--server", "127.0.0.1:%d" % cls.fx.primary.ldap_port,
+                         "--bind-dn", dirfixture.OD_SERVICE_DN, "--bind-password-file", bindpw,
+                         "--base", dirfixture.OD_BASE, "--realm", dirfixture.REALM, "--auth", "bind")
+            cls.node.wait_for(lambda: "alice" in {u["name"] for u in cls.node.ctl("user", "list", D)},
+                              timeout=60, what="alice mapped")
+            k = cls.fx.kdc.kinit("alice", U["alice"]["password"], ccache=cls.ccache)
+            if k.returncode != 0:
+                raise AssertionError("kinit alice: %s %s" % (k.stdout, k.stderr))
+        except Exception:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.node.cleanup()
+        cls.fx.stop()
+        os.environ.clear()
+        os.environ.update(cls.saved_env)
+
+    def imap(self):
+        return imaplib.IMAP4("127.0.0.1", self.node.port(143), timeout=30)
+
+    def test_imap_gssapi(self):
+        mark = "gss-%d" % os.getpid()
+        msg = "From: x@remote.test\r\nTo: alice@%s\r\nSubject: %s\r\n\r\nfor alice\r\n" % (D, mark)
+        self.node.send_mail("x@remote.test", ["alice@" + D], msg)
+        self.node.wait_message("alice@" + D, mark)
+
+        c = self.imap()
+        self.assertIn("AUTH=GSSAPI", c.capabilities)
+        name = gssapi.Name("imap@localhost", gssapi.NameType.hostbased_service)
+        ctx = gssapi.SecurityContext(name=name, usage="initiate")
+        state = {"layer_done": False}
+
+        def step(challenge):
+            if not ctx.complete:
+                return ctx.step(challenge or None) or b""
+            if not challenge:            # the server's last empty challenge of the context
+                return b""
+            # RFC 4752 3.1: the server's 4 bytes (layers, max size); no layer, no authzid
+            offer = ctx.unwrap(challenge).message
+            self.assertEqual(len(offer), 4)
+            self.assertTrue(offer[0] & 1, "the server offers no 'no security layer'")
+            state["layer_done"] = True
+            return ctx.wrap(struct.pack("!I", 0x01000000), False).message
+
+        typ, _ = c.authenticate("GSSAPI", step)
+        self.assertEqual(typ, "OK")
+        self.assertTrue(state["layer_done"])
+        typ, _ = c.select("INBOX")
+        self.assertEqual(typ, "OK")
+        typ, data = c.search(None, "SUBJECT", mark)
+        self.assertEqual(typ, "OK")
+        self.assertTrue(data[0].split(), "alice's message is not in the mailbox logged in to")
+        c.logout()
+
+    def test_imap_gssapi_bad_token(self):
+        c = self.imap()
+        with self.assertRaises(imaplib.IMAP4.error):
+            c.authenticate("GSSAPI", lambda ch: b"not a kerberos token")
+        self.node.wait_for(lambda: "Failed IMAP login" in self.node.log_text("security"),
+                           what="security.log line of the refused ticket")
+        c.logout()
+
+    def https(self, headers, method="GET", body=None):
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        h = http.client.HTTPSConnection("127.0.0.1", self.node.port(4040), context=ctx, timeout=30)
+        if body is not None:
+            headers = dict(headers, **{"Content-Type": "application/json"})
+        h.request(method, "/api/v1/domains", body=body, headers=headers)
+        r = h.getresponse()
+        body = r.read()
+        h.close()
+        return r, body
+
+    def negotiate_header(self):
+        name = gssapi.Name("HTTP@localhost", gssapi.NameType.hostbased_service)
+        ctx = gssapi.SecurityContext(name=name, usage="initiate",
+                                     mech=gssapi.OID.from_int_seq(SPNEGO))
+        import base64
+        return "Negotiate " + base64.b64encode(ctx.step()).decode()
+
+    def test_admin_negotiate(self):
+        r, _ = self.https({})
+        self.assertEqual(r.status, 401)
+        schemes = [v for k, v in r.getheaders() if k.lower() == "www-authenticate"]
+        self.assertIn("Negotiate", schemes)
+        self.assertTrue(any(s.startswith("Basic") for s in schemes))
+        # alice's ticket is accepted with her rights from the directory (read-only):
+        # she may read, not write, as with Basic
+        self.assertEqual(self.node.ctl("user", "show", "alice@" + D)["rights"], "read-only")
+        r, body = self.https({"Authorization": self.negotiate_header()})
+        self.assertEqual(r.status, 200, body)
+        self.assertIn(D.encode(), body)
+        r, body = self.https({"Authorization": self.negotiate_header()}, method="POST",
+                             body=b'{"name":"gss.test"}')
+        self.assertEqual(r.status, 403, body)
+        self.assertIn(b"read-only", body)
+        # a garbage token is refused like a bad password
+        r, _ = self.https({"Authorization": "Negotiate AAAA"})
+        self.assertEqual(r.status, 401)
+
+
+    def test_no_keytab_not_offered(self):
+        conf = dict(CONF, directory=dict(CONF["directory"], keytab="FILE:" + os.path.join(self.tmp, "none.kt")))
+        n = ternlib.Node(name="n2", conf=conf)
+        try:
+            n.start()
+            n.wait_for(lambda: "Kerberos single sign-on" in n.log_text("warning"),
+                       what="warning.log line of the missing keytab")
+            self.assertEqual(n.log_text("warning").count("Kerberos single sign-on"), 1)
+            c = imaplib.IMAP4("127.0.0.1", n.port(143), timeout=30)
+            self.assertNotIn("AUTH=GSSAPI", c.capabilities)
+            c.logout()
+            r = n.run_ctl("status", json_out=False)
+            self.assertEqual(r.returncode, 0, r.stderr)
+        finally:
+            n.cleanup()
+
+if __name__ == "__main__":
+    unittest.main()

@@ -624,16 +624,15 @@ def free_local_port(host="127.0.0.1"):
         s.close()
 
 
-class RawSMTP:
-    """A line-level SMTP client on a plain socket, for what smtplib cannot do: pipelined
-    writes, bad input, STARTTLS with data behind it, a client that disappears in DATA."""
+class RawConn:
+    """A client on a plain (or TLS) socket that reads and writes bytes itself: the common
+    part of RawSMTP and RawIMAP."""
 
     def __init__(self, port, source="127.0.0.1", host="127.0.0.1", timeout=20, tls=False):
         self.sock = socket.create_connection((host, port), timeout, source_address=(source, 0))
         if tls:
             self.sock = tls_context().wrap_socket(self.sock)
         self.buf = b""
-        self.greeting = None
 
     def send(self, data):
         if isinstance(data, str):
@@ -645,6 +644,39 @@ class RawSMTP:
         if not chunk:
             raise EOFError("connection closed by the server")
         self.buf += chunk
+
+    def closed_by_peer(self, timeout=10):
+        """True when the server closes the connection (EOF or reset) within timeout, reading
+        and dropping whatever it sends before."""
+        deadline = time.time() + timeout
+        try:
+            while time.time() < deadline:
+                self.sock.settimeout(max(0.05, deadline - time.time()))
+                try:
+                    chunk = self.sock.recv(65536)
+                except socket.timeout:
+                    return False
+                if not chunk:
+                    return True
+                self.buf += chunk
+        except (ConnectionError, ssl.SSLError):
+            return True
+        return False
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class RawSMTP(RawConn):
+    """A line-level SMTP client on a plain socket, for what smtplib cannot do: pipelined
+    writes, bad input, STARTTLS with data behind it, a client that disappears in DATA."""
+
+    def __init__(self, port, source="127.0.0.1", host="127.0.0.1", timeout=20, tls=False):
+        super().__init__(port, source, host, timeout, tls)
+        self.greeting = None
 
     def read_line(self):
         while b"\n" not in self.buf:
@@ -697,29 +729,6 @@ class RawSMTP:
         self.sock = tls_context().wrap_socket(self.sock)
         return code, text
 
-    def closed_by_peer(self, timeout=10):
-        """True when the server closes the connection (EOF or reset) within timeout, reading
-        and dropping whatever it sends before."""
-        deadline = time.time() + timeout
-        try:
-            while time.time() < deadline:
-                self.sock.settimeout(max(0.05, deadline - time.time()))
-                try:
-                    chunk = self.sock.recv(65536)
-                except socket.timeout:
-                    return False
-                if not chunk:
-                    return True
-                self.buf += chunk
-        except (ConnectionError, ssl.SSLError):
-            return True
-        return False
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
 
 
 def ehlo_keywords(text):
@@ -1078,29 +1087,15 @@ def fetch_items(response):
     return out
 
 
-class RawIMAP:
+class RawIMAP(RawConn):
     """A protocol-level IMAP client on a plain (or TLS) socket, for what imaplib hides:
     where untagged responses come, IDLE, bad input, literals, a client that disappears.
     Responses are bytes lines with their literals inlined ('{N}' CRLF + N bytes kept)."""
 
     def __init__(self, port, source="127.0.0.1", host="127.0.0.1", tls=False, timeout=20, greeting=True):
-        self.sock = socket.create_connection((host, port), timeout, source_address=(source, 0))
-        if tls:
-            self.sock = tls_context().wrap_socket(self.sock)
-        self.buf = b""
+        super().__init__(port, source, host, timeout, tls)
         self.ntag = 0
         self.greeting = self.response() if greeting else None
-
-    def send(self, data):
-        if isinstance(data, str):
-            data = data.encode()
-        self.sock.sendall(data)
-
-    def _fill(self):
-        chunk = self.sock.recv(65536)
-        if not chunk:
-            raise EOFError("connection closed by the server")
-        self.buf += chunk
 
     def read_line(self):
         while b"\r\n" not in self.buf:
@@ -1260,27 +1255,6 @@ class RawIMAP:
         finally:
             self.sock.settimeout(old)
 
-    def closed_by_peer(self, timeout=10):
-        deadline = time.time() + timeout
-        try:
-            while time.time() < deadline:
-                self.sock.settimeout(max(0.05, deadline - time.time()))
-                try:
-                    chunk = self.sock.recv(65536)
-                except socket.timeout:
-                    return False
-                if not chunk:
-                    return True
-                self.buf += chunk
-        except (ConnectionError, ssl.SSLError):
-            return True
-        return False
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
 
 
 def imap_quote(s):

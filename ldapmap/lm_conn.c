@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -79,11 +80,30 @@ static int parse_server(const lm_config *cfg, const char *server, char *host, si
 	return w < 0 || (size_t)w >= pn ? -1 : 0;
 }
 
+/* The numeric form of one address, "[v6]" bracketed so that it can stand in a URI. */
+static int numeric_addr(const struct addrinfo *ai, char *out, size_t n)
+{
+	char num[NI_MAXHOST];
+
+	if (getnameinfo(ai->ai_addr, ai->ai_addrlen, num, sizeof(num), NULL, 0, NI_NUMERICHOST) != 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	int w = ai->ai_family == AF_INET6 ? snprintf(out, n, "[%s]", num) : snprintf(out, n, "%s", num);
+	if (w < 0 || (size_t)w >= n) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
 /* TCP connect within timeout_s to any address of host, and give the socket receive and
  * send timeouts: libldap's own network timeout does not cover every blocking read (the
  * TLS handshake of Debian's libldap 2.5 is one), so a server that accepts and then says
- * nothing still costs one timeout, not a worker. */
-static int tcp_connect(const char *host, const char *port, int timeout_s, int *fd_r, char **why_r)
+ * nothing still costs one timeout, not a worker. The address reached goes to addr_r
+ * (numeric, IPv6 in brackets, as in a URI). */
+static int tcp_connect(const char *host, const char *port, int timeout_s, int *fd_r,
+		       char *addr_r, size_t addr_n, char **why_r)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG };
 	struct addrinfo *res = NULL;
@@ -127,7 +147,8 @@ static int tcp_connect(const char *host, const char *port, int timeout_s, int *f
 			int flags = fcntl(fd, F_GETFL);
 			if (flags >= 0 && fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == 0 &&
 			    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0 &&
-			    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) == 0) {
+			    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) == 0 &&
+			    numeric_addr(ai, addr_r, addr_n) == 0) {
 				freeaddrinfo(res);
 				*fd_r = fd;
 				return 0;
@@ -253,9 +274,14 @@ static int set_tls(LDAP *ld, const lm_config *cfg)
 	return 0;
 }
 
+/* The handle's URI names the host the certificate must name (libldap checks the name
+ * in the URI). One exception: for exactly "localhost", libldap checks the machine's own
+ * host name instead, which a certificate for a local directory seldom names, so the
+ * URI names the loopback address actually reached and the certificate must name that
+ * address (an iPAddress subjectAltName, as "localhost" certificates usually carry). */
 int lm_open(const lm_config *cfg, const char *server, LDAP **ld_r, char **error_r)
 {
-	char host[256], port[8], uri[300], *why = NULL;
+	char host[256], port[8], addr[NI_MAXHOST + 2], uri[NI_MAXHOST + 300], *why = NULL;
 	LDAP *ld = NULL;
 	int v3 = LDAP_VERSION3;
 	int limit = timeout_of(cfg);
@@ -263,16 +289,20 @@ int lm_open(const lm_config *cfg, const char *server, LDAP **ld_r, char **error_
 	int rc, fd;
 
 	*ld_r = NULL;
-	rc = parse_server(cfg, server, host, sizeof(host), port, sizeof(port));
-	int w = rc < 0 ? -1 : snprintf(uri, sizeof(uri), "%s://%s:%s",
-				       cfg->tls == LM_TLS_LDAPS ? "ldaps" : "ldap", host, port);
-	if (w < 0 || (size_t)w >= sizeof(uri)) {
+	if (parse_server(cfg, server, host, sizeof(host), port, sizeof(port)) < 0) {
 		*error_r = lm_errorf("%s: not a host[:port]", server ? server : "");
 		return -1;
 	}
-	if (tcp_connect(host, port, limit, &fd, &why) < 0) {
+	if (tcp_connect(host, port, limit, &fd, addr, sizeof(addr), &why) < 0) {
 		*error_r = lm_errorf("%s: %s", server, why);
 		free(why);
+		return -1;
+	}
+	int w = snprintf(uri, sizeof(uri), "%s://%s:%s", cfg->tls == LM_TLS_LDAPS ? "ldaps" : "ldap",
+			 strcasecmp(host, "localhost") == 0 ? addr : host, port);
+	if (w < 0 || (size_t)w >= sizeof(uri)) {
+		*error_r = lm_errorf("%s: not a host[:port]", server);
+		close(fd);
 		return -1;
 	}
 	if ((rc = ldap_init_fd(fd, LDAP_PROTO_TCP, uri, &ld)) != LDAP_SUCCESS) {

@@ -2,13 +2,17 @@
 """Kerberos single sign-on (issue 5) against the slapd + MIT KDC fixture: ternd started
 with the fixture's KRB5_CONFIG and KRB5_KTNAME offers AUTH=GSSAPI; a mapped user with a
 ticket (kinit into a temp ccache) logs in to IMAP with AUTHENTICATE GSSAPI (RFC 4752,
-client side written here with python3-gssapi) and lands in her own mailbox; the admin
+client side written here with python3-gssapi) and lands in her own mailbox, and likewise to POP3 (AUTH GSSAPI, RFC 5034) and to SMTP
+submission (AUTH GSSAPI, RFC 4954); the admin
 HTTPS API answers 401 with "WWW-Authenticate: Negotiate" and accepts a SPNEGO ticket
 with the same rights checks as Basic; without a keytab nothing is offered and
 warning.log says why. Needs python3-gssapi (run with /usr/bin/python3)."""
+import base64
 import http.client
 import imaplib
 import os
+import poplib
+import smtplib
 import ssl
 import struct
 import sys
@@ -72,15 +76,10 @@ class DirectoryGssapi(unittest.TestCase):
     def imap(self):
         return imaplib.IMAP4("127.0.0.1", self.node.port(143), timeout=30)
 
-    def test_imap_gssapi(self):
-        mark = "gss-%d" % os.getpid()
-        msg = "From: x@remote.test\r\nTo: alice@%s\r\nSubject: %s\r\n\r\nfor alice\r\n" % (D, mark)
-        self.node.send_mail("x@remote.test", ["alice@" + D], msg)
-        self.node.wait_message("alice@" + D, mark)
-
-        c = self.imap()
-        self.assertIn("AUTH=GSSAPI", c.capabilities)
-        name = gssapi.Name("imap@localhost", gssapi.NameType.hostbased_service)
+    def gss_client(self, service):
+        """A step function for the client side of RFC 4752 towards service@localhost,
+        and its state: layer_done once the security layer negotiation has been answered."""
+        name = gssapi.Name(service + "@localhost", gssapi.NameType.hostbased_service)
         ctx = gssapi.SecurityContext(name=name, usage="initiate")
         state = {"layer_done": False}
 
@@ -96,6 +95,20 @@ class DirectoryGssapi(unittest.TestCase):
             state["layer_done"] = True
             return ctx.wrap(struct.pack("!I", 0x01000000), False).message
 
+        return step, state
+
+    def deliver_to_alice(self):
+        mark = "gss-%d-%d" % (os.getpid(), id(self))
+        msg = "From: x@remote.test\r\nTo: alice@%s\r\nSubject: %s\r\n\r\nfor alice\r\n" % (D, mark)
+        self.node.send_mail("x@remote.test", ["alice@" + D], msg)
+        self.node.wait_message("alice@" + D, mark)
+        return mark
+
+    def test_imap_gssapi(self):
+        mark = self.deliver_to_alice()
+        c = self.imap()
+        self.assertIn("AUTH=GSSAPI", c.capabilities)
+        step, state = self.gss_client("imap")
         typ, _ = c.authenticate("GSSAPI", step)
         self.assertEqual(typ, "OK")
         self.assertTrue(state["layer_done"])
@@ -105,6 +118,58 @@ class DirectoryGssapi(unittest.TestCase):
         self.assertEqual(typ, "OK")
         self.assertTrue(data[0].split(), "alice's message is not in the mailbox logged in to")
         c.logout()
+
+    def test_pop3_gssapi(self):
+        mark = self.deliver_to_alice()
+        p = poplib.POP3("127.0.0.1", self.node.port(110), timeout=30)
+        try:
+            self.assertIn("GSSAPI", p.capa().get("SASL", []))
+            step, state = self.gss_client("pop")
+            # RFC 5034: "+ base64" challenges, one base64 line per answer, +OK at the end
+            # (a -ERR raises poplib.error_proto)
+            resp = p._shortcmd("AUTH GSSAPI")
+            rounds = 0
+            while resp == b"+" or resp.startswith(b"+ "):
+                rounds += 1
+                self.assertLess(rounds, 10, "the SASL exchange does not end")
+                answer = step(base64.b64decode(resp[2:]))
+                resp = p._shortcmd(base64.b64encode(answer).decode())
+            self.assertTrue(resp.startswith(b"+OK"), resp)
+            self.assertTrue(state["layer_done"])
+            # logged in: the TRANSACTION state answers STAT, and the maildrop is alice's
+            count, _ = p.stat()
+            self.assertGreaterEqual(count, 1)
+            subjects = [b"\n".join(p.top(i, 0)[1]) for i in range(1, count + 1)]
+            self.assertTrue(any(mark.encode() in h for h in subjects),
+                            "alice's message is not in the maildrop logged in to")
+        finally:
+            p.quit()
+
+    def test_smtp_gssapi(self):
+        s = smtplib.SMTP("127.0.0.1", self.node.port(587), timeout=30)
+        try:
+            s.ehlo()
+            self.assertIn("GSSAPI", s.esmtp_features.get("auth", "").split())
+            # submission wants AUTH first: the same MAIL FROM is refused before the login
+            code, _ = s.mail("alice@" + D)
+            self.assertGreaterEqual(code, 500)
+            s.rset()
+            step, state = self.gss_client("smtp")
+            code, resp = s.docmd("AUTH", "GSSAPI")
+            rounds = 0
+            while code == 334:
+                rounds += 1
+                self.assertLess(rounds, 10, "the SASL exchange does not end")
+                code, resp = s.docmd(base64.b64encode(step(base64.b64decode(resp))).decode())
+            self.assertEqual(code, 235, resp)
+            self.assertTrue(state["layer_done"])
+            code, resp = s.mail("alice@" + D)
+            self.assertEqual(code, 250, resp)
+            code, resp = s.rcpt("bob@" + D)
+            self.assertEqual(code, 250, resp)
+            s.rset()
+        finally:
+            s.quit()
 
     def test_imap_gssapi_bad_token(self):
         c = self.imap()

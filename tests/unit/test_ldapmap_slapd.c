@@ -204,6 +204,52 @@ static void test_tls(void **state)
 	free(err);
 }
 
+/* "localhost:port" for the fixture's "127.0.0.1:port". */
+static void as_localhost(const char *server, char *out, size_t n)
+{
+	const char *colon = strrchr(server, ':');
+	assert_non_null(colon);
+	int w = snprintf(out, n, "localhost%s", colon);
+	assert_true(w > 0 && (size_t)w < n);
+}
+
+/* The server named "localhost": libldap would check the certificate against the
+ * machine's host name instead (its special case for that name); the fixture's
+ * certificate names localhost and 127.0.0.1, never the host name. Both LDAPS and
+ * StartTLS must work with the fixture's CA and fail with another. */
+static void test_tls_localhost(void **state)
+{
+	need_slapd();
+	lm_config cfg = make_cfg(LM_TYPE_OD);
+	char ldaps[80], plain[80], *err = NULL;
+
+	as_localhost(fx.primary_tls, ldaps, sizeof(ldaps));
+	as_localhost(fx.primary, plain, sizeof(plain));
+	for (int mode = 0; mode < 2; mode++) {
+		cfg.tls = mode == 0 ? LM_TLS_LDAPS : LM_TLS_STARTTLS;
+		cfg.server = mode == 0 ? ldaps : plain;
+		cfg.ca_file = fx.ca_file;
+		lm_conn *c = lm_connect(&cfg, &err);
+		if (!c)
+			print_message("%s: %s\n", cfg.server, err);
+		assert_non_null(c);
+		assert_string_equal(lm_server(c), cfg.server);
+		lm_user *u = NULL;
+		assert_int_equal(lm_find_user(c, "alice", &u, &err), 0);
+		assert_string_equal(u->login, "alice");
+		lm_user_free(&u);
+		lm_close(&c);
+
+		cfg.ca_file = fx.wrong_ca_file;
+		assert_null(lm_connect(&cfg, &err));
+		print_message("%s, wrong CA: %s\n", cfg.server, err);
+		assert_non_null(strstr(err, mode == 0 ? "TLS failed" : "StartTLS failed"));
+		assert_non_null(strstr(err, cfg.server));
+		free(err);
+		err = NULL;
+	}
+}
+
 /* A server that accepts connections (kernel backlog) and never says a word. */
 static void test_silent_server(void **state)
 {
@@ -518,6 +564,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_connect),
 		cmocka_unit_test(test_tls),
+		cmocka_unit_test(test_tls_localhost),
 		cmocka_unit_test(test_silent_server),
 		cmocka_unit_test(test_users_ad),
 		cmocka_unit_test(test_users_od),

@@ -57,6 +57,7 @@ typedef struct lm_user {
 	int forward_keep_copy;
 	int rights;                    /* Tern__Rights value from the tern attribute */
 	int has_mailbox;               /* AD: tern "create a mailbox" attribute (default 1) */
+	int publish_gal;               /* ternPublishInGAL; default 1 when a full name is set */
 } lm_user;
 
 typedef struct lm_group {

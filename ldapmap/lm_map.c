@@ -10,7 +10,8 @@
 
 /* Tern's schema (ops/schema/tern.schema); names agreed with it, keep in step. */
 #define TERN_ATTRS "ternMailboxEnabled", "ternPrimaryAddress", "ternAddress", "ternForward", \
-	"ternForwardKeepCopy", "ternQuotaStorage", "ternQuotaMessages", "ternAdminRights", "ternCreateMailbox"
+	"ternForwardKeepCopy", "ternQuotaStorage", "ternQuotaMessages", "ternAdminRights", "ternCreateMailbox", \
+	"ternPublishInGAL"
 
 static const char *const ad_user_attrs[] = {
 	"sAMAccountName", "userPrincipalName", "mail", "proxyAddresses", "memberOf",
@@ -274,6 +275,9 @@ static void map_tern_user(const lm_entry *e, lm_user *u)
 		u->enabled = 0;
 	u->has_mailbox = parse_bool(lm_entry_first(e, "ternCreateMailbox"), 1);
 	u->forward_keep_copy = parse_bool(lm_entry_first(e, "ternForwardKeepCopy"), 0);
+	/* The guide publishes every user with a full name unless told otherwise. */
+	u->publish_gal = parse_bool(lm_entry_first(e, "ternPublishInGAL"),
+				    u->full_name != NULL && u->full_name[0] != '\0');
 	u->rights = parse_rights(lm_entry_first(e, "ternAdminRights"));
 	if (parse_u64(lm_entry_first(e, "ternQuotaStorage"), &v) == 0)
 		u->quota_bytes = v > UINT64_MAX / (1024 * 1024) ? UINT64_MAX : v * 1024 * 1024;

@@ -134,6 +134,19 @@ int store_group_update(store *st, const Tern__Group *g, store_cb cb, store_sync_
 int store_group_remove(store *st, const char *domain, const char *name, store_cb cb,
 		       store_sync_result *res_r);
 
+/* One entry of a domain's Global Address List. */
+typedef struct store_gal_entry {
+	char *name;                     /* user or group name */
+	char *address;                  /* user: name@domain; group: its first address@domain */
+	char *full_name;                /* user: full name; group: its name */
+	int is_group;
+} store_gal_entry;
+/* The GAL of a domain (guide ch. 10): users with a full name and publish_in_gal, groups
+ * with publish_in_gal and at least one address; sorted by address. Free with
+ * store_gal_free. STORE_OK or a store error. */
+int store_gal_list(store *st, const char *domain, store_gal_entry **list_r, size_t *n_r);
+void store_gal_free(store_gal_entry **list, size_t n);
+
 int store_alias_list(store *st, const char *domain, Tern__Alias ***list_r, size_t *n_r);
 /* Add one target to alias `pattern` in `domain` (creating the alias). Adding a target it
  * already has is STORE_EEXISTS. */

@@ -52,6 +52,7 @@ static const admin_route routes[] = {
 	{ "PATCH", "/api/v1/groups/*", adm_group_patch, ADM_WRITE | ADM_DOMAIN_OK },
 	{ "DELETE", "/api/v1/groups/*", adm_group_delete, ADM_WRITE | ADM_DOMAIN_OK },
 	{ "POST", "/api/v1/groups/*/members", adm_group_members, ADM_WRITE | ADM_DOMAIN_OK },
+	{ "GET", "/api/v1/gal", adm_gal_list, ADM_DOMAIN_OK },
 	{ "GET", "/api/v1/aliases/check", adm_alias_check, ADM_DOMAIN_OK },
 	{ "GET", "/api/v1/aliases", adm_alias_list, ADM_DOMAIN_OK },
 	{ "POST", "/api/v1/aliases", adm_alias_add, ADM_WRITE | ADM_DOMAIN_OK },

@@ -148,6 +148,8 @@ json_t *admin_mail_stats(const admin_env *env);
 void adm_user_message(admin_req *r);
 void adm_user_import(admin_req *r);
 void adm_user_export(admin_req *r);
+/* admin_gal.c */
+void adm_gal_list(admin_req *r);
 void adm_group_list(admin_req *r);
 void adm_group_add(admin_req *r);
 void adm_group_get(admin_req *r);

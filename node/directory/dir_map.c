@@ -1,6 +1,7 @@
 /* dir_map.c - the user and group writers of the sync: directory entries become mapped
- * accounts (Tern__User.ldap = 1) and marked groups. A record is written only when it
- * differs from the stored one, so a reconcile of an unchanged directory writes nothing.
+ * accounts (Tern__User.ldap = 1) and mapped groups (Tern__Group.ldap = 1). A record is
+ * written only when it differs from the stored one, so a reconcile of an unchanged
+ * directory writes nothing.
  * Local accounts and groups of a mapped domain are never touched. */
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +92,7 @@ int dir_user_store(store *st, const char *domain, const lm_user *lu)
 	u.quota_items = lu->quota_items;
 	u.rights = lu->rights >= 0 && lu->rights <= TERN__RIGHTS__RIGHTS_READ_WRITE
 		   ? (Tern__Rights)lu->rights : TERN__RIGHTS__RIGHTS_NONE;
+	u.publish_in_gal = lu->publish_gal != 0;
 	u.ldap = 1;
 	rc = STORE_OK;
 	if (old == NULL || !same_record(&old->base, &u.base)) {
@@ -153,7 +155,7 @@ int dir_group_store(store *st, const char *domain, const lm_group *g, char **mem
 	rc = store_group_get(st, domain, g->name, &old);
 	if (rc != STORE_OK && rc != STORE_ENOTFOUND)
 		return -1;
-	if (old != NULL && (old->description == NULL || strcmp(old->description, DIR_GROUP_MARK) != 0)) {
+	if (old != NULL && !old->ldap) {
 		store_free_record(old);
 		return 1;
 	}
@@ -168,7 +170,9 @@ int dir_group_store(store *st, const char *domain, const lm_group *g, char **mem
 		qsort(members, nmembers, sizeof(char *), cmp_str);
 	grp.name = old ? old->name : g->name;
 	grp.domain = old ? old->domain : (char *)domain;
-	grp.description = DIR_GROUP_MARK;
+	if (old == NULL)
+		grp.description = DIR_GROUP_MARK;
+	grp.ldap = 1;
 	grp.n_addresses = filter_locals(g->addresses, g->naddresses, NULL, addrs);
 	grp.addresses = addrs;
 	grp.members = members;
@@ -198,8 +202,7 @@ int dir_group_remove_unseen(store *st, const char *domain, int (*seen)(const cha
 	for (size_t i = 0; i < n; i++) {
 		store_sync_result res;
 
-		if (list[i]->description == NULL || strcmp(list[i]->description, DIR_GROUP_MARK) != 0 ||
-		    seen(list[i]->name, arg))
+		if (!list[i]->ldap || seen(list[i]->name, arg))
 			continue;
 		if (store_group_remove(st, domain, list[i]->name, STORE_SYNC, &res) != STORE_OK)
 			tlog(TLOG_WARNING, "Directory group %s@%s not removed: %s", list[i]->name, domain,

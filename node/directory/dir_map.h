@@ -4,8 +4,9 @@
 #define TERN_DIR_MAP_H
 #include "directory.h"
 
-/* The description that marks a group as written by the sync (Tern__Group has no
- * mapped flag): groups without it are local and never touched. */
+/* The description a group gets when the sync creates it. Only Tern__Group.ldap marks a
+ * group as mapped: an admin may change the description; groups without the flag are
+ * local and never touched. */
 #define DIR_GROUP_MARK "Mapped from the directory"
 
 /* Write one directory user as the mapped account login@domain: created when enabled

@@ -86,6 +86,7 @@ static const ctl_cmd commands[] = {
 	{ "alias", "list", ctl_cmd_alias_list, no_opts, 0, 1, "alias list [DOMAIN]" },
 	{ "alias", "remove", ctl_cmd_alias_remove, no_opts, 1, 2, "alias remove ALIAS@DOMAIN [TARGET]" },
 	{ "alias", "check", ctl_cmd_alias_check, no_opts, 1, 1, "alias check ADDRESS" },
+	{ "gal", "list", ctl_cmd_gal_list, no_opts, 0, 1, "gal list [DOMAIN]" },
 	{ "ipgroup", "add", ctl_cmd_ipgroup_add, describe_opts, 2, 2,
 	  "ipgroup add NAME ITEM [--description S]" },
 	{ "ipgroup", "list", ctl_cmd_ipgroup_list, no_opts, 0, 0, "ipgroup list" },

@@ -114,6 +114,7 @@ ctl_cmd_fn ctl_cmd_status, ctl_cmd_node_show, ctl_cmd_stats, ctl_cmd_logs,
 	ctl_cmd_group_remove, ctl_cmd_group_members,
 	ctl_cmd_alias_add, ctl_cmd_alias_list, ctl_cmd_alias_remove, ctl_cmd_alias_check,
 	ctl_cmd_ipgroup_add, ctl_cmd_ipgroup_list, ctl_cmd_ipgroup_remove,
+	ctl_cmd_gal_list,
 	ctl_cmd_directory_set, ctl_cmd_directory_show, ctl_cmd_directory_test;
 
 /* ternctl_cmds.c - helpers shared by the command files. */

@@ -493,6 +493,16 @@ int ctl_cmd_alias_check(ctl_ctx *ctx, const ctl_args *a)
 	return rc;
 }
 
+/* gal list [DOMAIN]: the domain's Global Address List (default: the primary domain). */
+int ctl_cmd_gal_list(ctl_ctx *ctx, const ctl_args *a)
+{
+	static const ctl_column cols[] = {
+		{ "ADDRESS", "address" }, { "KIND", "kind" }, { "FULL NAME", "full_name" },
+		{ NULL, NULL }
+	};
+	return list_call(ctx, "gal", a->npos ? a->pos[0] : NULL, cols, NULL);
+}
+
 int ctl_cmd_ipgroup_add(ctl_ctx *ctx, const ctl_args *a)
 {
 	json_t *o = json_pack("{s:s, s:s}", "name", a->pos[0], "item", a->pos[1]);

@@ -118,7 +118,7 @@ static void test_user_store(void **state)
 	lm_user u = { .dn = (char *)"cn=John,dc=example,dc=test", .login = (char *)"jsmith",
 		      .full_name = (char *)"John Smith", .addresses = addrs, .naddresses = 3,
 		      .enabled = 1, .has_mailbox = 1, .quota_bytes = 1048576, .forward = fwd,
-		      .nforward = 1, .rights = TERN__RIGHTS__RIGHTS_READ_ONLY };
+		      .nforward = 1, .rights = TERN__RIGHTS__RIGHTS_READ_ONLY, .publish_gal = 1 };
 	Tern__User *got = NULL;
 	uint8_t id[16];
 
@@ -133,10 +133,17 @@ static void test_user_store(void **state)
 	assert_int_equal(got->quota_bytes, 1048576);
 	assert_int_equal(got->n_forward, 1);
 	assert_int_equal(got->rights, TERN__RIGHTS__RIGHTS_READ_ONLY);
+	assert_true(got->publish_in_gal);
 	memcpy(id, got->id.data, 16);
 	store_free_record(got);
 	/* unchanged: nothing written, same account */
 	assert_int_equal(dir_user_store(t->st, "example.test", &u), 0);
+	/* ternPublishInGAL FALSE takes the user out of the GAL */
+	u.publish_gal = 0;
+	assert_int_equal(dir_user_store(t->st, "example.test", &u), 0);
+	assert_int_equal(store_user_get(t->st, "example.test", "jsmith", &got), STORE_OK);
+	assert_false(got->publish_in_gal);
+	store_free_record(got);
 	/* disabled in the directory (userAccountControl 514): disabled here, never deleted */
 	u.enabled = 0;
 	assert_int_equal(dir_user_store(t->st, "example.test", &u), 0);
@@ -215,6 +222,17 @@ static void test_group_store(void **state)
 	assert_string_equal(got->description, DIR_GROUP_MARK);
 	assert_int_equal(got->n_members, 2);
 	assert_string_equal(got->members[0], "ann@example.test");   /* sorted */
+	assert_true(got->ldap);
+	/* an admin's description stays, and the group stays mapped */
+	char *mark = got->description;
+	got->description = (char *)"Sales people";
+	assert_int_equal(store_group_update(t->st, got, STORE_SYNC, &r), STORE_OK);
+	got->description = mark;
+	store_free_record(got);
+	assert_int_equal(dir_group_store(t->st, "example.test", &g, members, 2), 0);
+	assert_int_equal(store_group_get(t->st, "example.test", "sales", &got), STORE_OK);
+	assert_string_equal(got->description, "Sales people");
+	assert_true(got->ldap);
 	store_free_record(got);
 	/* a local group of the same name is never touched or removed */
 	local.name = (char *)"staff";

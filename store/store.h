@@ -187,6 +187,86 @@ int store_directory_stamp(store *st, const char *domain, uint64_t last_poll_stam
 			  uint64_t last_reconcile, store_cb cb, store_sync_result *res_r);
 int store_directory_remove(store *st, const char *domain, store_cb cb, store_sync_result *res_r);
 
+/* ---- distributed domain: nodes, home nodes, replication (DESIGN.md §5) ----
+ * The distributed-domain state is the set of SHARED config rows: domain/, domalias/,
+ * user/, userid/, addr/, group/, alias/, directory/, resource/, node/. Every other
+ * config row (setting/, cluster/, repl/, ipgroup/, blobgc/, format, ...) is node-local.
+ *
+ * Modes (store_repl_set_mode):
+ *  OFF     standalone: nothing is logged.
+ *  MASTER  every account change that writes shared rows also writes, in the same batch, a
+ *          ChangeRecord (epoch, seq) into the changelog CF listing those rows (puts with
+ *          their values, deletes); seq increases by one per change in commit order and
+ *          "repl/state" holds the head. Watchers (store_repl_watch) run after each.
+ *  SLAVE   account changes that would write shared rows are refused with STORE_EREFUSED
+ *          and the refusal text given (e.g. "distributed-domain settings are changed on
+ *          the master NODE (HOST:PORT)"); only store_repl_apply* change them.
+ * Node-local rows (settings, IP groups, ...) stay writable in every mode.
+ *
+ * Mailboxes follow homes: a user whose home is another node (User.home != "" and != this
+ * node's name) has no mailbox here; whenever a user record is written (admin change or
+ * replicated) the same batch creates the mailbox and INBOX when the home is this node
+ * and there is none, and deletes an EMPTY mailbox when the home moved away. A home change
+ * of a user whose mailbox here holds messages is refused (STORE_EREFUSED, "a mailbox with
+ * data moves by migration"). */
+typedef enum { STORE_REPL_OFF = 0, STORE_REPL_MASTER = 1, STORE_REPL_SLAVE = 2 } store_repl_mode;
+
+/* 1 when the config key is a shared (replicated) row. */
+int store_repl_key_is_shared(const void *key, size_t n);
+/* Switch mode (any thread; takes effect for jobs not yet applied). refusal: the SLAVE
+ * refusal text (copied). MASTER continues the epoch in "repl/state", or starts epoch
+ * `new_epoch` when it is not 0 (seq restarts at 0). */
+int store_repl_set_mode(store *st, store_repl_mode mode, uint64_t new_epoch, const char *refusal);
+store_repl_mode store_repl_get_mode(store *st);
+/* This node's name, for "mailboxes follow homes" (set once at start, before writes). */
+void store_set_node_name(store *st, const char *name);
+const char *store_node_name(const store *st);
+/* "repl/state": master: head epoch and last seq; slave: last applied. 0s when none. */
+int store_repl_state(store *st, uint64_t *epoch_r, uint64_t *seq_r);
+/* Master: the records of `epoch` with seq > after, oldest first, at most max (free each
+ * with store_free_record, the array with free()). STORE_ENOTFOUND when the epoch is not
+ * the current one or records after `after` were compacted away: send a snapshot. */
+int store_repl_read(store *st, uint64_t epoch, uint64_t after, size_t max,
+		    Tern__ChangeRecord ***list_r, size_t *n_r);
+/* Master: delete change records older than the newest `keep`. */
+int store_repl_compact(store *st, uint64_t keep);
+/* Master: every shared row as one ChangeRecord (snapshot = true, ops are puts) with the
+ * head (epoch, seq) it is consistent with (taken on the config thread, between changes). */
+int store_repl_snapshot(store *st, Tern__ChangeRecord **snap_r);
+/* Slave: apply one record in one batch with the new "repl/state". A record of the
+ * applied epoch with seq <= applied is ignored (STORE_OK, nothing written: a replay);
+ * a gap (seq > applied + 1) or another epoch is STORE_EINVAL (ask again / snapshot).
+ * Every key must be a shared key (else STORE_EINVAL). Mailboxes follow homes. */
+int store_repl_apply(store *st, const Tern__ChangeRecord *r, store_cb cb, store_sync_result *res_r);
+/* Slave: make the shared rows exactly the snapshot's (rows not in it are deleted), state
+ * = the snapshot's (epoch, seq), in one batch. Mailboxes follow homes; a user with a
+ * mailbox holding messages here that the snapshot homes elsewhere or lacks keeps its
+ * mailbox rows (logged in warning.log), never silently loses data. */
+int store_repl_apply_snapshot(store *st, const Tern__ChangeRecord *snap, store_cb cb,
+			      store_sync_result *res_r);
+/* Call fn(arg) on the commit thread after every durable change record (master), e.g. to
+ * wake the cluster thread. One watcher; NULL removes it. */
+void store_repl_watch(store *st, void (*fn)(void *arg), void *arg);
+
+/* Nodes (config CF "node/<name>", shared). */
+int store_node_get(store *st, const char *name, Tern__Node **n_r);
+int store_node_list(store *st, Tern__Node ***list_r, size_t *n_r);
+/* Add or replace a node record (master; the name must be a valid node name). */
+int store_node_put(store *st, const Tern__Node *n, store_cb cb, store_sync_result *res_r);
+/* Refused (STORE_EREFUSED) while users are homed on the node. */
+int store_node_remove(store *st, const char *name, store_cb cb, store_sync_result *res_r);
+/* Users (any domain) homed on the node: their count. */
+unsigned store_node_user_count(store *st, const char *name);
+/* Node-local cluster records: "cluster/self" (ClusterSelf) and "cluster/curve" (CurveKeys).
+ * get: STORE_ENOTFOUND when absent. put of self with role STANDALONE deletes it. */
+int store_cluster_self_get(store *st, Tern__ClusterSelf **s_r);
+int store_cluster_self_put(store *st, const Tern__ClusterSelf *s, store_cb cb, store_sync_result *res_r);
+int store_curve_keys_get(store *st, Tern__CurveKeys **k_r);
+int store_curve_keys_put(store *st, const Tern__CurveKeys *k, store_cb cb, store_sync_result *res_r);
+/* 1 when the user's mailbox on this node holds at least one message, 0 when empty or
+ * absent. */
+int store_mailbox_has_data(store *st, const uint8_t user[16]);
+
 /* Free any record returned above (Tern__Domain, Tern__User, ...) and arrays of them. */
 void store_free_record(void *protobuf_message);
 void store_free_list(void **list, size_t n);

@@ -123,8 +123,8 @@ int store_check_addresses(store *st, store_commit *c, const char *domain, char *
 	return STORE_OK;
 }
 
-void store_wb_delete_addrs(store *st, rocksdb_writebatch_t *wb, const char *domain,
-			   char **old, size_t n_old, char **keep, size_t n_keep)
+void store_cfg_delete_addrs(store *st, store_commit *c, const char *domain,
+			    char **old, size_t n_old, char **keep, size_t n_keep)
 {
 	tbuf k = TBUF_INIT;
 
@@ -137,7 +137,7 @@ void store_wb_delete_addrs(store *st, rocksdb_writebatch_t *wb, const char *doma
 		if (m < n_keep)
 			continue;
 		sk_addr(&k, domain, old[i]);
-		store_wb_delete_text(st, wb, CF_CONFIG, &k);
+		store_cfg_delete(st, c, k.data, k.len);
 	}
 	tbuf_free(&k);
 }
@@ -166,18 +166,35 @@ static int check_user(store *st, store_commit *c, const Tern__User *u)
 	return STORE_OK;
 }
 
-static void put_user(store *st, rocksdb_writebatch_t *wb, const Tern__User *u)
+/* In a distributed domain every user has an explicit home: the master writes its own
+ * name where the record has none (DESIGN.md §5), so "" never means "the node that reads
+ * it" on another node. */
+static void claim_home(store *st, Tern__User *u)
+{
+	if ((u->home == NULL || u->home[0] == '\0') && store_repl_get_mode(st) == STORE_REPL_MASTER &&
+	    store_node_name(st) != NULL) {
+		char *h = strdup(store_node_name(st));
+
+		if (!h)
+			abort();
+		if (u->home != protobuf_c_empty_string)
+			free(u->home);
+		u->home = h;
+	}
+}
+
+static void put_user(store *st, store_commit *c, const Tern__User *u)
 {
 	tbuf k = TBUF_INIT, v = TBUF_INIT;
 
 	sk_user(&k, u->domain, u->name);
-	store_wb_put_record(wb, st, CF_CONFIG, k.data, k.len, &u->base);
+	store_cfg_put(st, c, &k, &u->base);
 	sk_userid(&k, u->id.data);
 	tbuf_append_str(&v, u->domain);
 	tbuf_append_char(&v, '/');
 	tbuf_append_str(&v, u->name);
 	tern_lower(v.data);
-	rocksdb_writebatch_put_cf(wb, st->cf[CF_CONFIG], k.data, k.len, v.data, v.len);
+	store_cfg_put_raw(st, c, k.data, k.len, v.data, v.len);
 	tbuf_free(&k);
 	tbuf_free(&v);
 }
@@ -227,14 +244,15 @@ static int apply_user_add(store *st, store_cfg_job *j, store_commit *c)
 	u->domain = dom;
 	if (!u->created)
 		u->created = (uint64_t)tern_now();
-	put_user(st, c->wb, u);
-	store_wb_put_addr(st, c->wb, u->domain, u->name, TERN__ADDRESS_OWNER__KIND__USER, u->name);
+	claim_home(st, u);
+	put_user(st, c, u);
+	store_cfg_put_addr(st, c, u->domain, u->name, TERN__ADDRESS_OWNER__KIND__USER, u->name);
 	for (size_t i = 0; i < u->n_addresses; i++)
-		store_wb_put_addr(st, c->wb, u->domain, u->addresses[i],
-				  TERN__ADDRESS_OWNER__KIND__USER, u->name);
-	store_mailbox_create_batch(st, c, u->id.data);
+		store_cfg_put_addr(st, c, u->domain, u->addresses[i],
+				   TERN__ADDRESS_OWNER__KIND__USER, u->name);
 	memcpy(c->res.id, u->id.data, 16);
-	return STORE_OK;
+	/* A user homed on another node has no mailbox here. */
+	return store_home_follow(st, c, u->id.data, u, NULL, STORE_HOME_ADMIN);
 }
 
 int store_user_add(store *st, const Tern__User *u, store_cb cb, store_sync_result *res_r)
@@ -265,13 +283,15 @@ static int apply_user_update(store *st, store_cfg_job *j, store_commit *c)
 	u->created = old->created;
 	if ((rc = check_user(st, c, u)) != STORE_OK)
 		goto out;
-	store_wb_delete_addrs(st, c->wb, u->domain, old->addresses, old->n_addresses,
+	claim_home(st, u);
+	store_cfg_delete_addrs(st, c, u->domain, old->addresses, old->n_addresses,
 			      u->addresses, u->n_addresses);
-	put_user(st, c->wb, u);
+	put_user(st, c, u);
 	for (size_t i = 0; i < u->n_addresses; i++)
-		store_wb_put_addr(st, c->wb, u->domain, u->addresses[i],
-				  TERN__ADDRESS_OWNER__KIND__USER, u->name);
+		store_cfg_put_addr(st, c, u->domain, u->addresses[i],
+				   TERN__ADDRESS_OWNER__KIND__USER, u->name);
 	memcpy(c->res.id, u->id.data, 16);
+	rc = store_home_follow(st, c, u->id.data, u, old->home, STORE_HOME_ADMIN);
 out:
 	tern__user__free_unpacked(old, NULL);
 	return rc;
@@ -292,41 +312,33 @@ static int apply_user_remove(store *st, store_cfg_job *j, store_commit *c)
 	if (store_user_get(st, j->s[0], j->s[1], &u) != STORE_OK || u->id.len != 16)
 		return store_cfg_err(c, STORE_ENOTFOUND, "user %s@%s does not exist", j->s[1], j->s[0]);
 	sk_user(&k, u->domain, u->name);
-	store_wb_delete_text(st, c->wb, CF_CONFIG, &k);
+	store_cfg_delete(st, c, k.data, k.len);
 	sk_userid(&k, u->id.data);
-	store_wb_delete_text(st, c->wb, CF_CONFIG, &k);
+	store_cfg_delete(st, c, k.data, k.len);
 	tbuf_free(&k);
-	store_wb_delete_addrs(st, c->wb, u->domain, &u->name, 1, NULL, 0);
-	store_wb_delete_addrs(st, c->wb, u->domain, u->addresses, u->n_addresses, NULL, 0);
-	memcpy(j->id, u->id.data, 16);
+	store_cfg_delete_addrs(st, c, u->domain, &u->name, 1, NULL, 0);
+	store_cfg_delete_addrs(st, c, u->domain, u->addresses, u->n_addresses, NULL, 0);
 	memcpy(c->res.id, u->id.data, 16);
-	rc = store_mailbox_remove_batch(st, c->wb, u->id.data);
+	rc = store_mailbox_remove_batch(st, c->wb, u->id.data, 0);
+	store_cfg_mailbox_gone(c, u->id.data);
 	if (rc != STORE_OK)
 		store_cfg_err(c, rc, "cannot remove the mailbox of %s@%s", u->name, u->domain);
 	tern__user__free_unpacked(u, NULL);
 	return rc;
 }
 
-static void after_user_remove(store *st, store_cfg_job *j, int rc)
-{
-	store_mailbox_removed(st, j->id, rc);
-}
-
 int store_user_remove(store *st, const char *domain, const char *name, store_cb cb,
 		      store_sync_result *res_r)
 {
-	store_cfg_job *j = store_cfg_job_new(apply_user_remove, NULL, domain ? domain : "",
-					     name ? name : "", NULL, NULL);
-
-	j->after = after_user_remove;
-	return store_cfg_submit(st, j, cb, res_r);
+	return store_cfg_submit(st, store_cfg_job_new(apply_user_remove, NULL, domain ? domain : "",
+						      name ? name : "", NULL, NULL), cb, res_r);
 }
 
 /* ---- domain rename ---- */
 
 typedef struct rename_ctx {
 	store *st;
-	rocksdb_writebatch_t *wb;
+	store_commit *c;
 	const char *to;
 	size_t from_prefix_len;
 	void (*prefix)(tbuf *, const char *);
@@ -349,7 +361,7 @@ static int rename_one(const char *k, size_t kn, const char *v, size_t vn, void *
 	else if (r->prefix == sk_alias_prefix)
 		desc = &tern__alias__descriptor;
 	if (!desc) {
-		rocksdb_writebatch_put_cf(r->wb, r->st->cf[CF_CONFIG], nk.data, nk.len, v, vn);
+		store_cfg_put_raw(r->st, r->c, nk.data, nk.len, v, vn);
 	} else {
 		ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, vn, (const uint8_t *)v);
 
@@ -364,12 +376,12 @@ static int rename_one(const char *k, size_t kn, const char *v, size_t vn, void *
 		free(*dom);
 		*dom = strdup(r->to);
 		if (desc == &tern__user__descriptor)
-			put_user(r->st, r->wb, (Tern__User *)m);
+			put_user(r->st, r->c, (Tern__User *)m);
 		else
-			store_wb_put_record(r->wb, r->st, CF_CONFIG, nk.data, nk.len, m);
+			store_cfg_put(r->st, r->c, &nk, m);
 		protobuf_c_message_free_unpacked(m, NULL);
 	}
-	rocksdb_writebatch_delete_cf(r->wb, r->st->cf[CF_CONFIG], k, kn);
+	store_cfg_delete(r->st, r->c, k, kn);
 	tbuf_free(&nk);
 	return 0;
 }
@@ -410,7 +422,7 @@ static int apply_domain_rename(store *st, store_cfg_job *j, store_commit *c)
 	if ((rc = check_rename_target(st, c, d, to)) != STORE_OK)
 		goto out;
 	for (size_t i = 0; i < 4; i++) {
-		rename_ctx r = { st, c->wb, to, 0, prefixes[i], 0 };
+		rename_ctx r = { st, c, to, 0, prefixes[i], 0 };
 
 		prefixes[i](&p, d->name);
 		r.from_prefix_len = p.len;
@@ -420,7 +432,7 @@ static int apply_domain_rename(store *st, store_cfg_job *j, store_commit *c)
 		}
 	}
 	sk_domain(&p, d->name);
-	store_wb_delete_text(st, c->wb, CF_CONFIG, &p);
+	store_cfg_delete(st, c, p.data, p.len);
 	/* The old name becomes an alias; an alias that is now the name stops being one. */
 	size_t n = 0;
 	char *old = d->name;
@@ -440,15 +452,15 @@ static int apply_domain_rename(store *st, store_cfg_job *j, store_commit *c)
 	d->n_aliases = n;
 	d->name = strdup(to);
 	sk_domain(&p, d->name);
-	store_wb_put_record(c->wb, st, CF_CONFIG, p.data, p.len, &d->base);
+	store_cfg_put(st, c, &p, &d->base);
 	sk_domalias(&p, to);
-	store_wb_delete_text(st, c->wb, CF_CONFIG, &p);
+	store_cfg_delete(st, c, p.data, p.len);
 	for (size_t i = 0; i < d->n_aliases; i++) {
 		Tern__DomainAlias da = TERN__DOMAIN_ALIAS__INIT;
 
 		da.domain = to;
 		sk_domalias(&p, d->aliases[i]);
-		store_wb_put_record(c->wb, st, CF_CONFIG, p.data, p.len, &da.base);
+		store_cfg_put(st, c, &p, &da.base);
 	}
 	rc = STORE_OK;
 out:
@@ -463,4 +475,43 @@ int store_domain_rename(store *st, const char *name, const char *new_name, store
 {
 	return store_cfg_submit(st, store_cfg_job_new(apply_domain_rename, NULL, name ? name : "",
 						      new_name ? new_name : "", NULL, NULL), cb, res_r);
+}
+
+/* Becoming master: every user without a home gets this node's name, in batch c. */
+typedef struct claim_scan {
+	store *st;
+	store_commit *c;
+	const char *self;
+} claim_scan;
+
+static int claim_one(const char *k, size_t kn, const char *v, size_t vn, void *arg)
+{
+	claim_scan *cs = arg;
+	Tern__User *u = tern__user__unpack(NULL, vn, (const uint8_t *)v);
+
+	(void)k;
+	(void)kn;
+	if (u == NULL)
+		return 0;
+	if (u->home == NULL || u->home[0] == '\0') {
+		char *h = strdup(cs->self);
+
+		if (!h)
+			abort();
+		if (u->home != protobuf_c_empty_string)
+			free(u->home);
+		u->home = h;
+		put_user(cs->st, cs->c, u);
+	}
+	tern__user__free_unpacked(u, NULL);
+	return 0;
+}
+
+void store_users_claim_homes(store *st, store_commit *c)
+{
+	claim_scan cs = { st, c, store_node_name(st) };
+
+	if (cs.self == NULL)
+		return;
+	store_db_scan(st, CF_CONFIG, SK_USER_PREFIX, strlen(SK_USER_PREFIX), NULL, 0, claim_one, &cs);
 }

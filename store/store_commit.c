@@ -40,6 +40,10 @@ void store_commit_free(store_commit **cp)
 	free(c->mbx);
 	free(c->mbx_epoch);
 	free(c->rcpt_rc);
+	for (size_t i = 0; i < c->ncfg_ops; i++)
+		tern__config_op__free_unpacked(c->cfg_ops[i], NULL);
+	free(c->cfg_ops);
+	free(c->gone);
 	free(c);
 }
 

@@ -1,7 +1,8 @@
 /* store_config.c - the config thread that applies account changes one at a time, in
  * submission order, so every check sees every earlier change; shared helpers of the
- * account code; domains and node settings. Users, groups and aliases are in
- * store_accounts.c, IP groups in store_ipgroup.c. */
+ * account code (every config row a job writes is recorded for replication); node
+ * settings. Domains are in store_domains.c, users in store_accounts.c, groups and
+ * aliases in store_groups.c, IP groups in store_ipgroup.c. */
 #include "store_private.h"
 #include <stdarg.h>
 #include <stdio.h>
@@ -9,8 +10,6 @@
 #include <string.h>
 
 #define NAME_TEXT_MAX 255
-#define FOOTER_MAX 8192
-#define RETENTION_MAX 365
 
 /* ---- the config thread ---- */
 
@@ -95,19 +94,25 @@ int store_cfg_submit(store *st, store_cfg_job *j, store_cb cb, store_sync_result
 	return rc;
 }
 
-/* Validate, commit, wait until durable, then complete the caller: the next job runs
- * only after this one is on disk. */
+/* Validate, check against the replication mode (a slave refuses shared rows, a master
+ * logs them in the same batch), commit, wait until durable, then complete the caller:
+ * the next job runs only after this one is on disk. A job that writes nothing is not
+ * committed. */
 static void run_job(store *st, store_cfg_job *j)
 {
 	store_commit *c = j->c;
 	int rc = j->apply(st, j, c);
 
+	if (rc == STORE_OK)
+		rc = store_repl_job_check(st, j, c);
 	c->res.rc = rc;
-	if (rc == STORE_OK) {
+	if (rc == STORE_OK && rocksdb_writebatch_count(c->wb) > 0) {
 		store_commit_enqueue(st, c);
 		store_commit_wait(st, c);
 		rc = c->res.rc;
 	}
+	for (size_t i = 0; i < c->ngone; i++)
+		store_mailbox_removed(st, c->gone[i], rc);
 	if (j->after)
 		j->after(st, j, rc);
 	j->c = NULL;
@@ -215,8 +220,8 @@ int store_addr_owner(store *st, const char *domain, const char *local, Tern__Add
 	return rc;
 }
 
-void store_wb_put_addr(store *st, rocksdb_writebatch_t *wb, const char *domain, const char *local,
-		       Tern__AddressOwner__Kind kind, const char *name)
+void store_cfg_put_addr(store *st, store_commit *c, const char *domain, const char *local,
+			Tern__AddressOwner__Kind kind, const char *name)
 {
 	Tern__AddressOwner o = TERN__ADDRESS_OWNER__INIT;
 	tbuf k = TBUF_INIT;
@@ -224,13 +229,72 @@ void store_wb_put_addr(store *st, rocksdb_writebatch_t *wb, const char *domain, 
 	o.kind = kind;
 	o.name = (char *)name;
 	sk_addr(&k, domain, local);
-	store_wb_put_record(wb, st, CF_CONFIG, k.data, k.len, &o.base);
+	store_cfg_put(st, c, &k, &o.base);
 	tbuf_free(&k);
 }
 
-void store_wb_delete_text(store *st, rocksdb_writebatch_t *wb, enum store_cf cf, const tbuf *k)
+/* One recorded config-CF op (key, value or deletion) appended to c->cfg_ops. */
+static void record_op(store_commit *c, const void *k, size_t kn, const void *v, size_t vn,
+		      int del)
 {
-	rocksdb_writebatch_delete_cf(wb, st->cf[cf], k->data, k->len);
+	Tern__ConfigOp *op = malloc(sizeof(*op));
+
+	if (!op)
+		abort();
+	tern__config_op__init(op);
+	op->key.data = malloc(kn ? kn : 1);
+	op->key.len = kn;
+	if (!op->key.data)
+		abort();
+	memcpy(op->key.data, k, kn);
+	if (!del && vn) {
+		op->value.data = malloc(vn);
+		if (!op->value.data)
+			abort();
+		memcpy(op->value.data, v, vn);
+		op->value.len = vn;
+	}
+	op->delete_ = del != 0;
+	if (c->ncfg_ops == c->cfg_ops_cap) {
+		c->cfg_ops_cap = c->cfg_ops_cap ? 2 * c->cfg_ops_cap : 8;
+		c->cfg_ops = realloc(c->cfg_ops, c->cfg_ops_cap * sizeof(*c->cfg_ops));
+		if (!c->cfg_ops)
+			abort();
+	}
+	c->cfg_ops[c->ncfg_ops++] = op;
+}
+
+void store_cfg_put_raw(store *st, store_commit *c, const void *k, size_t kn, const void *v,
+		       size_t vn)
+{
+	rocksdb_writebatch_put_cf(c->wb, st->cf[CF_CONFIG], k, kn, v, vn);
+	record_op(c, k, kn, v, vn, 0);
+}
+
+void store_cfg_put(store *st, store_commit *c, const tbuf *k, const ProtobufCMessage *m)
+{
+	size_t n = protobuf_c_message_get_packed_size(m);
+	uint8_t *p = malloc(n ? n : 1);
+
+	if (!p)
+		abort();
+	protobuf_c_message_pack(m, p);
+	store_cfg_put_raw(st, c, k->data, k->len, p, n);
+	free(p);
+}
+
+void store_cfg_delete(store *st, store_commit *c, const void *k, size_t kn)
+{
+	rocksdb_writebatch_delete_cf(c->wb, st->cf[CF_CONFIG], k, kn);
+	record_op(c, k, kn, NULL, 0, 1);
+}
+
+void store_cfg_mailbox_gone(store_commit *c, const uint8_t user[16])
+{
+	c->gone = realloc(c->gone, (c->ngone + 1) * sizeof(*c->gone));
+	if (!c->gone)
+		abort();
+	memcpy(c->gone[c->ngone++], user, 16);
 }
 
 static int count_one(const char *k, size_t kn, const char *v, size_t vn, void *arg)
@@ -325,291 +389,6 @@ int store_config_get(store *st, void (*key)(tbuf *, const char *, const char *),
 	return rc;
 }
 
-/* ---- domains ---- */
-
-int store_domain_get(store *st, const char *name, Tern__Domain **d_r)
-{
-	tbuf k = TBUF_INIT;
-	int rc;
-
-	sk_domain(&k, name);
-	rc = store_db_get_record(st, CF_CONFIG, k.data, k.len, &tern__domain__descriptor,
-				 (ProtobufCMessage **)d_r);
-	tbuf_free(&k);
-	return rc;
-}
-
-int store_domain_resolve(store *st, const char *name, char *domain_r, size_t n)
-{
-	Tern__DomainAlias *a = NULL;
-	tbuf k = TBUF_INIT;
-	int rc = store_domain_exists(st, name);
-
-	if (rc == 1) {
-		char *l = store_lower_dup(name);
-
-		rc = (size_t)snprintf(domain_r, n, "%s", l) < n ? STORE_OK : STORE_EINVAL;
-		free(l);
-		return rc;
-	}
-	if (rc < 0)
-		return rc;
-	sk_domalias(&k, name);
-	rc = store_db_get_record(st, CF_CONFIG, k.data, k.len, &tern__domain_alias__descriptor,
-				 (ProtobufCMessage **)&a);
-	tbuf_free(&k);
-	if (rc != STORE_OK)
-		return rc;
-	rc = (size_t)snprintf(domain_r, n, "%s", a->domain) < n ? STORE_OK : STORE_EINVAL;
-	tern__domain_alias__free_unpacked(a, NULL);
-	return rc;
-}
-
-int store_domain_list(store *st, Tern__Domain ***list_r, size_t *n_r)
-{
-	tbuf p = TBUF_INIT;
-	int rc;
-
-	tbuf_append_str(&p, SK_DOMAIN_PREFIX);
-	rc = store_config_list(st, &p, &tern__domain__descriptor, (void ***)list_r, n_r);
-	tbuf_free(&p);
-	return rc;
-}
-
-unsigned store_domain_user_count(store *st, const char *domain)
-{
-	return store_config_count_domain(st, sk_user_prefix, domain);
-}
-
-/* Settings of a domain record that every writer checks. */
-static int check_domain_fields(store_commit *c, const Tern__Domain *d)
-{
-	if (d->description && strlen(d->description) > NAME_TEXT_MAX)
-		return store_cfg_err(c, STORE_EINVAL, "description of domain %s is longer than %d bytes",
-				     d->name, NAME_TEXT_MAX);
-	if (d->footer && strlen(d->footer) > FOOTER_MAX)
-		return store_cfg_err(c, STORE_EINVAL, "footer of domain %s is longer than %d bytes",
-				     d->name, FOOTER_MAX);
-	if (d->deleted_retention_days > RETENTION_MAX)
-		return store_cfg_err(c, STORE_EINVAL, "deleted items retention of domain %s is over "
-				     "%d days", d->name, RETENTION_MAX);
-	return STORE_OK;
-}
-
-/* A new domain alias `a` for domain `d`: valid, not a domain, not another's alias. */
-static int check_new_domalias(store *st, store_commit *c, const char *d, const char *a)
-{
-	Tern__DomainAlias *old = NULL;
-	tbuf k = TBUF_INIT;
-	int rc;
-
-	if (!tern_valid_domain(a))
-		return store_cfg_err(c, STORE_EINVAL, "invalid domain alias '%s'", a);
-	if (strcasecmp(a, d) == 0 || store_domain_exists(st, a) == 1)
-		return store_cfg_err(c, STORE_EEXISTS, "domain alias %s is already a domain", a);
-	sk_domalias(&k, a);
-	rc = store_db_get_record(st, CF_CONFIG, k.data, k.len, &tern__domain_alias__descriptor,
-				 (ProtobufCMessage **)&old);
-	tbuf_free(&k);
-	if (rc == STORE_OK) {
-		int mine = strcasecmp(old->domain, d) == 0;
-
-		tern__domain_alias__free_unpacked(old, NULL);
-		if (!mine)
-			return store_cfg_err(c, STORE_EEXISTS, "domain alias %s already exists", a);
-	}
-	return STORE_OK;
-}
-
-static void put_domalias(store *st, rocksdb_writebatch_t *wb, const char *alias, const char *d)
-{
-	Tern__DomainAlias da = TERN__DOMAIN_ALIAS__INIT;
-	char *l = store_lower_dup(d);
-	tbuf k = TBUF_INIT;
-
-	da.domain = l;
-	sk_domalias(&k, alias);
-	store_wb_put_record(wb, st, CF_CONFIG, k.data, k.len, &da.base);
-	tbuf_free(&k);
-	free(l);
-}
-
-static void delete_domalias(store *st, rocksdb_writebatch_t *wb, const char *alias)
-{
-	tbuf k = TBUF_INIT;
-
-	sk_domalias(&k, alias);
-	store_wb_delete_text(st, wb, CF_CONFIG, &k);
-	tbuf_free(&k);
-}
-
-static void put_domain(store *st, rocksdb_writebatch_t *wb, const Tern__Domain *d)
-{
-	tbuf k = TBUF_INIT;
-
-	sk_domain(&k, d->name);
-	store_wb_put_record(wb, st, CF_CONFIG, k.data, k.len, &d->base);
-	tbuf_free(&k);
-}
-
-static int has_primary(const char *k, size_t kn, const char *v, size_t vn, void *arg)
-{
-	(void)arg;
-	return 1;
-}
-
-static int apply_domain_add(store *st, store_cfg_job *j, store_commit *c)
-{
-	Tern__Domain *d = (Tern__Domain *)j->rec;
-	tbuf p = TBUF_INIT;
-	int rc;
-
-	if (!d->name || strlen(d->name) > 253 || !tern_valid_domain(d->name))
-		return store_cfg_err(c, STORE_EINVAL, "invalid domain name '%s'", d->name ? d->name : "");
-	if ((rc = check_domain_fields(c, d)) != STORE_OK)
-		return rc;
-	if (store_domain_exists(st, d->name) == 1)
-		return store_cfg_err(c, STORE_EEXISTS, "domain %s already exists", d->name);
-	sk_domalias(&p, d->name);
-	if (store_db_exists(st, CF_CONFIG, p.data, p.len) == 1) {
-		tbuf_free(&p);
-		return store_cfg_err(c, STORE_EEXISTS, "%s is already a domain alias", d->name);
-	}
-	for (size_t i = 0; i < d->n_aliases; i++) {
-		for (size_t m = 0; m < i; m++)
-			if (strcasecmp(d->aliases[i], d->aliases[m]) == 0) {
-				tbuf_free(&p);
-				return store_cfg_err(c, STORE_EINVAL, "domain alias %s is listed twice",
-						     d->aliases[i]);
-			}
-		if ((rc = check_new_domalias(st, c, d->name, d->aliases[i])) != STORE_OK) {
-			tbuf_free(&p);
-			return rc;
-		}
-	}
-	tbuf_reset(&p);
-	tbuf_append_str(&p, SK_DOMAIN_PREFIX);
-	d->primary = store_db_scan(st, CF_CONFIG, p.data, p.len, NULL, 0, has_primary, NULL) == 0;
-	tbuf_free(&p);
-	if (!d->created)
-		d->created = (uint64_t)tern_now();
-	put_domain(st, c->wb, d);
-	for (size_t i = 0; i < d->n_aliases; i++)
-		put_domalias(st, c->wb, d->aliases[i], d->name);
-	return STORE_OK;
-}
-
-int store_domain_add(store *st, const Tern__Domain *d, store_cb cb, store_sync_result *res_r)
-{
-	return store_cfg_submit(st, store_cfg_job_new(apply_domain_add, &d->base, NULL, NULL, NULL, NULL),
-				cb, res_r);
-}
-
-static int apply_domain_update(store *st, store_cfg_job *j, store_commit *c)
-{
-	Tern__Domain *d = (Tern__Domain *)j->rec, *old = NULL;
-	int rc;
-
-	if (!d->name || store_domain_get(st, d->name, &old) != STORE_OK)
-		return store_cfg_err(c, STORE_ENOTFOUND, "domain %s does not exist", d->name ? d->name : "");
-	if ((rc = check_domain_fields(c, d)) != STORE_OK)
-		goto out;
-	for (size_t i = 0; i < d->n_aliases; i++)
-		if ((rc = check_new_domalias(st, c, old->name, d->aliases[i])) != STORE_OK)
-			goto out;
-	for (size_t i = 0; i < old->n_aliases; i++) {
-		size_t m;
-
-		for (m = 0; m < d->n_aliases; m++)
-			if (strcasecmp(old->aliases[i], d->aliases[m]) == 0)
-				break;
-		if (m == d->n_aliases)
-			delete_domalias(st, c->wb, old->aliases[i]);
-	}
-	free(d->name);
-	d->name = strdup(old->name);
-	d->primary = old->primary;
-	d->created = old->created;
-	put_domain(st, c->wb, d);
-	for (size_t i = 0; i < d->n_aliases; i++)
-		put_domalias(st, c->wb, d->aliases[i], d->name);
-	rc = STORE_OK;
-out:
-	tern__domain__free_unpacked(old, NULL);
-	return rc;
-}
-
-int store_domain_update(store *st, const Tern__Domain *d, store_cb cb, store_sync_result *res_r)
-{
-	return store_cfg_submit(st, store_cfg_job_new(apply_domain_update, &d->base, NULL, NULL, NULL,
-						      NULL), cb, res_r);
-}
-
-static int apply_domain_remove(store *st, store_cfg_job *j, store_commit *c)
-{
-	Tern__Domain *d = NULL;
-	unsigned n;
-	tbuf k = TBUF_INIT;
-
-	if (store_domain_get(st, j->s[0], &d) != STORE_OK)
-		return store_cfg_err(c, STORE_ENOTFOUND, "domain %s does not exist", j->s[0]);
-	int rc = STORE_EREFUSED;
-
-	if (d->primary)
-		store_cfg_err(c, rc, "%s is the primary domain", d->name);
-	else if ((n = store_config_count_domain(st, sk_user_prefix, d->name)) > 0)
-		store_cfg_err(c, rc, "domain %s still has %u user%s", d->name, n, n > 1 ? "s" : "");
-	else if ((n = store_config_count_domain(st, sk_group_prefix, d->name)) > 0)
-		store_cfg_err(c, rc, "domain %s still has %u group%s", d->name, n, n > 1 ? "s" : "");
-	else if ((n = store_config_count_domain(st, sk_alias_prefix, d->name)) > 0)
-		store_cfg_err(c, rc, "domain %s still has %u alias%s", d->name, n, n > 1 ? "es" : "");
-	else {
-		rc = STORE_OK;
-		sk_domain(&k, d->name);
-		store_wb_delete_text(st, c->wb, CF_CONFIG, &k);
-		for (size_t i = 0; i < d->n_aliases; i++)
-			delete_domalias(st, c->wb, d->aliases[i]);
-	}
-	tbuf_free(&k);
-	tern__domain__free_unpacked(d, NULL);
-	return rc;
-}
-
-int store_domain_remove(store *st, const char *name, store_cb cb, store_sync_result *res_r)
-{
-	return store_cfg_submit(st, store_cfg_job_new(apply_domain_remove, NULL, name, NULL, NULL, NULL),
-				cb, res_r);
-}
-
-static int apply_set_primary(store *st, store_cfg_job *j, store_commit *c)
-{
-	Tern__Domain **list = NULL;
-	size_t n = 0;
-	int found = 0;
-
-	if (store_domain_list(st, &list, &n) != STORE_OK)
-		return store_cfg_err(c, STORE_EIO, "cannot read the domains");
-	for (size_t i = 0; i < n; i++) {
-		int want = strcasecmp(list[i]->name, j->s[0]) == 0;
-
-		found |= want;
-		if ((list[i]->primary != 0) != want) {
-			list[i]->primary = want;
-			put_domain(st, c->wb, list[i]);
-		}
-	}
-	store_free_list((void **)list, n);
-	if (!found)
-		return store_cfg_err(c, STORE_ENOTFOUND, "domain %s does not exist", j->s[0]);
-	return STORE_OK;
-}
-
-int store_domain_set_primary(store *st, const char *name, store_cb cb, store_sync_result *res_r)
-{
-	return store_cfg_submit(st, store_cfg_job_new(apply_set_primary, NULL, name, NULL, NULL, NULL),
-				cb, res_r);
-}
-
 /* ---- settings ---- */
 
 int store_setting_get(store *st, const char *key, char **value_r)
@@ -639,7 +418,7 @@ static int apply_setting_put(store *st, store_cfg_job *j, store_commit *c)
 	if (strcasecmp(j->s[0], "uidvalidity") == 0)
 		return store_cfg_err(c, STORE_EREFUSED, "setting %s is kept by the store", j->s[0]);
 	sk_setting(&k, j->s[0]);
-	rocksdb_writebatch_put_cf(c->wb, st->cf[CF_CONFIG], k.data, k.len, j->s[1], strlen(j->s[1]));
+	store_cfg_put_raw(st, c, k.data, k.len, j->s[1], strlen(j->s[1]));
 	tbuf_free(&k);
 	return STORE_OK;
 }

@@ -161,6 +161,7 @@ static void init_locks(store *st)
 	pthread_mutex_init(&st->sweep_mu, NULL);
 	pthread_mutex_init(&st->q_mu, NULL);
 	pthread_mutex_init(&st->qw_mu, NULL);
+	pthread_mutex_init(&st->repl_mu, NULL);
 }
 
 int store_open(const store_options *opt, store **st_r, char **error_r)
@@ -188,7 +189,7 @@ int store_open(const store_options *opt, store **st_r, char **error_r)
 		return -1;
 	}
 	if (open_db(st, error_r) != 0 || check_format(st, error_r) != 0 ||
-	    store_uidvalidity_load(st, error_r) != 0 ||
+	    store_uidvalidity_load(st, error_r) != 0 || store_repl_load(st, error_r) != 0 ||
 	    store_commit_start(st, error_r) != 0 || store_config_start(st, error_r) != 0 ||
 	    store_sweep_start(st, error_r) != 0) {
 		store_close(&st);
@@ -212,6 +213,7 @@ void store_close(store **stp)
 	store_mailbox_free_all(st);
 	store_blob_free_all(st);
 	store_queue_free_all(st);
+	store_repl_free(st);
 	if (st->db) {
 		for (int i = 0; i < CF_COUNT; i++)
 			if (st->cf[i])

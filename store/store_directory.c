@@ -83,7 +83,7 @@ static int apply_directory_put(store *st, store_cfg_job *j, store_commit *c)
 	free(d->domain);
 	d->domain = dom;
 	dir_key(&k, d->domain);
-	store_wb_put_record(c->wb, st, CF_CONFIG, k.data, k.len, &d->base);
+	store_cfg_put(st, c, &k, &d->base);
 	tbuf_free(&k);
 	return STORE_OK;
 }
@@ -95,18 +95,25 @@ int store_directory_put(store *st, const Tern__DirectoryConfig *c, store_cb cb,
 						      NULL), cb, res_r);
 }
 
-/* s[0] domain, s[1] poll stamp, s[2] reconcile time (decimal). */
+/* s[0] domain, s[1] poll stamp, s[2] reconcile time (decimal). Unchanged stamps write
+ * nothing: the row is shared, and a sync loop that stamps every poll would otherwise add
+ * a change record per poll to the master's change log. */
 static int apply_directory_stamp(store *st, store_cfg_job *j, store_commit *c)
 {
 	Tern__DirectoryConfig *d = NULL;
 	tbuf k = TBUF_INIT;
+	uint64_t poll = strtoull(j->s[1], NULL, 10), reconcile = strtoull(j->s[2], NULL, 10);
 
 	if (store_directory_get(st, j->s[0], &d) != STORE_OK)
 		return store_cfg_err(c, STORE_ENOTFOUND, "domain %s has no directory mapping", j->s[0]);
-	d->last_poll_stamp = strtoull(j->s[1], NULL, 10);
-	d->last_reconcile = strtoull(j->s[2], NULL, 10);
+	if (d->last_poll_stamp == poll && d->last_reconcile == reconcile) {
+		store_free_record(d);
+		return STORE_OK;
+	}
+	d->last_poll_stamp = poll;
+	d->last_reconcile = reconcile;
 	dir_key(&k, d->domain);
-	store_wb_put_record(c->wb, st, CF_CONFIG, k.data, k.len, &d->base);
+	store_cfg_put(st, c, &k, &d->base);
 	tbuf_free(&k);
 	store_free_record(d);
 	return STORE_OK;
@@ -131,7 +138,7 @@ static int apply_directory_remove(store *st, store_cfg_job *j, store_commit *c)
 	if (store_directory_get(st, j->s[0], &d) != STORE_OK)
 		return store_cfg_err(c, STORE_ENOTFOUND, "domain %s has no directory mapping", j->s[0]);
 	dir_key(&k, d->domain);
-	store_wb_delete_text(st, c->wb, CF_CONFIG, &k);
+	store_cfg_delete(st, c, k.data, k.len);
 	tbuf_free(&k);
 	store_free_record(d);
 	return STORE_OK;

@@ -48,15 +48,15 @@ static int check_group(store *st, store_commit *c, const Tern__Group *g)
 	return STORE_OK;
 }
 
-static void put_group(store *st, rocksdb_writebatch_t *wb, const Tern__Group *g)
+static void put_group(store *st, store_commit *c, const Tern__Group *g)
 {
 	tbuf k = TBUF_INIT;
 
 	sk_group(&k, g->domain, g->name);
-	store_wb_put_record(wb, st, CF_CONFIG, k.data, k.len, &g->base);
+	store_cfg_put(st, c, &k, &g->base);
 	for (size_t i = 0; i < g->n_addresses; i++)
-		store_wb_put_addr(st, wb, g->domain, g->addresses[i], TERN__ADDRESS_OWNER__KIND__GROUP,
-				  g->name);
+		store_cfg_put_addr(st, c, g->domain, g->addresses[i], TERN__ADDRESS_OWNER__KIND__GROUP,
+				   g->name);
 	tbuf_free(&k);
 }
 
@@ -75,7 +75,7 @@ static int apply_group_add(store *st, store_cfg_job *j, store_commit *c)
 
 	free(g->domain);
 	g->domain = dom;
-	put_group(st, c->wb, g);
+	put_group(st, c, g);
 	return STORE_OK;
 }
 
@@ -98,9 +98,9 @@ static int apply_group_update(store *st, store_cfg_job *j, store_commit *c)
 	g->name = strdup(old->name);
 	g->domain = strdup(old->domain);
 	if ((rc = check_group(st, c, g)) == STORE_OK) {
-		store_wb_delete_addrs(st, c->wb, g->domain, old->addresses, old->n_addresses,
+		store_cfg_delete_addrs(st, c, g->domain, old->addresses, old->n_addresses,
 				      g->addresses, g->n_addresses);
-		put_group(st, c->wb, g);
+		put_group(st, c, g);
 	}
 	tern__group__free_unpacked(old, NULL);
 	return rc;
@@ -120,9 +120,9 @@ static int apply_group_remove(store *st, store_cfg_job *j, store_commit *c)
 	if (store_group_get(st, j->s[0], j->s[1], &g) != STORE_OK)
 		return store_cfg_err(c, STORE_ENOTFOUND, "group %s@%s does not exist", j->s[1], j->s[0]);
 	sk_group(&k, g->domain, g->name);
-	store_wb_delete_text(st, c->wb, CF_CONFIG, &k);
+	store_cfg_delete(st, c, k.data, k.len);
 	tbuf_free(&k);
-	store_wb_delete_addrs(st, c->wb, g->domain, g->addresses, g->n_addresses, NULL, 0);
+	store_cfg_delete_addrs(st, c, g->domain, g->addresses, g->n_addresses, NULL, 0);
 	tern__group__free_unpacked(g, NULL);
 	return STORE_OK;
 }
@@ -155,12 +155,12 @@ static int valid_target(const char *t)
 	return tern_valid_address(t);
 }
 
-static void put_alias(store *st, rocksdb_writebatch_t *wb, const Tern__Alias *a)
+static void put_alias(store *st, store_commit *c, const Tern__Alias *a)
 {
 	tbuf k = TBUF_INIT;
 
 	sk_alias(&k, a->domain, a->pattern);
-	store_wb_put_record(wb, st, CF_CONFIG, k.data, k.len, &a->base);
+	store_cfg_put(st, c, &k, &a->base);
 	tbuf_free(&k);
 }
 
@@ -212,7 +212,7 @@ static int apply_alias_add(store *st, store_cfg_job *j, store_commit *c)
 	w->n_targets++;
 	if (desc)
 		w->description = (char *)desc;
-	put_alias(st, c->wb, w);
+	put_alias(st, c, w);
 	w->targets = saved;
 	w->n_targets--;
 	w->description = saved_desc;
@@ -251,12 +251,12 @@ static int apply_alias_remove(store *st, store_cfg_job *j, store_commit *c)
 				     domain, target);
 	}
 	if (!target || a->n_targets == 1) {
-		store_wb_delete_text(st, c->wb, CF_CONFIG, &k);
+		store_cfg_delete(st, c, k.data, k.len);
 	} else {
 		free(a->targets[i]);
 		memmove(&a->targets[i], &a->targets[i + 1], (a->n_targets - i - 1) * sizeof(char *));
 		a->n_targets--;
-		store_wb_put_record(c->wb, st, CF_CONFIG, k.data, k.len, &a->base);
+		store_cfg_put(st, c, &k, &a->base);
 	}
 	tbuf_free(&k);
 	tern__alias__free_unpacked(a, NULL);

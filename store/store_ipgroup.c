@@ -136,7 +136,7 @@ static int apply_ipgroup_add(store *st, store_cfg_job *j, store_commit *c)
 	g->items = items;
 	g->n_items++;
 	sk_ipgroup(&k, name);
-	store_wb_put_record(c->wb, st, CF_CONFIG, k.data, k.len, &g->base);
+	store_cfg_put(st, c, &k, &g->base);
 	tbuf_free(&k);
 	g->items = saved;
 	g->n_items = saved_n;
@@ -164,7 +164,7 @@ static int apply_ipgroup_remove(store *st, store_cfg_job *j, store_commit *c)
 		return store_cfg_err(c, STORE_ENOTFOUND, "IP group %s does not exist", name);
 	sk_ipgroup(&k, name);
 	if (!item) {
-		store_wb_delete_text(st, c->wb, CF_CONFIG, &k);
+		store_cfg_delete(st, c, k.data, k.len);
 		goto done;
 	}
 	const char *want = item;
@@ -181,7 +181,7 @@ static int apply_ipgroup_remove(store *st, store_cfg_job *j, store_commit *c)
 	tern__ip_item__free_unpacked(g->items[i], NULL);
 	memmove(&g->items[i], &g->items[i + 1], (g->n_items - i - 1) * sizeof(*g->items));
 	g->n_items--;
-	store_wb_put_record(c->wb, st, CF_CONFIG, k.data, k.len, &g->base);
+	store_cfg_put(st, c, &k, &g->base);
 done:
 	tbuf_free(&k);
 	tern__ip_group__free_unpacked(g, NULL);

@@ -37,6 +37,23 @@ void sk_alias(tbuf *k, const char *domain, const char *pattern)
 }
 void sk_alias_prefix(tbuf *k, const char *domain) { text_key(k, "alias", domain, ""); }
 void sk_ipgroup(tbuf *k, const char *name) { text_key(k, "ipgroup", name, NULL); }
+void sk_node(tbuf *k, const char *name) { text_key(k, "node", name, NULL); }
+
+const char *const SK_SHARED_PREFIXES[] = {
+	"domain/", "domalias/", SK_USER_PREFIX, "userid/", "addr/", "group/", "alias/",
+	"directory/", "resource/", SK_NODE_PREFIX, NULL,
+};
+
+int sk_config_shared(const void *k, size_t n)
+{
+	for (const char *const *p = SK_SHARED_PREFIXES; *p; p++) {
+		size_t pn = strlen(*p);
+
+		if (n > pn && memcmp(k, *p, pn) == 0)
+			return 1;
+	}
+	return 0;
+}
 
 /* Settings keep their key as given: they are internal names, not user input. */
 void sk_setting(tbuf *k, const char *key)
@@ -171,6 +188,23 @@ int sk_blobref_parse(const void *k, size_t n, uint8_t sha[32], uint8_t user[16],
 	memcpy(user, p + 32, 16);
 	memcpy(folder, p + 48, 16);
 	*uid = tern_be32_get(p + 64);
+	return 0;
+}
+
+void sk_changelog(uint8_t out[SK_CHANGELOG_LEN], uint64_t epoch, uint64_t seq)
+{
+	tern_be64_put(out, epoch);
+	tern_be64_put(out + 8, seq);
+}
+
+int sk_changelog_parse(const void *k, size_t n, uint64_t *epoch, uint64_t *seq)
+{
+	const uint8_t *p = k;
+
+	if (n != SK_CHANGELOG_LEN)
+		return -1;
+	*epoch = tern_be64_get(p);
+	*seq = tern_be64_get(p + 8);
 	return 0;
 }
 

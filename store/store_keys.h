@@ -16,6 +16,7 @@
 #define SK_BLOBREF_LEN (SK_SHA_LEN + 2 * SK_ID_LEN + 4) /* sha256, user, folder, uid */
 #define SK_QUEUE_LEN (1 + SK_ID_LEN)                  /* 'q', queue id */
 #define SK_QUEUE_INDEX_LEN (1 + 8 + SK_ID_LEN)        /* 't', next try be64, queue id */
+#define SK_CHANGELOG_LEN (8 + 8)                      /* epoch be64, seq be64 */
 
 /* ---- config CF (text keys; names are lower-cased by the encoder) ---- */
 void sk_domain(tbuf *k, const char *domain);
@@ -37,6 +38,17 @@ void sk_blobgc(tbuf *k, const uint8_t sha[32]);
 #define SK_DOMAIN_PREFIX "domain/"
 #define SK_IPGROUP_PREFIX "ipgroup/"
 #define SK_BLOBGC_PREFIX "blobgc/"
+#define SK_USER_PREFIX "user/"
+#define SK_NODE_PREFIX "node/"
+#define SK_REPL_STATE "repl/state"
+#define SK_CLUSTER_SELF "cluster/self"
+#define SK_CLUSTER_CURVE "cluster/curve"
+/* "node/<name>": a node of the distributed domain. */
+void sk_node(tbuf *k, const char *name);
+/* The prefixes of the shared (replicated) config rows, DESIGN.md §5; NULL-terminated. */
+extern const char *const SK_SHARED_PREFIXES[];
+/* 1 when config key k (n bytes) is a shared row. */
+int sk_config_shared(const void *k, size_t n);
 /* The sha256 of a "blobgc/<hex>" key; 0 ok, -1 when malformed. */
 int sk_blobgc_parse(const char *k, size_t n, uint8_t sha[32]);
 
@@ -52,6 +64,10 @@ void sk_blobref(uint8_t out[SK_BLOBREF_LEN], const uint8_t sha[32], const uint8_
 /* The first key after every key that starts with prefix p (n bytes): p + 1 as a
  * big-endian number. -1 when p is all 0xff (no such key). */
 int sk_prefix_end(const uint8_t *p, size_t n, uint8_t *out);
+
+/* ---- changelog CF: <epoch be64><seq be64> -> ChangeRecord ---- */
+void sk_changelog(uint8_t out[SK_CHANGELOG_LEN], uint64_t epoch, uint64_t seq);
+int sk_changelog_parse(const void *k, size_t n, uint64_t *epoch, uint64_t *seq);
 
 /* ---- queue CF (binary) ----
  * Every key starts with a one-byte type, so entries and index rows never collide and a

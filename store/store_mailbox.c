@@ -425,7 +425,8 @@ int store_mbx_drop_messages(store *st, rocksdb_writebatch_t *wb, const uint8_t u
 	return STORE_OK;
 }
 
-int store_mailbox_remove_batch(store *st, rocksdb_writebatch_t *wb, const uint8_t user[16])
+int store_mailbox_remove_batch(store *st, rocksdb_writebatch_t *wb, const uint8_t user[16],
+			       int if_empty)
 {
 	uint8_t hi[16];
 	store_mbx *m = NULL;
@@ -439,6 +440,11 @@ int store_mailbox_remove_batch(store *st, rocksdb_writebatch_t *wb, const uint8_
 	if (store_mbx_lock(st, user, &m) == STORE_OK && store_mbx_wait_idle(st, m) != STORE_OK) {
 		store_mbx_unlock(m);
 		return STORE_EIO;
+	}
+	if (if_empty && store_mailbox_has_data(st, user) != 0) {
+		if (m)
+			store_mbx_unlock(m);
+		return STORE_EEXISTS;
 	}
 	rc = store_mbx_drop_messages(st, wb, user, NULL, NULL, NULL);
 	if (rc == STORE_OK)

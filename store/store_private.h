@@ -39,6 +39,18 @@ struct store_commit {
 	store_result res;
 	char error[STORE_ERR_MAX];
 	int *rcpt_rc;
+	/* Config-CF rows an account job wrote, in order (store_cfg_put/_delete): the
+	 * master logs the shared ones, a slave refuses them (store_repl.c). */
+	Tern__ConfigOp **cfg_ops;
+	size_t ncfg_ops, cfg_ops_cap;
+	/* Mailboxes whose removal this batch holds (store_mailbox_remove_batch marked
+	 * them): the config thread calls store_mailbox_removed for each with the result. */
+	uint8_t (*gone)[16];
+	size_t ngone;
+	/* The replication state this batch writes ("repl/state"): a master's new change
+	 * record (repl_log) or a slave's applied record; 0 = none. */
+	uint64_t repl_epoch, repl_seq;
+	int repl_log;
 	int waiting;                  /* a thread waits for `finished` (blocking form) */
 	int finished;
 };
@@ -124,6 +136,15 @@ struct store {
 	store_qflight *qflight;       /* entries with batches in flight (q_mu) */
 	pthread_mutex_t qw_mu;
 	store_qwatch *qwatches;
+
+	/* replication (store_repl.c); repl_mu guards these */
+	pthread_mutex_t repl_mu;
+	store_repl_mode repl_mode;
+	uint64_t repl_epoch, repl_seq;  /* durable "repl/state" */
+	char *repl_refusal;
+	void (*repl_watch_fn)(void *arg);
+	void *repl_watch_arg;
+	char *node_name;                /* set once at start (store_set_node_name) */
 };
 
 /* ---- store_db.c: reads ---- */
@@ -168,6 +189,10 @@ void store_commit_free(store_commit **c);
 /* Run a finished batch's caller callback synchronously or for a blocking caller. */
 int store_commit_run(store *st, store_commit *c, store_sync_result *sync);
 
+/* ---- store_accounts.c ---- */
+/* Give every user without a home this node's name, in batch c (a node becoming master). */
+void store_users_claim_homes(store *st, store_commit *c);
+
 /* ---- store_config.c ---- */
 int store_config_start(store *st, char **error_r);
 void store_config_stop(store *st);
@@ -180,8 +205,11 @@ void store_mailbox_free_all(store *st);
 /* Add the mailbox record and an INBOX for a new user to c. */
 void store_mailbox_create_batch(store *st, store_commit *c, const uint8_t user[16]);
 /* Add to wb the deletion of the user's whole mailbox (folders, messages, changes,
- * blob references, with the orphaned blobs marked for the sweeper). */
-int store_mailbox_remove_batch(store *st, rocksdb_writebatch_t *wb, const uint8_t user[16]);
+ * blob references, with the orphaned blobs marked for the sweeper). With if_empty, a
+ * mailbox holding messages is left alone: STORE_EEXISTS (checked once its batches in
+ * flight are written, under its lock, so no delivery slips in between). */
+int store_mailbox_remove_batch(store *st, rocksdb_writebatch_t *wb, const uint8_t user[16],
+			       int if_empty);
 /* The user's removal batch (built by store_mailbox_remove_batch, which marked the
  * mailbox removed) finished with rc: on success drop the mailbox from the cache, on
  * failure clear the mark so that it is usable again. */
@@ -242,6 +270,8 @@ struct store_cfg_job {
 	int (*apply)(store *st, store_cfg_job *j, store_commit *c);
 	/* Optional: runs on the config thread after the batch is durable (rc = result). */
 	void (*after)(store *st, store_cfg_job *j, int rc);
+	int replicated;               /* applies the master's rows: neither logged nor refused */
+	void **out_r;                 /* blocking jobs that hand a result back (snapshot) */
 	ProtobufCMessage *rec;        /* private copy of the caller's record */
 	char *s[4];                   /* string arguments (strdup'd; NULL allowed) */
 	uint8_t id[16];
@@ -254,6 +284,14 @@ store_cfg_job *store_cfg_job_new(int (*apply)(store *, store_cfg_job *, store_co
 				 const char *s2, const char *s3);
 /* Queue j for the config thread; in the blocking form wait and return its result. */
 int store_cfg_submit(store *st, store_cfg_job *j, store_cb cb, store_sync_result *res_r);
+/* Config-CF writes of an account job: into c->wb, recorded in c->cfg_ops. Every
+ * config row a job writes goes through these, so that replication sees it. */
+void store_cfg_put(store *st, store_commit *c, const tbuf *k, const ProtobufCMessage *m);
+void store_cfg_put_raw(store *st, store_commit *c, const void *k, size_t kn, const void *v,
+		       size_t vn);
+void store_cfg_delete(store *st, store_commit *c, const void *k, size_t kn);
+/* c removes the mailbox of user: store_mailbox_removed runs with the job's result. */
+void store_cfg_mailbox_gone(store_commit *c, const uint8_t user[16]);
 /* Set c's error message and return rc. */
 int store_cfg_err(store_commit *c, int rc, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -262,9 +300,8 @@ char *store_lower_dup(const char *s);
 int store_domain_exists(store *st, const char *domain);
 /* Owner of local@domain in the addr/ namespace: 0 found, STORE_ENOTFOUND, STORE_EIO. */
 int store_addr_owner(store *st, const char *domain, const char *local, Tern__AddressOwner **o_r);
-void store_wb_put_addr(store *st, rocksdb_writebatch_t *wb, const char *domain, const char *local,
-		       Tern__AddressOwner__Kind kind, const char *name);
-void store_wb_delete_text(store *st, rocksdb_writebatch_t *wb, enum store_cf cf, const tbuf *k);
+void store_cfg_put_addr(store *st, store_commit *c, const char *domain, const char *local,
+			Tern__AddressOwner__Kind kind, const char *name);
 /* Count keys under a text prefix of the config CF. */
 unsigned store_config_count(store *st, const tbuf *prefix);
 /* Collect every record under a text prefix of the config CF into a malloc'd array. */
@@ -292,11 +329,37 @@ int store_owner_find(store *st, const char *address, Tern__AddressOwner__Kind ki
 int store_check_addresses(store *st, store_commit *c, const char *domain, char **addrs,
 			  size_t n, Tern__AddressOwner__Kind kind, const char *name,
 			  const char *self);
-/* Delete into wb the addr/ rows of domain for the locals in old[] not in keep[]. */
-void store_wb_delete_addrs(store *st, rocksdb_writebatch_t *wb, const char *domain,
-			   char **old, size_t n_old, char **keep, size_t n_keep);
+/* Delete into c the addr/ rows of domain for the locals in old[] not in keep[]. */
+void store_cfg_delete_addrs(store *st, store_commit *c, const char *domain,
+			    char **old, size_t n_old, char **keep, size_t n_keep);
 int store_check_addr_free(store *st, store_commit *c, const char *domain, const char *local,
 			  Tern__AddressOwner__Kind kind, const char *name);
+/* ---- store_repl.c ---- */
+/* Read "repl/state" at open. */
+int store_repl_load(store *st, char **error_r);
+void store_repl_free(store *st);
+/* Config thread, after a job's apply() succeeded: refuse its shared rows (slave) or add
+ * their change record and the new head to c (master). STORE_OK or the refusal. */
+int store_repl_job_check(store *st, store_cfg_job *j, store_commit *c);
+/* Put "repl/state" = (epoch, seq) into c; once written, the state in memory follows and,
+ * with log (a master's new record), the watcher runs. */
+void store_repl_set_state(store *st, store_commit *c, uint64_t epoch, uint64_t seq, int log);
+
+/* ---- store_nodes.c: mailboxes follow homes ---- */
+typedef enum {
+	STORE_HOME_ADMIN,     /* an admin change: a home move of a mailbox with data is refused */
+	STORE_HOME_REPL,      /* a replicated record: such a mailbox is kept (warning) */
+	STORE_HOME_SNAPSHOT,  /* a snapshot: as REPL, and a user it lacks keeps a mailbox with data */
+} store_home_why;
+/* 1 when home ("" or a node name) is this node. */
+int store_home_is_here(store *st, const char *home);
+/* Make the mailbox of user id follow its record u (NULL: the user was deleted) in c:
+ * create it here, remove an empty one, or (old_home: the home before, ADMIN only) refuse
+ * to move one with data. In replicated rows home "" names the master, not this node.
+ * STORE_OK or an error with c's message set. */
+int store_home_follow(store *st, store_commit *c, const uint8_t id[16], const Tern__User *u,
+		      const char *old_home, store_home_why why);
+
 /* Sweeper side (blob_mu held): 1 when sha is idle and now marked as being deleted. */
 int store_blob_begin_delete(store *st, const uint8_t sha[32]);
 /* Make c clear the "being deleted" mark of sha once written. */

@@ -111,6 +111,22 @@ static inline void ts_add_user(store *st, const char *name, uint64_t quota_bytes
 	memcpy(id, r.res.id, 16);
 }
 
+/* Add an enabled name@example.test homed on the node home ("": this node, or no
+ * distributed domain); its id into id_r unless that is NULL. */
+static inline void ts_add_user_homed(store *st, const char *name, const char *home, uint8_t id_r[16])
+{
+	Tern__User u = TERN__USER__INIT;
+	store_sync_result r;
+
+	u.name = (char *)name;
+	u.domain = (char *)"example.test";
+	u.enabled = 1;
+	u.home = (char *)home;
+	assert_int_equal(store_user_add(st, &u, STORE_SYNC, &r), STORE_OK);
+	if (id_r != NULL)
+		memcpy(id_r, r.res.id, 16);
+}
+
 /* The shared fixture: bob and ann without a quota, eve with a quota of 100 bytes. */
 typedef struct ts_fixture {
 	test_store *t;

@@ -71,6 +71,15 @@
 	X(directory, timeout, INT, 5, 1, 300, "seconds an LDAP or Kerberos operation may take") \
 	X(directory, failover_retry, INT, 30, 1, 3600, "seconds before a failed primary directory server is tried again") \
 	X(directory, keytab, STR, "", 0, 0, "service keytab for Kerberos and GSSAPI; empty = KRB5_KTNAME or the system default") \
+	X(cluster, address, STR, "", 0, 0, "host name or IP the other nodes of a distributed domain reach this node at; empty = the Internet hostname") \
+	X(cluster, port, INT, 4050, 1, 65535, "control-plane port (ZeroMQ, CURVE); the port base is added") \
+	X(cluster, listen, STR, "*", 0, 0, "address the control-plane port is bound to (\"*\" = every address)") \
+	X(cluster, heartbeat_interval, INT, 2, 1, 3600, "seconds between heartbeats between the master and each node") \
+	X(cluster, unavailable_after, INT, 6, 1, 86400, "seconds without a heartbeat after which a node is shown unavailable") \
+	X(cluster, request_timeout, INT, 10, 1, 3600, "seconds a control-plane request waits for its reply") \
+	X(cluster, changelog_keep, INT, 100000, 100, 100000000, "change records the master keeps for slaves catching up (older: snapshot)") \
+	X(cluster, max_frame, INT, 16777216, 65536, 1073741824, "largest control-plane frame in bytes; larger ones are refused") \
+	X(cluster, relay_retry, INT, 60, 1, 86400, "seconds between attempts to relay queued mail to another node of the domain") \
 	X(delivery, quota_warning_percent, INT, 90, 1, 100, "usage (% of either quota) that sends a warning message") \
 	X(delivery, quota_warning_interval, INT, 86400, 1, 31536000, "seconds between two quota warnings to one user") \
 	X(queue, delivery_threads, INT, 32, 1, 1024, "parallel outgoing deliveries (connections)") \

@@ -1,0 +1,142 @@
+/* cluster.h - the distributed domain's control plane (DESIGN.md §5). The one public
+ * header of cluster/; the only module that includes zmq.h.
+ *
+ * One cluster thread owns every ZeroMQ socket and polls them with zmq_poll plus an
+ * eventfd for requests from other threads. A master binds a ROUTER socket on the cluster
+ * port ([cluster] port + port base) with CURVE; its ZAP handler admits the CURVE public
+ * keys of registered nodes only (config "node/<name>" rows), and a peer is known by its
+ * key (ZAP User-Id = the node name), never by the routing id it picks. A slave connects a
+ * DEALER to the master's endpoint with its own key pair and the master's public key.
+ *
+ * Wire: proto/cluster.proto, one Envelope per frame with a oneof body; every frame fully
+ * decoded and validated before it is acted on; every request carries an id and gets one
+ * reply or an error.
+ *
+ * Replication: the master's store writes a ChangeRecord with every change of a shared row
+ * (store.h, STORE_REPL_MASTER). The cluster thread streams records to every connected
+ * slave from the slave's acknowledged (epoch, seq); a slave applies them in order with
+ * store_repl_apply, acknowledges, and asks for a snapshot when the master says the log was
+ * compacted past it or the epoch changed. Heartbeats every [cluster] heartbeat_interval;
+ * a node silent for unavailable_after seconds is shown unavailable.
+ *
+ * Roles live in the node-local "cluster/self" record: a node is standalone until it
+ * admits its first slave (it becomes master, with a new epoch) or joins a master (it
+ * becomes a slave). Leave (on the slave) and remove (on the master) return a slave to
+ * standalone. */
+#ifndef TERN_CLUSTER_H
+#define TERN_CLUSTER_H
+#include <stddef.h>
+#include <stdint.h>
+#include "store.h"
+#include "tern.h"
+
+typedef struct cluster cluster;
+
+typedef struct cluster_options {
+	store *st;
+	const tern_conf *conf;          /* [cluster] settings, port_base, service ports */
+	const char *data_dir;           /* DATA: the shared secret DATA/ssl/secret.key */
+	const char *node_name;
+	const char *fingerprint;        /* SHA-256 hex of this node's TLS certificate */
+} cluster_options;
+
+/* Load (or make, at first start) the CURVE key pair and "cluster/self", set the store's
+ * node name and replication mode from the role, and start the cluster thread: a master
+ * binds its port, a slave connects to its master. -1 with *error_r (malloc'd), e.g. the
+ * port cannot be bound. */
+int cluster_open(const cluster_options *o, cluster **cl_r, char **error_r);
+/* Stop the thread, close the sockets. */
+void cluster_close(cluster **cl);
+
+typedef enum { CLUSTER_STANDALONE = 0, CLUSTER_MASTER = 1, CLUSTER_SLAVE = 2 } cluster_role;
+cluster_role cluster_get_role(cluster *cl);
+const char *cluster_role_name(cluster_role r);   /* "standalone", "master", "slave" */
+
+/* ---- join, leave, remove ---- */
+
+/* What a node tells the master when it joins: its identity, as the Node record that will
+ * describe it (name, curve_public, address, fingerprint, ports). */
+int cluster_identity(cluster *cl, Tern__Node **n_r);
+
+/* The master's answer to an admitted node. */
+typedef struct cluster_admission {
+	Tern__Node *master;             /* the master's Node record */
+	char *endpoint;                 /* "tcp://HOST:PORT" */
+	uint8_t credential[32];         /* the new node's node credential */
+	uint8_t secret[32];             /* the domain's shared secret (DATA/ssl/secret.key):
+					 * directory bind passwords are encrypted with it */
+} cluster_admission;
+void cluster_admission_free(cluster_admission **a);
+
+/* Master side of a join (blocking; call on a worker thread), after the admin API has
+ * checked the administrator's credentials and right: validate the candidate (name not
+ * this node's, not taken by a node with another key unless `replace`, key 32 bytes,
+ * fingerprint 64 hex), make a node credential, write the Node record (replicated; a
+ * standalone node becomes master first, with a new epoch), and fill *a. 0, or -1 with a
+ * message in err (e.g. "node name 'b' is taken by another node"). */
+int cluster_admit(cluster *cl, const Tern__Node *candidate, cluster_admission **a_r, tbuf *err);
+
+/* Slave side of a join (blocking; worker thread), once the master admitted this node:
+ * refused unless standalone and no mailbox here holds messages; stores the secret and
+ * "cluster/self" (role slave), switches the store to STORE_REPL_SLAVE and connects; the
+ * first contact brings a snapshot (the slave inherits the domain settings). 0 or -1. */
+int cluster_join(cluster *cl, const cluster_admission *a, tbuf *err);
+
+/* On a slave: tell the master (best effort, request_timeout), then return to standalone
+ * (store mode OFF, "cluster/self" removed). The replicated rows stay as they are. */
+int cluster_leave(cluster *cl, tbuf *err);
+
+/* On the master: revoke a node (refused while users are homed there): its Node record is
+ * deleted (replicated), its key no longer passes ZAP, its connection is dropped. */
+int cluster_remove(cluster *cl, const char *node_name, tbuf *err);
+
+/* ---- status ---- */
+
+typedef struct cluster_node_status {
+	char name[64];
+	char role[16];                  /* "master", "slave" */
+	char status[16];                /* "available", "unavailable", "this server" */
+	char address[256];
+	int64_t last_seen;              /* unix seconds, 0 = never */
+	uint64_t seq;                   /* last applied (slave) / head (master) seq */
+	uint64_t lag;                   /* master head seq - seq */
+} cluster_node_status;
+
+/* Every node of the domain, this one included (standalone: this node only, role
+ * "standalone"). *list_r malloc'd (free()). */
+int cluster_status(cluster *cl, cluster_node_status **list_r, size_t *n_r);
+
+/* ---- node-to-node logins (routing and proxying) ----
+ * A node logs in to another with SASL PLAIN, authcid "node/<its name>" and its node
+ * credential as password (hex); the peer checks it against the Node record's
+ * credential_hash. */
+#define CLUSTER_NODE_AUTHCID_PREFIX "node/"
+
+/* This node's authcid and password (hex of the credential) for node-to-node logins.
+ * -1 when not in a distributed domain. */
+int cluster_node_login(store *st, const char *node_name, char *authcid, size_t an,
+		       char *password, size_t pn);
+/* 1 when authcid/password are a registered node's valid credentials (never this node's
+ * own name misused by another: the credential decides), 0 otherwise. Constant time
+ * comparison. Safe from any thread. */
+int cluster_check_node_login(store *st, const char *authcid, const char *password);
+/* Where to reach node `name`: its Node record (free with store_free_record).
+ * STORE_ENOTFOUND when unknown. */
+int cluster_node_find(store *st, const char *name, Tern__Node **n_r);
+
+/* ---- home nodes ---- */
+
+/* Where the user (an address) lives: 1 with home_r = the node's name when the home is
+ * ANOTHER node, 0 when it is this node (or the user is unknown / not homed), <0 on error. */
+int cluster_user_home(store *st, const char *address, char *home_r, size_t n);
+
+/* `ternctl user set USER --home NODE` (blocking; worker thread). On the master: NODE
+ * must be a registered node (or this one); the user's mailbox must be empty where it is
+ * now - checked here when the home is this node, else by asking the current home node
+ * over the control plane (request_timeout; no answer = refused) - then the user record
+ * is written with home = NODE, HOME_ACTIVE (replicated; the new home makes the mailbox,
+ * the old one drops its empty one). On a slave: refused with where to do it; standalone:
+ * only this node's name (or "") is accepted. 0 or -1 with a message in err. */
+int cluster_user_set_home(cluster *cl, const char *address, const char *node, tbuf *err);
+
+#endif

@@ -1,0 +1,81 @@
+/* cluster_zap.c - the master's ZAP handler (ZeroMQ authentication, RFC 27), a REP socket
+ * on inproc://zeromq.zap.01 polled by the cluster thread: a CURVE client passes only
+ * with the public key of a registered node ("node/<name>" rows, this node excluded),
+ * and its User-Id is that node's name, by which the master knows the peer from then on.
+ * Refusals go to warning.log (rate-limited). */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <zmq.h>
+#include "cluster_private.h"
+
+/* The name of the registered node with this key, or NULL. */
+static const char *zap_lookup(cluster *cl, const uint8_t *key, size_t n, char *name, size_t nn)
+{
+	Tern__Node **list = NULL;
+	size_t count = 0;
+	const char *found = NULL;
+
+	if (n != CL_KEY_LEN || store_node_list(cl->st, &list, &count) != STORE_OK)
+		return NULL;
+	for (size_t i = 0; i < count; i++)
+		if (list[i]->curve_public.len == CL_KEY_LEN && memcmp(list[i]->curve_public.data, key, CL_KEY_LEN) == 0 &&
+		    strcasecmp(list[i]->name, cl->name) != 0) {
+			snprintf(name, nn, "%s", list[i]->name);
+			found = name;
+			break;
+		}
+	store_free_list((void **)list, count);
+	return found;
+}
+
+/* Answer one ZAP request: 200 with User-Id = node name, or 400. */
+void cl_master_zap(cluster *cl)
+{
+	zmq_msg_t f[8];
+	int nf = 0, more = 1;
+
+	while (more) {
+		zmq_msg_t m;
+
+		zmq_msg_init(&m);
+		if (zmq_msg_recv(&m, cl->zap, ZMQ_DONTWAIT) < 0) {
+			zmq_msg_close(&m);
+			break;
+		}
+		more = zmq_msg_more(&m);
+		if (nf < 8)
+			f[nf++] = m;
+		else
+			zmq_msg_close(&m);
+	}
+	if (nf < 6) {
+		for (int i = 0; i < nf; i++)
+			zmq_msg_close(&f[i]);
+		return;
+	}
+	char name[64] = "", addr[128] = "";
+	const char *ok = NULL;
+	size_t alen = zmq_msg_size(&f[3]) < sizeof(addr) - 1 ? zmq_msg_size(&f[3]) : sizeof(addr) - 1;
+
+	memcpy(addr, zmq_msg_data(&f[3]), alen);
+	if (zmq_msg_size(&f[5]) == 5 && memcmp(zmq_msg_data(&f[5]), "CURVE", 5) == 0 && nf >= 7)
+		ok = zap_lookup(cl, zmq_msg_data(&f[6]), zmq_msg_size(&f[6]), name, sizeof(name));
+	if (ok == NULL && cl_warn_ok(cl)) {
+		char z85[41] = "?";
+
+		if (nf >= 7 && zmq_msg_size(&f[6]) == CL_KEY_LEN)
+			zmq_z85_encode(z85, zmq_msg_data(&f[6]), CL_KEY_LEN);
+		tlog(TLOG_WARNING, "cluster: refused a connection from %s: CURVE key %s is not a registered node",
+		     addr, z85);
+	}
+	zmq_send(cl->zap, "1.0", 3, ZMQ_SNDMORE);
+	zmq_send(cl->zap, zmq_msg_data(&f[1]), zmq_msg_size(&f[1]), ZMQ_SNDMORE);
+	zmq_send(cl->zap, ok ? "200" : "400", 3, ZMQ_SNDMORE);
+	zmq_send(cl->zap, ok ? "OK" : "unregistered key", ok ? 2 : 16, ZMQ_SNDMORE);
+	zmq_send(cl->zap, name, ok ? strlen(name) : 0, ZMQ_SNDMORE);
+	zmq_send(cl->zap, "", 0, 0);
+	for (int i = 0; i < nf; i++)
+		zmq_msg_close(&f[i]);
+}
+

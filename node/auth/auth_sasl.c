@@ -2,7 +2,9 @@
  * does the Kerberos part) and the password check.
  * SCRAM runs on the stored keys of the account (Tern__User.scram), so the server never
  * needs the password; an unknown account gets a made-up but stable salt, so the
- * exchange does not tell who exists. Proofs are compared in constant time. */
+ * exchange does not tell who exists. Proofs are compared in constant time.
+ * PLAIN with authcid "node/<name>" is a node-to-node login (cluster.h): checked against
+ * the Node record, outside the lockout. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +14,7 @@
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
 #include "auth_sasl.h"
+#include "cluster.h"
 
 #define SCRAM_KEY 32
 #define SCRAM_FIELD_MAX 512
@@ -221,6 +224,7 @@ struct auth_sasl {
 	char ip[64];
 	char login[400];
 	char account[400];
+	char node[64];                       /* the peer node of a node login, "" = none */
 	char nonce_override[128];
 	/* SCRAM */
 	char gs2[SCRAM_FIELD_MAX];           /* "n,," or "y,,"/"n,a=x," as sent */
@@ -272,6 +276,11 @@ const char *auth_sasl_account(const auth_sasl *s)
 	return s->account;
 }
 
+const char *auth_sasl_node(const auth_sasl *s)
+{
+	return s->node[0] != '\0' ? s->node : NULL;
+}
+
 const char *auth_sasl_login(const auth_sasl *s)
 {
 	return s->login;
@@ -292,7 +301,38 @@ static int finish_password(auth_sasl *s, const char *password, const char **reas
 	return AUTH_SASL_OK;
 }
 
-/* RFC 4616: [authzid] NUL authcid NUL passwd; no proxy authorisation. */
+/* A node-to-node login (cluster.h): the node credential decides, the lockout does not
+ * count (a node is no guesser and must not lock its users out); the session is the node
+ * itself, or the account named by authzid when it exists and is enabled here. */
+static int node_login(auth_sasl *s, const char *authzid, const char *password, const char **reason_r)
+{
+	char address[400];
+	Tern__User *u = NULL;
+	const char *name = s->login + strlen(CLUSTER_NODE_AUTHCID_PREFIX);
+
+	s->state = ST_OVER;
+	if (name[0] == '\0' || strlen(name) >= sizeof(s->node) ||
+	    !cluster_check_node_login(s->env.st, s->login, password)) {
+		*reason_r = "bad node credentials";
+		return AUTH_SASL_FAIL;
+	}
+	if (authzid == NULL) {
+		snprintf(s->account, sizeof(s->account), "%s", s->login);
+		snprintf(s->node, sizeof(s->node), "%s", name);
+		return AUTH_SASL_OK;
+	}
+	if (account_find(s->env.st, authzid, address, sizeof(address), &u) < 0) {
+		*reason_r = "authorization identity not allowed (unknown or disabled account)";
+		return AUTH_SASL_FAIL;
+	}
+	store_free_record(u);
+	snprintf(s->account, sizeof(s->account), "%s", address);
+	snprintf(s->node, sizeof(s->node), "%s", name);
+	return AUTH_SASL_OK;
+}
+
+/* RFC 4616: [authzid] NUL authcid NUL passwd; authzid must be the authcid's own account,
+ * except for node logins (node_login). */
 static int step_plain(auth_sasl *s, const char *in, size_t n, const char **reason_r)
 {
 	const char *nul1 = memchr(in, '\0', n);
@@ -308,6 +348,8 @@ static int step_plain(auth_sasl *s, const char *in, size_t n, const char **reaso
 		*reason_r = "malformed PLAIN message";
 		return AUTH_SASL_MALFORMED;
 	}
+	if (strncmp(s->login, CLUSTER_NODE_AUTHCID_PREFIX, strlen(CLUSTER_NODE_AUTHCID_PREFIX)) == 0)
+		return node_login(s, nul1 == in ? NULL : in, nul2 + 1, reason_r);
 	int rc = finish_password(s, nul2 + 1, reason_r);
 	if (rc == AUTH_SASL_OK && nul1 != in) {
 		char authz[400];
@@ -628,8 +670,10 @@ int auth_sasl_step(auth_sasl *s, const void *in_v, size_t n, int has_input, tbuf
 	}
 	if (rc != AUTH_SASL_CONTINUE) {
 		s->state = ST_OVER;
-		if (rc != AUTH_SASL_OK)
+		if (rc != AUTH_SASL_OK) {
 			s->account[0] = '\0';
+			s->node[0] = '\0';
+		}
 	}
 	return rc;
 }

@@ -68,6 +68,14 @@ int auth_sasl_step(auth_sasl *s, const void *in, size_t in_len, int has_input, t
 		   const char **reason_r);
 /* The authenticated account ("name@domain") after AUTH_SASL_OK, else "". */
 const char *auth_sasl_account(const auth_sasl *s);
+/* Node-to-node logins (cluster/cluster.h): PLAIN with authcid "node/<name>" and a
+ * registered node's credential (cluster_check_node_login). Empty authzid: the session is
+ * the peer node itself (SMTP relay between nodes; auth_sasl_account() is "node/<name>");
+ * authzid = an account: the session is that account, logged in on the node's word
+ * (proxied IMAP/POP3 login; the account must exist and be enabled). The lockout does not
+ * apply; a refused node login is logged like any failure. The peer node's name after
+ * AUTH_SASL_OK of a node login, else NULL. */
+const char *auth_sasl_node(const auth_sasl *s);
 /* The login name the client gave (for logs), "" before it is known. */
 const char *auth_sasl_login(const auth_sasl *s);
 /* Tests: use this server nonce instead of a random one (RFC 7677's example). */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include "cluster.h"
 #include "imap_int.h"
 
 /* As node/smtp: "none" allows everything; otherwise plaintext mechanisms need TLS (or a
@@ -90,6 +91,7 @@ int imap_cmd_id(imap_session *s, const imap_cmd *c)
 		imap_reply(s, "BAD", "Syntax: ID (params) or ID NIL");
 		return IMAP_DONE;
 	}
+	imap_id_params(s, &c->args[0]);
 	imap_untagged(s, "ID (\"name\" \"Tern\" \"version\" \"%s\")", TERN_VERSION);
 	imap_reply(s, "OK", "ID completed");
 	return IMAP_DONE;
@@ -162,14 +164,34 @@ static void login_ready(imap_session *s)
 	imap_async_done(s);
 }
 
-/* A check succeeded for `account`: find the user, then prepare its folders. */
-static void login_succeeded(imap_session *s, const char *account)
+/* A node logged in for a user (node/proxy at the front node): the client's address is
+ * the one the node gave with ID. */
+static void login_by_node(imap_session *s, const char *account, const char *node)
+{
+	snprintf(s->via_node, sizeof(s->via_node), "%s", node);
+	if (s->orig_ip[0] != '\0')
+		snprintf(s->ip, sizeof(s->ip), "%s", s->orig_ip);
+	tlog(TLOG_SECURITY, "IMAP login of %s from %s (port %u) by node %s", account, s->ip, s->orig_port, node);
+}
+
+/* A check succeeded for `account` (node: the peer node of a node login, else NULL): a
+ * user homed on another node is proxied there; else find the user, then prepare its
+ * folders. */
+static void login_succeeded(imap_session *s, const char *account, const char *node)
 {
 	Tern__User *u = NULL;
+	char home[64];
 
-	imap_auth_clear(s);
 	s->input = IMAP_IN_CMD;
-	if (store_user_find(s->srv->env.st, account, &u) != STORE_OK || u->id.len != 16) {
+	if (node != NULL)
+		login_by_node(s, account, node);
+	imap_auth_clear(s);
+	int h = cluster_user_home(s->srv->env.st, account, home, sizeof(home));
+	if (h == 1) {
+		imap_proxy_login(s, account, home);
+		return;
+	}
+	if (h < 0 || store_user_find(s->srv->env.st, account, &u) != STORE_OK || u->id.len != 16) {
 		store_free_record(u);
 		imap_reply(s, "NO", "[UNAVAILABLE] Account not available");
 		imap_async_done(s);
@@ -215,7 +237,7 @@ static void login_job_done(void *arg)
 		imap_async_done(s);
 		return;
 	}
-	login_succeeded(s, j->account);
+	login_succeeded(s, j->account, NULL);
 }
 
 int imap_cmd_login(imap_session *s, const imap_cmd *c)
@@ -285,9 +307,11 @@ static void sasl_job_done(void *arg)
 		return;
 	}
 	case AUTH_SASL_OK: {
-		char account[400];
+		char account[400], node[64];
+		const char *by = auth_sasl_node(s->sasl);
 		snprintf(account, sizeof(account), "%s", auth_sasl_account(s->sasl));
-		login_succeeded(s, account);
+		snprintf(node, sizeof(node), "%s", by ? by : "");
+		login_succeeded(s, account, by ? node : NULL);
 		return;
 	}
 	case AUTH_SASL_FAIL:

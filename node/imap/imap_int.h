@@ -10,6 +10,7 @@
 #include "imap.h"
 #include "imap_args.h"
 #include "imap_msg.h"
+#include "proxy.h"
 
 /* ---- limits ---- */
 
@@ -194,6 +195,7 @@ typedef enum {
 	IMAP_ST_AUTH,        /* authenticated, nothing selected */
 	IMAP_ST_SELECTED,
 	IMAP_ST_LOGOUT,      /* input ignored, closing */
+	IMAP_ST_PROXY,       /* logged in at the user's home node: bytes are spliced */
 } imap_state;
 
 typedef enum {
@@ -244,6 +246,12 @@ struct imap_session {
 	int sasl_has_input, sasl_rc, sasl_ir_ok;
 	const char *sasl_reason;
 	char *login_user, *login_pass; /* LOGIN: wiped after the check */
+	/* distributed domain */
+	char orig_ip[64];              /* ID x-originating-ip: honoured for node logins */
+	unsigned orig_port;
+	char via_node[64];             /* logged in by this node on the user's behalf */
+	char home[64];                 /* IMAP_ST_PROXY: the home node */
+	proxy *proxy;                  /* the login at the home node, then the splice */
 };
 
 struct imap_command {
@@ -312,6 +320,13 @@ int imap_cmd_namespace(imap_session *s, const imap_cmd *c);
 void imap_auth_line(imap_session *s, const char *line, size_t len);
 void imap_capabilities(imap_session *s, tbuf *out);
 void imap_auth_clear(imap_session *s);
+
+/* cmd_proxy.c: logins of users homed on another node */
+/* The user `account` is homed on node `home`: log in there and splice (ends the login
+ * command: the OK with the home node's capabilities, or NO [UNAVAILABLE]). */
+void imap_proxy_login(imap_session *s, const char *account, const char *home);
+/* ID's parameters: x-originating-ip / x-originating-port into the session. */
+void imap_id_params(imap_session *s, const imap_arg *list);
 
 /* cmd_folder.c */
 int imap_cmd_create(imap_session *s, const imap_cmd *c);

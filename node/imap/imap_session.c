@@ -348,7 +348,7 @@ static void process(imap_session *s)
 	if (s->in_process)
 		return;
 	s->in_process = 1;
-	while (!s->closed && !s->busy && s->state != IMAP_ST_LOGOUT) {
+	while (!s->closed && !s->busy && s->state != IMAP_ST_LOGOUT && s->state != IMAP_ST_PROXY) {
 		struct evbuffer *in = tern_conn_input(s->conn);
 		if (s->input != IMAP_IN_CMD) {
 			int rc = tern_line_read(&s->lines, in);
@@ -396,6 +396,7 @@ static void session_free(imap_session **sp)
 {
 	imap_session *s = *sp;
 
+	proxy_free(&s->proxy);
 	if (s->sel != NULL)
 		imap_view_close(s);
 	command_end(s);
@@ -445,6 +446,10 @@ static void session_on_read(tern_conn *c, void *session)
 {
 	imap_session *s = session;
 
+	if (s->state == IMAP_ST_PROXY) {
+		proxy_client_read(s->proxy);
+		return;
+	}
 	if (s->state == IMAP_ST_LOGOUT) {
 		struct evbuffer *in = tern_conn_input(c);
 		evbuffer_drain(in, evbuffer_get_length(in));
@@ -461,6 +466,12 @@ static void session_on_close(tern_conn *c, void *session)
 	(void)c;
 	s->closed = 1;
 	s->conn = NULL;
+	if (s->proxy != NULL) {
+		/* a login at the home node still running ends here, without its callback */
+		if (s->state != IMAP_ST_PROXY)
+			s->busy = 0;
+		proxy_free(&s->proxy);
+	}
 	if (!s->busy && !s->in_process)
 		session_free(&s);
 }
@@ -470,8 +481,11 @@ static void session_on_drain(tern_conn *c, void *session)
 {
 	imap_session *s = session;
 
-	(void)c;
 	s->draining = 1;
+	if (s->state == IMAP_ST_PROXY) {
+		tern_conn_close(c);     /* never a BYE into the middle of the home node's output */
+		return;
+	}
 	if (!s->busy && s->state != IMAP_ST_LOGOUT) {
 		imap_untagged(s, "BYE Server shutting down");
 		imap_enter_state(s, IMAP_ST_LOGOUT);

@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include "cluster.h"
 #include "pop3_int.h"
 
 /* auth_policy "none": anything anywhere; otherwise a password in clear needs TLS (or a
@@ -72,32 +75,118 @@ static void login_failed(pop3_session *s, const char *reply)
 	pop3_failed(s);
 }
 
-/* The account is authenticated: open its maildrop and enter TRANSACTION. */
-static void login_finish(pop3_session *s, const char *account)
+/* The client's port, for the logs. */
+static unsigned peer_port(pop3_session *s)
+{
+	const struct sockaddr *sa = s->conn ? tern_conn_peer_addr(s->conn) : NULL;
+
+	if (sa != NULL && sa->sa_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+	if (sa != NULL && sa->sa_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+	return 0;
+}
+
+/* The login at the home node ended (on the session's I/O thread): answer the client's
+ * login with the home node's answer and splice, or refuse. Ends the asynchronous step. */
+static void proxy_done(void *ctx, int ok, const char *reply)
+{
+	pop3_session *s = ctx;
+	pop3_server *srv = s->srv;
+
+	if (!ok) {
+		tlog(TLOG_WARNING, "POP3 login of %s from %s: home node %s unreachable: %s", s->account, s->ip,
+		     s->home, reply ? reply : "");
+		proxy_free(&s->proxy);
+		s->account[0] = '\0';
+		pop3_reply(s, "-ERR [SYS/TEMP] home server unreachable, try again later");
+		pop3_async_done(s);
+		return;
+	}
+	/* POP3 has no ID: the client's address is logged here, where the login happened */
+	tlog(TLOG_SECURITY, "POP3 login of %s from %s (port %u) proxied to %s", s->account, s->ip,
+	     peer_port(s), s->home);
+	pop3_server_count(srv, &srv->stats.logins, 1);
+	if (srv->env.pop3_login != NULL && s->conn != NULL)
+		srv->env.pop3_login(tern_conn_peer_addr(s->conn), srv->env.pop3_login_ctx);
+	pop3_reply(s, "%s", reply);
+	pop3_enter_state(s, POP3_ST_PROXY);
+	proxy_splice(s->proxy, s->conn);
+	pop3_async_done(s);
+}
+
+/* A user homed on another node: log in there. 1 when the proxy runs (it ends the
+ * asynchronous step), 0 after a refusal was sent. */
+static int proxy_to_home(pop3_session *s, const char *home)
+{
+	const char *why = NULL;
+	proxy_request rq = {
+		.st = s->srv->env.st,
+		.io = s->io,
+		.proto = PROXY_POP3,
+		.home = home,
+		.account = s->account,
+		.client_ip = s->ip,
+		.client_port = peer_port(s),
+		.timeout = (int)s->srv->env.conf->cluster_request_timeout,
+		.done = proxy_done,
+		.ctx = s,
+	};
+
+	snprintf(s->home, sizeof(s->home), "%s", home);
+	if (s->via_node[0] != '\0') {
+		/* a node logged in here for a user it believes homed here: never proxy twice */
+		tlog(TLOG_WARNING, "POP3 login of %s by node %s refused: the user's home is %s", s->account,
+		     s->via_node, home);
+	} else if (proxy_start(&rq, &s->proxy, &why) == 0) {
+		return 1;
+	} else {
+		tlog(TLOG_WARNING, "POP3 login of %s from %s: home node %s unreachable: %s", s->account, s->ip,
+		     home, why);
+	}
+	s->account[0] = '\0';
+	pop3_reply(s, "-ERR [SYS/TEMP] home server unreachable, try again later");
+	return 0;
+}
+
+/* The account is authenticated (node: the peer node of a node login, else NULL): a user
+ * homed on another node is proxied there (returns 1: the proxy ends the asynchronous
+ * step); else open the maildrop and enter TRANSACTION (returns 0). */
+static int login_finish(pop3_session *s, const char *account, const char *node)
 {
 	pop3_server *srv = s->srv;
+	char home[64];
 
 	snprintf(s->account, sizeof(s->account), "%s", account);
 	explicit_bzero(s->user, sizeof(s->user));
 	pop3_enter_state(s, POP3_ST_AUTHORIZATION);
-	int rc = pop3_maildrop_load(srv->env.st, s->account, &s->md);
+	if (node != NULL) {
+		snprintf(s->via_node, sizeof(s->via_node), "%s", node);
+		tlog(TLOG_SECURITY, "POP3 login of %s by node %s from %s", account, node, s->ip);
+	}
+	int h = cluster_user_home(srv->env.st, s->account, home, sizeof(home));
+	if (h == 1)
+		return proxy_to_home(s, home);
+	int rc = h < 0 ? h : pop3_maildrop_load(srv->env.st, s->account, &s->md);
 	if (rc != STORE_OK) {
 		tlog(TLOG_ERROR, "POP3: cannot open the maildrop of %s: %s", s->account, store_strerror(rc));
 		pop3_reply(s, "-ERR [SYS/TEMP] Cannot open the maildrop, try again later");
-		return;
+		return 0;
 	}
 	if (pop3_server_lock_user(srv, s->md.user) < 0) {
 		pop3_maildrop_clear(&s->md);
 		pop3_reply(s, "-ERR [IN-USE] Maildrop is in use by another POP3 session");
-		return;
+		return 0;
 	}
 	s->locked = 1;
 	pop3_server_count(srv, &srv->stats.logins, 1);
-	if (srv->env.pop3_login != NULL && s->conn != NULL)
+	/* POP3 before SMTP trusts the client's address: not a front node's */
+	if (srv->env.pop3_login != NULL && s->conn != NULL && s->via_node[0] == '\0')
 		srv->env.pop3_login(tern_conn_peer_addr(s->conn), srv->env.pop3_login_ctx);
 	pop3_enter_state(s, POP3_ST_TRANSACTION);
 	pop3_reply(s, "+OK Logged in, %zu messages (%llu octets)", s->md.n,
 		   (unsigned long long)s->md.bytes);
+	return 0;
 }
 
 /* USER only records the name: whether it exists is never revealed before PASS. */
@@ -140,7 +229,8 @@ static void pass_done(void *arg)
 		if (s->login_rc == 0) {
 			char account[sizeof(s->account)];
 			snprintf(account, sizeof(account), "%s", s->account);
-			login_finish(s, account);
+			if (login_finish(s, account, NULL))
+				return;         /* the proxy ends the step */
 		} else {
 			auth_log(s, "%s", s->login_reason ? s->login_reason : "bad credentials");
 			explicit_bzero(s->user, sizeof(s->user));
@@ -216,10 +306,15 @@ static void sasl_done(void *arg)
 		break;
 	}
 	case AUTH_SASL_OK: {
-		char account[sizeof(s->account)];
+		char account[sizeof(s->account)], node[64];
+		const char *by = auth_sasl_node(s->sasl);
 		snprintf(account, sizeof(account), "%s", auth_sasl_account(s->sasl));
+		snprintf(node, sizeof(node), "%s", by ? by : "");
 		auth_sasl_free(&s->sasl);
-		login_finish(s, account);
+		if (login_finish(s, account, by ? node : NULL)) {
+			tbuf_free(&s->sasl_out);
+			return;         /* the proxy ends the step */
+		}
 		break;
 	}
 	case AUTH_SASL_FAIL:

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include "auth_sasl.h"
 #include "pop3.h"
+#include "proxy.h"
 
 /* ---- limits ---- */
 
@@ -129,6 +130,7 @@ typedef enum {
 	POP3_ST_TRANSACTION,    /* logged in, the maildrop is open */
 	POP3_ST_UPDATE,         /* QUIT: the deletions are being committed */
 	POP3_ST_CLOSING,        /* input is ignored */
+	POP3_ST_PROXY,          /* logged in at the user's home node: bytes are spliced */
 } pop3_state;
 
 typedef struct pop3_session {
@@ -167,6 +169,10 @@ typedef struct pop3_session {
 	tbuf sasl_in, sasl_out;
 	int sasl_has_input, sasl_rc;
 	const char *sasl_reason;
+	/* distributed domain */
+	char via_node[64];             /* logged in by this node on the user's behalf */
+	char home[64];                 /* POP3_ST_PROXY: the home node */
+	proxy *proxy;                  /* the login at the home node, then the splice */
 } pop3_session;
 
 void *pop3_session_open(tern_conn *c, void *ctx);

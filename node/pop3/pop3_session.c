@@ -119,6 +119,10 @@ void pop3_async_done(pop3_session *s)
 		return;
 	}
 	pop3_enter_state(s, s->state);       /* restore the idle limit */
+	if (s->draining && s->state == POP3_ST_PROXY) {
+		tern_conn_close(s->conn);
+		return;
+	}
 	if (s->draining && s->state != POP3_ST_SASL && s->state != POP3_ST_CLOSING) {
 		pop3_close(s, "-ERR [SYS/TEMP] Server shutting down");
 		return;
@@ -173,7 +177,8 @@ static void pop3_process(pop3_session *s)
 	if (s->in_process)
 		return;
 	s->in_process = 1;
-	while (!s->closed && !s->busy && s->state != POP3_ST_CLOSING && s->state != POP3_ST_UPDATE) {
+	while (!s->closed && !s->busy && s->state != POP3_ST_CLOSING && s->state != POP3_ST_UPDATE &&
+	       s->state != POP3_ST_PROXY) {
 		int rc = tern_line_read(&s->lines, tern_conn_input(s->conn));
 		if (rc == TERN_LINE_MORE)
 			break;
@@ -199,6 +204,7 @@ static void session_free(pop3_session **sp)
 {
 	pop3_session *s = *sp;
 
+	proxy_free(&s->proxy);
 	pop3_send_stop(s);
 	if (s->locked)
 		pop3_server_unlock_user(s->srv, s->md.user);
@@ -244,6 +250,10 @@ void pop3_session_on_read(tern_conn *c, void *session)
 {
 	pop3_session *s = session;
 
+	if (s->state == POP3_ST_PROXY) {
+		proxy_client_read(s->proxy);
+		return;
+	}
 	if (s->state == POP3_ST_CLOSING || s->state == POP3_ST_UPDATE) {
 		struct evbuffer *in = tern_conn_input(c);
 		evbuffer_drain(in, evbuffer_get_length(in));
@@ -266,6 +276,12 @@ void pop3_session_on_close(tern_conn *c, void *session)
 		pop3_send_stop(s);
 		s->busy = 0;
 	}
+	if (s->proxy != NULL) {
+		/* a login at the home node still running ends here, without its callback */
+		if (s->state != POP3_ST_PROXY)
+			s->busy = 0;
+		proxy_free(&s->proxy);
+	}
 	if (!s->busy && !s->in_process)
 		session_free(&s);
 }
@@ -275,8 +291,11 @@ void pop3_session_on_drain(tern_conn *c, void *session)
 {
 	pop3_session *s = session;
 
-	(void)c;
 	s->draining = 1;
+	if (s->state == POP3_ST_PROXY) {
+		tern_conn_close(c);     /* never a reply into the middle of the home node's output */
+		return;
+	}
 	if (!s->busy && s->state != POP3_ST_CLOSING && s->state != POP3_ST_SASL)
 		pop3_close(s, "-ERR [SYS/TEMP] Server shutting down");
 }
@@ -288,6 +307,8 @@ void pop3_session_on_timeout(tern_conn *c, void *session)
 	pop3_session *s = session;
 
 	(void)c;
+	if (s->state == POP3_ST_PROXY)
+		return;                 /* the connection closes; the home node sees it go */
 	pop3_reply(s, "-ERR Autologout; idle for too long");
 	pop3_enter_state(s, POP3_ST_CLOSING);
 }

@@ -1,7 +1,8 @@
 /* net_test_util.h - the socket side of the protocol servers' unit tests (SMTP, POP3,
  * IMAP): a tern_server listening on free loopback ports and run on its own thread, a user
- * with a password, and a plain client that dials, sends and reads reply lines. Include
- * after store_test_util.h (cmocka and the store). */
+ * with a password, and a plain client that dials, sends and reads reply lines (and an
+ * IMAP command's response up to its tagged line). Include after store_test_util.h (cmocka
+ * and the store). */
 #ifndef TERN_NET_TEST_UTIL_H
 #define TERN_NET_TEST_UTIL_H
 #include <pthread.h>
@@ -79,8 +80,10 @@ static inline void nt_stop(nt_server *ns)
 	tern_server_free(&ns->srv);
 }
 
-/* An enabled user name@example.test with password (and its SCRAM keys); id_r may be NULL. */
-static inline void nt_add_user(store *st, const char *name, const char *password, uint8_t id_r[16])
+/* An enabled user name@example.test with password (and its SCRAM keys), homed on the node
+ * home ("": this node); id_r may be NULL. */
+static inline void nt_add_user_homed(store *st, const char *name, const char *password,
+				     const char *home, uint8_t id_r[16])
 {
 	char *hash = NULL;
 	Tern__User u = TERN__USER__INIT;
@@ -93,11 +96,18 @@ static inline void nt_add_user(store *st, const char *name, const char *password
 	u.enabled = 1;
 	u.password_hash = hash;
 	u.scram = &scram;
+	u.home = (char *)home;
 	assert_int_equal(store_user_add(st, &u, STORE_SYNC, &r), STORE_OK);
 	if (id_r != NULL)
 		memcpy(id_r, r.res.id, 16);
 	free(hash);
 	auth_scram_clear(&scram);
+}
+
+/* An enabled user name@example.test of this node with password; id_r may be NULL. */
+static inline void nt_add_user(store *st, const char *name, const char *password, uint8_t id_r[16])
+{
+	nt_add_user_homed(st, name, password, "", id_r);
 }
 
 /* A TCP connection to 127.0.0.1:port from the address `from` (NULL: any), reads timing
@@ -145,6 +155,25 @@ static inline void nt_hear(int fd, char *buf, size_t n)
 		len++;
 	}
 	buf[len] = '\0';
+}
+
+/* IMAP: the lines up to and including the one tagged `tag` into out (reset first), each
+ * followed by '\n'; fails the test when the connection ends or no tagged line comes. */
+static inline void nt_until_tag(int fd, const char *tag, tbuf *out)
+{
+	char line[4096];
+	size_t tl = strlen(tag);
+
+	tbuf_reset(out);
+	for (int i = 0; i < 1000; i++) {
+		nt_hear(fd, line, sizeof(line));
+		if (line[0] == '\0')
+			fail_msg("connection ended waiting for %s; so far: %s", tag, tbuf_cstr(out));
+		tbuf_appendf(out, "%s\n", line);
+		if (strncmp(line, tag, tl) == 0 && line[tl] == ' ')
+			return;
+	}
+	fail_msg("no tagged reply %s", tag);
 }
 
 #endif

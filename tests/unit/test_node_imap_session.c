@@ -77,23 +77,6 @@ static int dial(void)
 	return nt_dial(NULL, T.port, 10, 0);
 }
 
-/* Lines up to and including the one starting with `tag ` (joined by '\n'); returns the
- * tagged line's status text in out as well. */
-static void until_tag(int fd, const char *tag, tbuf *out)
-{
-	char line[4096];
-	size_t tl = strlen(tag);
-	for (int i = 0; i < 1000; i++) {
-		nt_hear(fd, line, sizeof(line));
-		if (line[0] == '\0')
-			fail_msg("connection ended waiting for %s; so far: %s", tag, tbuf_cstr(out));
-		tbuf_appendf(out, "%s\n", line);
-		if (strncmp(line, tag, tl) == 0 && line[tl] == ' ')
-			return;
-	}
-	fail_msg("no tagged reply %s", tag);
-}
-
 /* Send a command, collect its response; assert the tagged status. */
 static void cmd(int fd, const char *tag, const char *text, const char *status, tbuf *out)
 {
@@ -101,10 +84,9 @@ static void cmd(int fd, const char *tag, const char *text, const char *status, t
 	tbuf tmp = TBUF_INIT;
 	tbuf *o = out ? out : &tmp;
 
-	tbuf_reset(o);
 	snprintf(buf, sizeof(buf), "%s %s\r\n", tag, text);
 	nt_say(fd, buf);
-	until_tag(fd, tag, o);
+	nt_until_tag(fd, tag, o);
 	snprintf(buf, sizeof(buf), "\n%s %s", tag, status);
 	tbuf all = TBUF_INIT;
 	tbuf_appendf(&all, "\n%s", tbuf_cstr(o));
@@ -134,7 +116,7 @@ static void append(int fd, const char *tag, const char *folder, const char *flag
 	nt_say(fd, msg);
 	nt_say(fd, "\r\n");
 	tbuf out = TBUF_INIT;
-	until_tag(fd, tag, &out);
+	nt_until_tag(fd, tag, &out);
 	if (strstr(tbuf_cstr(&out), " OK [APPENDUID ") == NULL)
 		fail_msg("APPEND: %s", tbuf_cstr(&out));
 	tbuf_free(&out);
@@ -238,7 +220,7 @@ static void test_idle(void **state)
 	nt_hear(b, line, sizeof(line));
 	assert_true(strstr(line, " EXISTS") != NULL);
 	nt_say(b, "DONE\r\n");
-	until_tag(b, "e2", &out);
+	nt_until_tag(b, "e2", &out);
 	assert_non_null(strstr(tbuf_cstr(&out), "e2 OK"));
 	close(a);
 	close(b);
@@ -257,15 +239,14 @@ static void test_bad_input(void **state)
 	cmd(fd, "g3", "FETCH 4294967296 FLAGS", "BAD", &out);
 	cmd(fd, "g4", "FETCH 1:*:* FLAGS", "BAD", &out);
 	nt_say(fd, "g5 APPEND INBOX {18446744073709551615}\r\n");
-	until_tag(fd, "g5", &out);
+	nt_until_tag(fd, "g5", &out);
 	assert_non_null(strstr(tbuf_cstr(&out), "g5 NO [TOOBIG]"));
 	char deep[200];
 	memset(deep, '(', 100);
 	memcpy(deep + 100, "\r\n", 3);
 	nt_say(fd, "g6 FETCH 1 ");
 	nt_say(fd, deep);
-	tbuf_reset(&out);
-	until_tag(fd, "g6", &out);
+	nt_until_tag(fd, "g6", &out);
 	assert_non_null(strstr(tbuf_cstr(&out), "g6 BAD"));
 	cmd(fd, "g7", "SEARCH TEXT \"\xff\xfe\"", "BAD", &out);   /* not UTF-8 */
 	cmd(fd, "g8", "LOGIN bob pencil", "BAD", &out);       /* wrong state */
@@ -297,7 +278,7 @@ static void test_authenticate(void **state)
 	nt_hear(fd, line, sizeof(line));
 	assert_string_equal(line, "+ ");
 	nt_say(fd, "*\r\n");
-	until_tag(fd, "s0", &out);
+	nt_until_tag(fd, "s0", &out);
 	assert_non_null(strstr(tbuf_cstr(&out), "s0 BAD"));
 	cmd(fd, "s1", "AUTHENTICATE PLAIN AGJvYgBwZW5jaWw=", "OK", &out);
 	cmd(fd, "s2", "AUTHENTICATE PLAIN AGJvYgBwZW5jaWw=", "BAD", &out);   /* already in */
@@ -308,7 +289,7 @@ static void test_authenticate(void **state)
 	nt_hear(fd, line, sizeof(line));
 	assert_string_equal(line, "+ ");
 	nt_say(fd, "AGJvYgBwZW5jaWw=\r\n");
-	until_tag(fd, "s3", &out);
+	nt_until_tag(fd, "s3", &out);
 	assert_non_null(strstr(tbuf_cstr(&out), "s3 OK"));
 	cmd(fd, "s4", "NAMESPACE", "OK", &out);
 	assert_non_null(strstr(tbuf_cstr(&out), "* NAMESPACE ((\"\" \"/\")) NIL NIL"));

@@ -1,12 +1,14 @@
 /* test_node_sasl.c - server-side SASL (node/auth/auth_sasl.c) against a temporary store
  * holding user@example.test with the password "pencil": PLAIN, LOGIN and SCRAM-SHA-256
  * (the exact exchange of RFC 7677 section 3), wrong passwords, malformed messages,
- * lockout and disabled accounts. */
+ * lockout and disabled accounts; node-to-node logins (authcid "node/<name>") against a
+ * Node record whose credential_hash is the SHA-256 of a known credential. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <openssl/sha.h>
 #include "auth_sasl.h"
 #include "store_test_util.h"
 
@@ -308,6 +310,100 @@ static void test_lockout_and_check(void **state)
 	auth_lockout_unlock(f->lockout, NULL);
 }
 
+/* The node credential of node "front": 32 bytes 0x01..0x20, as its hex password. */
+static const char node_pw[] = "0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20";
+
+static void add_node(store *st, const char *name)
+{
+	Tern__Node n = TERN__NODE__INIT;
+	uint8_t cred[32], hash[SHA256_DIGEST_LENGTH], key[32] = { 7 };
+	store_sync_result r;
+
+	for (int i = 0; i < 32; i++)
+		cred[i] = (uint8_t)(i + 1);
+	SHA256(cred, sizeof(cred), hash);
+	n.name = (char *)name;
+	n.address = (char *)"127.0.0.1";
+	n.fingerprint = (char *)"00";
+	n.curve_public.data = key;
+	n.curve_public.len = sizeof(key);
+	n.credential_hash.data = hash;
+	n.credential_hash.len = sizeof(hash);
+	n.imap_port = 10143;
+	assert_int_equal(store_node_put(st, &n, STORE_SYNC, &r), STORE_OK);
+}
+
+/* One PLAIN message authzid NUL authcid NUL password, from 192.0.2.50. */
+static int node_plain(fixture *f, const char *authzid, const char *authcid, const char *pw,
+		      char *account, size_t an, char *node, size_t nn, const char **why)
+{
+	tbuf msg = TBUF_INIT, out = TBUF_INIT;
+	auth_sasl *s = auth_sasl_new(&f->env, AUTH_SASL_PLAIN, "192.0.2.50");
+
+	assert_non_null(s);
+	tbuf_append_str(&msg, authzid);
+	tbuf_append_char(&msg, '\0');
+	tbuf_append_str(&msg, authcid);
+	tbuf_append_char(&msg, '\0');
+	tbuf_append_str(&msg, pw);
+	int rc = auth_sasl_step(s, msg.data, msg.len, 1, &out, why);
+	snprintf(account, an, "%s", auth_sasl_account(s));
+	snprintf(node, nn, "%s", auth_sasl_node(s) ? auth_sasl_node(s) : "(none)");
+	auth_sasl_free(&s);
+	tbuf_free(&msg);
+	tbuf_free(&out);
+	return rc;
+}
+
+/* Node logins: the node itself (empty authzid), a user on the node's word, and every
+ * refusal - wrong credential, unknown node, unknown or disabled user - never counting
+ * toward the lockout. */
+static void test_node_login(void **state)
+{
+	fixture *f = *state;
+	char account[400], node[64];
+	const char *why = NULL;
+	static const char bad_pw[] = "0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f21";
+	static const struct {
+		const char *authzid, *authcid, *pw;
+		int rc;
+		const char *account, *node, *why;
+	} cases[] = {
+		{ "", "node/front", node_pw, AUTH_SASL_OK, "node/front", "front", NULL },
+		{ "user@example.test", "node/front", node_pw, AUTH_SASL_OK, "user@example.test", "front", NULL },
+		{ "USER", "node/front", node_pw, AUTH_SASL_OK, "user@example.test", "front", NULL },
+		{ "user@example.test", "node/front", bad_pw, AUTH_SASL_FAIL, "", "(none)", "bad node credentials" },
+		{ "", "node/front", "pencil", AUTH_SASL_FAIL, "", "(none)", "bad node credentials" },
+		{ "user@example.test", "node/other", node_pw, AUTH_SASL_FAIL, "", "(none)", "bad node credentials" },
+		{ "", "node/", node_pw, AUTH_SASL_FAIL, "", "(none)", "bad node credentials" },
+		{ "nobody@example.test", "node/front", node_pw, AUTH_SASL_FAIL, "", "(none)",
+		  "authorization identity not allowed (unknown or disabled account)" },
+		{ "sleeper@example.test", "node/front", node_pw, AUTH_SASL_FAIL, "", "(none)",
+		  "authorization identity not allowed (unknown or disabled account)" },
+		/* a user's own login is not a node login: no node name */
+		{ "", "user", "pencil", AUTH_SASL_OK, "user@example.test", "(none)", NULL },
+	};
+
+	add_node(f->ts->st, "front");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int rc = node_plain(f, cases[i].authzid, cases[i].authcid, cases[i].pw, account,
+				    sizeof(account), node, sizeof(node), &why);
+		assert_int_equal(rc, cases[i].rc);
+		assert_string_equal(account, cases[i].account);
+		assert_string_equal(node, cases[i].node);
+		if (cases[i].why != NULL)
+			assert_string_equal(why, cases[i].why);
+	}
+	/* five refused node logins from one address lock nobody out */
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(node_plain(f, "user@example.test", "node/front", bad_pw, account,
+					    sizeof(account), node, sizeof(node), &why), AUTH_SASL_FAIL);
+	assert_false(auth_lockout_is_locked(f->lockout, "user@example.test", "192.0.2.50"));
+	assert_int_equal(node_plain(f, "user@example.test", "node/front", node_pw, account,
+				    sizeof(account), node, sizeof(node), &why), AUTH_SASL_OK);
+	assert_string_equal(account, "user@example.test");
+}
+
 static void test_mech_names(void **state)
 {
 	auth_sasl_mech m;
@@ -332,6 +428,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_scram_rfc7677, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scram_failures, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lockout_and_check, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_node_login, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

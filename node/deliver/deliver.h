@@ -64,7 +64,8 @@ size_t deliver_alias_resolve(const deliver_alias_entry *aliases, size_t naliases
  * A deliverer takes one accepted message and, in ONE durable store batch (store_submit),
  * delivers it to the local mailboxes of its final recipients - each with its own header
  * prefix (Return-Path, Received "for <rcpt>", optional X-Envelope-To) - and queues it for
- * the remote ones. The domain footer is appended for senders in a local domain (not for
+ * the remote ones and for users of a local domain homed on another node of the
+ * distributed domain (cluster_user_home; the queue relays them to their home node). The domain footer is appended for senders in a local domain (not for
  * internal recipients when the domain says so). Per-user and per-domain outgoing size
  * limits apply to authenticated senders. A local recipient over quota does not stop the
  * others: it gets a DSN (failure) to the sender. A recipient reaching the warning
@@ -110,6 +111,14 @@ typedef struct deliver_message {
 	uint32_t ret;                  /* RFC 3461 RET: 0 default, 1 FULL, 2 HDRS */
 	const char *service;           /* mail.log "Service:": "SMTP", "DSN", ... */
 	const char *report;            /* mail.log "Report:" of a DSN (failed, delayed, ...) or NULL */
+	/* Routing in a distributed domain (DESIGN.md §5): the name of the node that accepted
+	 * the message first, or NULL. That node expanded the recipients (here they are final
+	 * addresses: no alias, group or forward applies again), added the footer and applied
+	 * the sender's limits; here a recipient homed on this node is delivered, one homed
+	 * elsewhere is queued for its home again. mail.log "Recv:" says "Relayed-From: node
+	 * NAME". Set by the SMTP session of a cluster peer, and by the queue with this node's
+	 * own name when a queued recipient's home became this node. */
+	const char *relayed_from;
 } deliver_message;
 
 typedef struct deliver_result {
@@ -120,6 +129,8 @@ typedef struct deliver_result {
 	                                * recipient over quota, "452 4.3.1 ..." disk low) */
 	unsigned delivered_local;      /* mailboxes that got it */
 	unsigned queued_remote;        /* remote recipients queued */
+	unsigned queued_node;          /* recipients queued for their home node (another node
+	                                * of the distributed domain) */
 	unsigned over_quota;           /* local recipients refused for quota (DSN sent) */
 } deliver_result;
 
@@ -140,11 +151,23 @@ void deliver_submit(deliverer *d, const deliver_message *m, tern_io *io,
 int deliver_check_rcpt(deliverer *d, const char *address, uint64_t size, int *local_r, char *reply,
 		       size_t reply_n);
 
+/* RCPT-time check of a recipient relayed by a cluster peer (deliver_message.relayed_from):
+ * the address is final - a user of a local domain, taken as it is (no alias, group or
+ * forward). 0 = accept: an enabled user homed here with room for `size` bytes, or one
+ * homed on another node (the mail is queued for that node again). Otherwise a store code
+ * with the reply as deliver_check_rcpt (STORE_ENOTFOUND "550 5.1.1 ...", STORE_EREFUSED
+ * "550 5.2.1 ...", STORE_EQUOTA "552 5.2.2 ...", STORE_EIO "451 4.3.0 ..."), and
+ * STORE_EINVAL "550 5.7.1 ..." for an address outside the local domains (a node relays
+ * only mail of the domain). */
+int deliver_check_relayed_rcpt(deliverer *d, const char *address, uint64_t size, char *reply,
+			       size_t reply_n);
+
 /* Counters since deliverer_new (for ternctl stats). */
 typedef struct deliver_stats {
 	uint64_t received;             /* messages accepted (durable) */
 	uint64_t delivered_local;      /* mailbox deliveries */
 	uint64_t queued_remote;        /* remote recipients queued */
+	uint64_t queued_node;          /* recipients queued for another node of the domain */
 	uint64_t over_quota;           /* local recipients refused for quota */
 	uint64_t failed_local;         /* other local recipients that failed (unknown, disabled) */
 	uint64_t dsn_sent;             /* delivery reports made (here and by the queue) */

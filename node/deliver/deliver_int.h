@@ -29,7 +29,7 @@ struct deliverer {
 	const tern_conf *conf;
 	char hostname[256];
 	tern_pool *cpu_pool;
-	atomic_ullong received, delivered_local, queued_remote, over_quota, failed_local,
+	atomic_ullong received, delivered_local, queued_remote, queued_node, over_quota, failed_local,
 		dsn_sent, warnings_sent, refused;
 	/* Users whose quota warning is being written: two deliveries finishing together
 	 * must not both warn before quota_warned_at is durable. */
@@ -46,9 +46,14 @@ typedef struct dlv_local {
 	size_t rcpt;                       /* index of the RCPT in the message */
 } dlv_local;
 
+/* A recipient for the queue: a remote address (node "") or a user of a local domain
+ * homed on another node of the distributed domain (node = its home when planned; the
+ * queue looks the home up again when it delivers). */
+#define DELIVER_NODE_MAX 64
 typedef struct dlv_remote {
 	char address[DELIVER_ADDR_MAX];
 	size_t rcpt;
+	char node[DELIVER_NODE_MAX];
 } dlv_remote;
 
 /* A final recipient that cannot be delivered locally (unknown since RCPT time, disabled
@@ -63,15 +68,19 @@ typedef struct dlv_failed {
 typedef struct dlv_plan {
 	dlv_local *local;
 	size_t nlocal;
-	dlv_remote *remote;
+	dlv_remote *remote;           /* remote and node-routed recipients, for the queue */
 	size_t nremote;
+	size_t nnode;                 /* how many of them are node-routed */
 	dlv_failed *failed;
 	size_t nfailed, failed_cap;
 } dlv_plan;
 
-/* Expand every RCPT into distinct final recipients (deliver_plan.c). 0 ok; negative
- * store error (the message must then be refused with a temporary error). */
-int dlv_plan_build(store *st, const deliver_rcpt_req *rcpts, size_t n, dlv_plan *p);
+/* Expand every RCPT into distinct final recipients (deliver_plan.c): a user homed here
+ * is a local mailbox, one homed on another node goes to the queue for that node. With
+ * `final` (mail relayed by a cluster peer) the RCPTs are taken as final addresses, not
+ * expanded again. 0 ok; negative store error (the message must then be refused with a
+ * temporary error). */
+int dlv_plan_build(store *st, const deliver_rcpt_req *rcpts, size_t n, int final, dlv_plan *p);
 void dlv_plan_free(dlv_plan *p);
 /* Record one failed recipient (bounded; the first ones are kept). */
 void dlv_plan_fail(dlv_plan *p, const char *address, size_t rcpt, const char *status,

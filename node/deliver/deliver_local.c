@@ -84,6 +84,7 @@ void deliverer_stats(deliverer *d, deliver_stats *out)
 	out->received = atomic_load(&d->received);
 	out->delivered_local = atomic_load(&d->delivered_local);
 	out->queued_remote = atomic_load(&d->queued_remote);
+	out->queued_node = atomic_load(&d->queued_node);
 	out->over_quota = atomic_load(&d->over_quota);
 	out->failed_local = atomic_load(&d->failed_local);
 	out->dsn_sent = atomic_load(&d->dsn_sent);
@@ -124,6 +125,7 @@ static void job_free(dlv_job *j)
 	free((char *)m->envid);
 	free((char *)m->service);
 	free((char *)m->report);
+	free((char *)m->relayed_from);
 	for (size_t i = 0; j->prefixes && i < j->plan.nlocal; i++)
 		tbuf_free(&j->prefixes[i]);
 	free(j->prefixes);
@@ -167,6 +169,7 @@ static dlv_job *job_new(deliverer *d, const deliver_message *src, tern_io *io,
 	m->envid = dlv_dup(src->envid);
 	m->service = dlv_dup(src->service ? src->service : "SMTP");
 	m->report = dlv_dup(src->report);
+	m->relayed_from = dlv_dup(src->relayed_from);
 	if ((j->rcpts = calloc(src->nrcpts ? src->nrcpts : 1, sizeof(*j->rcpts))) == NULL)
 		abort();
 	for (size_t i = 0; i < src->nrcpts; i++) {
@@ -230,21 +233,29 @@ static Tern__Domain *job_sender_domain(const dlv_job *j)
 }
 
 /* Bodies: with the footer for remote recipients, and for local ones unless the domain
- * keeps the footer off internal mail. */
+ * keeps the footer off internal mail. Users on other nodes are internal too: an entry that
+ * holds only them carries the local body (one entry has one body, so when it also holds
+ * remote recipients they all get the remote one). Relayed mail got its footer at the
+ * node that accepted it. */
 static void job_bodies(dlv_job *j, const void **local_r, size_t *local_len_r)
 {
-	Tern__Domain *dom = job_sender_domain(j);
+	Tern__Domain *dom = j->m.relayed_from ? NULL : job_sender_domain(j);
 	int footed = dom && dom->footer && dom->footer[0] &&
 		     dlv_footer_apply(j->m.data, j->m.len, dom->footer, &j->footed);
 
-	j->qbody = footed ? j->footed.data : j->m.data;
-	j->qlen = footed ? j->footed.len : j->m.len;
 	if (footed && !dom->footer_skip_internal) {
 		*local_r = j->footed.data;
 		*local_len_r = j->footed.len;
 	} else {
 		*local_r = j->m.data;
 		*local_len_r = j->m.len;
+	}
+	if (footed && j->plan.nremote > j->plan.nnode) {
+		j->qbody = j->footed.data;
+		j->qlen = j->footed.len;
+	} else {
+		j->qbody = *local_r;
+		j->qlen = *local_len_r;
 	}
 	if (dom)
 		store_free_record(dom);
@@ -291,7 +302,8 @@ static void job_prepare(void *arg)
 	dlv_job *j = arg;
 	deliverer *d = j->d;
 	dlv_plan *p = &j->plan;
-	uint64_t limit = dlv_size_limit(d->st, j->m.auth_user, j->m.sender);
+	/* a relayed message was held to the sender's limit where it was accepted */
+	uint64_t limit = j->m.relayed_from ? 0 : dlv_size_limit(d->st, j->m.auth_user, j->m.sender);
 	const void *lbody;
 	size_t llen;
 	int hide, rc;
@@ -300,7 +312,7 @@ static void job_prepare(void *arg)
 		job_refuse(j, STORE_EINVAL, "552 5.3.4 Message size exceeds the limit for this sender");
 		return;
 	}
-	if ((rc = dlv_plan_build(d->st, j->rcpts, j->m.nrcpts, p)) != 0) {
+	if ((rc = dlv_plan_build(d->st, j->rcpts, j->m.nrcpts, j->m.relayed_from != NULL, p)) != 0) {
 		job_refuse(j, rc, "451 4.3.0 Temporary lookup failure, try again later");
 		return;
 	}
@@ -354,6 +366,8 @@ static void job_log_recv(const dlv_job *j)
 		tbuf_appendf(&line, ", User: %s", m->auth_user);
 	if (m->client_ip[0])
 		tbuf_appendf(&line, ", Sender-Host: %s", m->client_ip);
+	if (m->relayed_from && m->relayed_from[0])
+		tbuf_appendf(&line, ", Relayed-From: node %s", m->relayed_from);
 	if (strcmp(m->service, "SMTP") == 0)
 		tbuf_appendf(&line, ", SSL: %s", m->tls_info && m->tls_info[0] ? "yes" : "no");
 	if (m->report && m->report[0])
@@ -550,11 +564,13 @@ static void job_committed(const store_result *res, void *arg)
 	for (size_t i = 0; i < p->nfailed; i++)
 		tlog(TLOG_MAIL, "Sent: Queue-ID: %s, Recipient: <%s>, Result: failed, Status: %s", j->queue_id,
 		     p->failed[i].address, p->failed[i].status);
-	j->res.queued_remote = (unsigned)p->nremote;
+	j->res.queued_remote = (unsigned)(p->nremote - p->nnode);
+	j->res.queued_node = (unsigned)p->nnode;
 	atomic_fetch_add(&d->delivered_local, j->res.delivered_local);
 	atomic_fetch_add(&d->over_quota, j->res.over_quota);
 	atomic_fetch_add(&d->failed_local, p->nfailed - j->res.over_quota);
-	atomic_fetch_add(&d->queued_remote, p->nremote);
+	atomic_fetch_add(&d->queued_remote, p->nremote - p->nnode);
+	atomic_fetch_add(&d->queued_node, p->nnode);
 	j->res.rc = STORE_OK;
 	if (j->m.sender[0])
 		job_report(j);

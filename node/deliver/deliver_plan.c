@@ -1,11 +1,13 @@
 /* deliver_plan.c - from the RCPTs of a message to its distinct final recipients (local
- * mailboxes by user id, remote addresses), and the RCPT-time check that tells the SMTP
- * session how to answer one address. Both use deliver_expand() for aliases, groups and
- * forwarding. */
+ * mailboxes by user id, remote addresses, users homed on another node of the distributed
+ * domain), and the RCPT-time checks that tell the SMTP session how to answer one address.
+ * Both use deliver_expand() for aliases, groups and forwarding, except for mail relayed
+ * by a cluster peer, whose recipients are final already. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "cluster.h"
 #include "deliver_int.h"
 
 #define PLAN_FAILED_MAX 1000
@@ -67,8 +69,9 @@ static int plan_add_local(dlv_plan *p, const Tern__User *u, const char *address,
 	return 0;
 }
 
-/* A remote address once, with the first RCPT that reached it. */
-static int plan_add_remote(dlv_plan *p, const char *address, size_t rcpt)
+/* A queued address once, with the first RCPT that reached it; node = its home node for a
+ * node-routed user, "" for a remote address. */
+static int plan_add_remote(dlv_plan *p, const char *address, const char *node, size_t rcpt)
 {
 	dlv_remote *r;
 
@@ -79,9 +82,26 @@ static int plan_add_remote(dlv_plan *p, const char *address, size_t rcpt)
 		return STORE_EIO;
 	p->remote = r;
 	r = &p->remote[p->nremote++];
+	memset(r, 0, sizeof(*r));
 	snprintf(r->address, sizeof(r->address), "%s", address);
+	snprintf(r->node, sizeof(r->node), "%s", node);
 	r->rcpt = rcpt;
+	if (node[0] != '\0')
+		p->nnode++;
 	return 0;
+}
+
+/* An enabled user: a mailbox here, or the queue for its home node. */
+static int plan_add_user(store *st, dlv_plan *p, const Tern__User *u, const char *address, size_t rcpt)
+{
+	char home[DELIVER_NODE_MAX];
+	int rc = cluster_user_home(st, address, home, sizeof(home));
+
+	if (rc < 0)
+		return rc;
+	if (rc == 1)
+		return plan_add_remote(p, address, home, rcpt);
+	return plan_add_local(p, u, address, rcpt);
 }
 
 /* One final recipient of RCPT number i. */
@@ -92,7 +112,7 @@ static int plan_add(store *st, dlv_plan *p, const deliver_rcpt *fr, size_t i)
 
 	switch (fr->kind) {
 	case DELIVER_REMOTE:
-		return plan_add_remote(p, fr->address, i);
+		return plan_add_remote(p, fr->address, "", i);
 	case DELIVER_PUBLIC:
 		dlv_plan_fail(p, fr->address, i, "5.1.1", "550 5.1.1 %s: public folder delivery is not available",
 			      fr->address);
@@ -113,19 +133,41 @@ static int plan_add(store *st, dlv_plan *p, const deliver_rcpt *fr, size_t i)
 	if (!u->enabled)
 		dlv_plan_fail(p, fr->address, i, "5.2.1", "550 5.2.1 <%s>: mailbox disabled", fr->address);
 	else
-		rc = plan_add_local(p, u, fr->address, i);
+		rc = plan_add_user(st, p, u, fr->address, i);
 	store_free_record(u);
 	return rc;
 }
 
-int dlv_plan_build(store *st, const deliver_rcpt_req *rcpts, size_t n, dlv_plan *p)
+/* A final address as it is (relayed mail): a user of a local domain, or remote. 0 ok;
+ * STORE_EINVAL for a bad address; another store error. */
+static int final_rcpt(store *st, const char *address, deliver_expansion *e)
+{
+	char local[65], domain[254], canon[254];
+	int rc;
+
+	memset(e, 0, sizeof(*e));
+	if (tern_split_address(address, local, sizeof(local), domain, sizeof(domain)) < 0)
+		return STORE_EINVAL;
+	rc = store_domain_resolve(st, domain, canon, sizeof(canon));
+	if (rc != STORE_OK && rc != STORE_ENOTFOUND && rc != STORE_EINVAL)
+		return rc;
+	if ((e->rcpts = calloc(1, sizeof(*e->rcpts))) == NULL)
+		return STORE_EIO;
+	e->n = 1;
+	e->rcpts[0].kind = rc == STORE_OK ? DELIVER_LOCAL_USER : DELIVER_REMOTE;
+	snprintf(e->rcpts[0].address, sizeof(e->rcpts[0].address), "%s", address);
+	tern_lower(e->rcpts[0].address);
+	return 0;
+}
+
+int dlv_plan_build(store *st, const deliver_rcpt_req *rcpts, size_t n, int final, dlv_plan *p)
 {
 	int rc = 0;
 
 	memset(p, 0, sizeof(*p));
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		deliver_expansion e;
-		rc = deliver_expand(st, rcpts[i].address, &e);
+		rc = final ? final_rcpt(st, rcpts[i].address, &e) : deliver_expand(st, rcpts[i].address, &e);
 		if (rc == STORE_EINVAL) {
 			dlv_plan_fail(p, rcpts[i].address, i, "5.1.3", "501 5.1.3 <%s>: bad address",
 				      rcpts[i].address);
@@ -252,4 +294,34 @@ int deliver_check_rcpt(deliverer *d, const char *address, uint64_t size, int *lo
 		first = STORE_ENOTFOUND;
 	}
 	return first;
+}
+
+int deliver_check_relayed_rcpt(deliverer *d, const char *address, uint64_t size, char *reply,
+			       size_t reply_n)
+{
+	deliver_expansion e;
+	int rc;
+
+	reply[0] = '\0';
+	rc = final_rcpt(d->st, address, &e);
+	if (rc == STORE_EINVAL) {
+		snprintf(reply, reply_n, "501 5.1.3 Bad recipient address syntax");
+		return STORE_EINVAL;
+	}
+	if (rc != STORE_OK) {
+		snprintf(reply, reply_n, "451 4.3.0 <%s>: Temporary lookup failure", address);
+		return STORE_EIO;
+	}
+	if (e.rcpts[0].kind != DELIVER_LOCAL_USER) {
+		deliver_expansion_free(&e);
+		snprintf(reply, reply_n, "550 5.7.1 <%s>: a node relays only mail for the domain's users",
+			 address);
+		return STORE_EINVAL;
+	}
+	/* A user homed elsewhere has no mailbox here: check_one finds it not full. */
+	rc = check_one(d, address, size, &e.rcpts[0], reply, reply_n);
+	deliver_expansion_free(&e);
+	if (rc == 0)
+		reply[0] = '\0';
+	return rc;
 }

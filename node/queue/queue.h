@@ -4,15 +4,20 @@
  * The runner lives on one I/O thread. A timer every queue.check_interval seconds and the
  * store's queue watch (a new entry is durable) make it scan store_queue_due(now); each due
  * entry not already in flight is attempted: its pending recipients are grouped by next hop
- * (the relay host, the entry's fixed route, or the recipient domain: static_mx, else MX by
+ * (a recipient of a local domain: its home node in the distributed domain, looked up at
+ * delivery time, over that node's submission port with TLS pinned to its fingerprint and
+ * the node login - or the deliverer when the home is this node by now; else the relay
+ * host, the entry's fixed route, or the recipient domain: static_mx, else MX by
  * preference with random ties, else the domain's A/AAAA), one SMTP connection per group,
  * at most queue.delivery_threads connections at once. After the attempt, per recipient:
  * 2xx delivered, 5xx failed (failure report to the sender), anything else stays pending
- * for queue.retry_interval; a delay warning once after queue.warn_after, and after
+ * for queue.retry_interval (recipients routed inside the domain: [cluster] relay_retry,
+ * the entry is tried again after the shorter of the two); a delay warning once after queue.warn_after, and after
  * queue.bounce_after the pending ones fail with "4.4.7". The entry is rewritten (or removed
  * when nothing is pending) durably, after the reports are durable, before it is tried again.
  * Reports go through deliver_dsn_submit; none is ever sent for a null-sender message.
- * mail.log: "Sent: Queue-ID: Q, Recipient: <r>, Result: delivered|deferred|failed, Status: S". */
+ * mail.log: "Sent: Queue-ID: Q, Recipient: <r>, Result: delivered|deferred|failed, Status: S"
+ * with ", Relayed-To: node NAME" for a recipient relayed to another node. */
 #ifndef TERN_QUEUE_H
 #define TERN_QUEUE_H
 #include <stddef.h>

@@ -3,7 +3,8 @@
  *
  * States follow the conversation, one command at a time: greeting, EHLO (HELO when EHLO
  * is refused), STARTTLS when offered and wanted (then EHLO again), AUTH PLAIN or LOGIN
- * when asked for, MAIL FROM (SIZE, RET, ENVID when offered), one RCPT per recipient
+ * when asked for (a relay to a node of the distributed domain: STARTTLS required with the
+ * certificate pinned to the node's fingerprint, then AUTH PLAIN with the node login), MAIL FROM (SIZE, RET, ENVID when offered), one RCPT per recipient
  * (NOTIFY, ORCPT with DSN), DATA with the dot-stuffed header prefix and stored body, QUIT.
  * Replies are framed by qc_on_read (bounded lines, multi-line "250-", enhanced codes) and
  * handed whole to qc_reply_cb for the current state. The session ends only in on_close,
@@ -27,6 +28,7 @@ enum {
 typedef struct queue_client {
 	qc_request req;
 	char *host, *helo, *user, *pass;
+	char *pin;                    /* req.fingerprint: pinned, required TLS */
 	size_t *idx;
 	qc_done_fn done;
 	void *arg;
@@ -117,6 +119,14 @@ static void qc_after_ehlo(queue_client *q)
 	if (q->req.use_tls && !q->tls_started && (q->ext & EXT_STARTTLS)) {
 		q->state = QC_STARTTLS;
 		tern_conn_printf(q->c, "STARTTLS\r\n");
+		return;
+	}
+	if (q->pin != NULL && !q->tls_started) {
+		qc_fail(q, 451, "451 4.7.0 %s offers no STARTTLS: a node is reached over TLS only", q->host);
+		return;
+	}
+	if (q->pin != NULL && !(q->ext & EXT_AUTH_PLAIN)) {
+		qc_fail(q, 451, "451 4.7.0 %s offers no AUTH PLAIN for the node login", q->host);
 		return;
 	}
 	if (q->user != NULL) {
@@ -311,6 +321,10 @@ static void qc_reply_cb(queue_client *q, int code, const char *text)
 		qc_after_ehlo(q);
 		return;
 	case QC_STARTTLS:
+		if (code != 220 && q->pin != NULL) {
+			qc_fail(q, 451, "451 4.7.0 %s refused STARTTLS: %s", q->host, text);
+			return;
+		}
 		if (code != 220) {
 			/* Offered but refused: carry on in plaintext (opportunistic). */
 			q->tls_started = 1;
@@ -318,7 +332,7 @@ static void qc_reply_cb(queue_client *q, int code, const char *text)
 			qc_after_ehlo(q);
 			return;
 		}
-		if (tern_conn_starttls_client(q->c, q->host, NULL) < 0) {
+		if (tern_conn_starttls_client(q->c, q->host, q->pin) < 0) {
 			q->res.tls_failed = 1;
 			qc_fail(q, 451, "451 4.7.0 cannot start TLS with %s", q->host);
 			return;
@@ -498,6 +512,7 @@ static void qc_free(queue_client *q)
 		free(q->pass);
 	}
 	free(q->host);
+	free(q->pin);
 	free(q->helo);
 	free(q->user);
 	free(q->idx);
@@ -523,8 +538,13 @@ static void qc_on_close(tern_conn *c, void *session)
 		/* Lost in the middle: nothing after MAIL counts as delivered. */
 		if (q->tls_started && q->state == QC_EHLO)
 			q->res.tls_failed = 1;
-		snprintf(q->res.error, sizeof(q->res.error), "451 4.4.2 %s[%s]: %s", q->host, ip,
-			 why[0] != '\0' ? why : "connection lost");
+		if (q->res.tls_failed && q->pin != NULL)
+			snprintf(q->res.error, sizeof(q->res.error),
+				 "451 4.7.0 %s[%s]: TLS with the pinned certificate failed: %s", q->host, ip,
+				 why[0] != '\0' ? why : "connection lost");
+		else
+			snprintf(q->res.error, sizeof(q->res.error), "451 4.4.2 %s[%s]: %s", q->host, ip,
+				 why[0] != '\0' ? why : "connection lost");
 		q->res.code = 451;
 		if (q->res.transaction) {
 			for (size_t i = 0; i < q->res.n; i++) {
@@ -555,11 +575,13 @@ int queue_client_start(const qc_request *req, qc_done_fn done, void *arg)
 	q->helo = qc_dup(req->helo);
 	q->user = qc_dup(req->auth_user);
 	q->pass = qc_dup(req->auth_pass);
+	q->pin = qc_dup(req->fingerprint);
 	q->idx = calloc(req->n ? req->n : 1, sizeof(*q->idx));
 	q->res.rcpt = calloc(req->n ? req->n : 1, sizeof(*q->res.rcpt));
 	q->res.n = req->n;
 	if (q->host == NULL || q->helo == NULL || q->idx == NULL || q->res.rcpt == NULL ||
-	    (req->auth_user != NULL && q->user == NULL)) {
+	    (req->auth_user != NULL && q->user == NULL) ||
+	    (req->fingerprint != NULL && q->pin == NULL)) {
 		qc_free(q);
 		return -1;
 	}

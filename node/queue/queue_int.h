@@ -1,5 +1,6 @@
 /* queue_int.h - private structures of node/queue/: the runner (queue_runner.c), the next
- * hops (queue_route.c) and the SMTP client (queue_client.c). */
+ * hops (queue_route.c), routing inside the distributed domain (queue_node.c) and the SMTP
+ * client (queue_client.c). */
 #ifndef TERN_QUEUE_INT_H
 #define TERN_QUEUE_INT_H
 #include <stdatomic.h>
@@ -23,6 +24,9 @@ typedef struct qc_reply {
 	char status[16];              /* enhanced code: given by the server or derived */
 	char text[QC_TEXT_MAX];       /* "550 5.1.1 <x>: no such user" (first line) */
 	char mta[256];                /* the server that answered, "" = none (our own reason) */
+	int cluster;                  /* routed inside the distributed domain: retried after
+				       * [cluster] relay_retry */
+	char node[64];                /* the node it was relayed to, "" = none */
 } qc_reply;
 
 typedef struct qc_result {
@@ -41,6 +45,10 @@ typedef struct qc_request {
 	const char *host;             /* the server's name: SNI, texts, Remote-MTA */
 	const char *helo;             /* our EHLO name */
 	int use_tls;
+	/* Relay to a node of the distributed domain: STARTTLS is required and the server's
+	 * certificate must have this SHA-256 fingerprint (64 hex), AUTH is PLAIN only; a
+	 * mismatch or a refusal is a session failure (451). NULL = opportunistic TLS. */
+	const char *fingerprint;
 	int connect_timeout, command_timeout;
 	const char *auth_user;        /* NULL = no AUTH */
 	const char *auth_pass;
@@ -75,6 +83,13 @@ typedef struct q_hop {
 	struct q_job *job;
 	char domain[256];             /* recipient domain ("" for relay/route hops) */
 	int relay;                    /* through queue.relay_host: AUTH applies */
+	char node[64];                /* relay to this node of the domain (its home node) */
+	int local;                    /* the users' home is this node now: the deliverer */
+	char pin[65];                 /* node relay: the node's certificate fingerprint */
+	char node_user[128];          /* node relay: our node login (cluster_node_login) */
+	char node_pass[80];
+	size_t local_i;               /* local: the recipient being delivered */
+	tbuf local_msg;               /* local: header prefix and body of the entry */
 	size_t *idx;                  /* recipients (indexes into job->e->rcpts) */
 	size_t n;
 	q_host *hosts;
@@ -128,6 +143,26 @@ int queue_route_parse_static(const char *text, unsigned default_port, q_static_m
 			     size_t *n_r, char **error_r);
 /* Start working on a hop that holds a slot; queue_hop_done() follows exactly once. */
 void queue_route_start(q_hop *h);
+/* The hop's only host is host:port (a literal address or a name to resolve): try it. */
+void queue_route_to(q_hop *h, const char *host, unsigned port);
+/* The hop failed before any session: its recipients get code and text. */
+void queue_route_fail(q_hop *h, int code, const char *text);
+
+/* ---- queue_node.c: recipients of the distributed domain ---- */
+
+typedef enum {
+	Q_ROUTE_DOMAIN,               /* not a local domain: relay host, static MX or MX */
+	Q_ROUTE_NODE,                 /* a user homed on another node: relay to it */
+	Q_ROUTE_LOCAL,                /* a user homed on this node: the deliverer */
+	Q_ROUTE_ANSWERED,             /* decided now (unknown user, lookup failure): *res set */
+} q_route_kind;
+
+/* Where a queued recipient goes, its home looked up now (a user may have moved since it
+ * was queued). node_r receives the home node for Q_ROUTE_NODE. */
+q_route_kind queue_node_classify(queue_runner *r, const char *address, const char *domain,
+				 char *node_r, size_t node_n, qc_reply *res);
+/* Start a hop of node or local recipients (h->node / h->local); queue_hop_done() follows. */
+void queue_node_start(q_hop *h);
 /* queue_runner.c: the hop is finished; job->res has an answer for each of its recipients. */
 void queue_hop_done(q_hop *h);
 

@@ -1,14 +1,16 @@
 /* queue_route.c - next hops: which hosts a group of recipients goes to, in which order,
  * and walking them until one session reaches a transaction.
  *
- * Hosts, first rule that applies: the entry's fixed route ("host:port", node routing);
- * queue.relay_host (with AUTH when relay_user is set); queue.static_mx for the domain;
+ * Hosts, first rule that applies: a recipient of a local domain goes to its home node
+ * (queue_node.c: the node's submission port, TLS pinned, node login); the entry's fixed
+ * route ("host:port"); queue.relay_host (with AUTH when relay_user is set);
+ * queue.static_mx for the domain;
  * the domain's MX records (lowest preference first, random among equals - tern_dns sorts
  * them); no MX: the domain itself (A/AAAA). A null MX ("." RFC 7505) refuses mail for good.
  * Each host's addresses are tried in turn; a session that fails before MAIL FROM moves on
  * to the next address and then the next host, and one whose STARTTLS failed is retried once
- * on the same address without TLS. When every host failed, the group's recipients get
- * the last failure. */
+ * on the same address without TLS (never for a node: its TLS is pinned). When every host
+ * failed, the group's recipients get the last failure. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,7 +109,7 @@ bad:
 }
 
 /* The group failed everywhere: its recipients get the last failure. */
-static void route_fail(q_hop *h, int code, const char *text)
+void queue_route_fail(q_hop *h, int code, const char *text)
 {
 	q_job *job = h->job;
 
@@ -147,7 +149,10 @@ static void route_session_done(const qc_result *res, void *arg)
 	}
 	h->code = res->code ? res->code : 451;
 	snprintf(h->error, sizeof(h->error), "%s", res->error);
-	if (res->tls_failed && !h->no_tls) {
+	if (h->node[0] != '\0')
+		tlog(TLOG_WARNING, "Queue-ID: %s: relay to node %s failed: %s", job->qid, h->node,
+		     res->error);
+	if (res->tls_failed && !h->no_tls && h->pin[0] == '\0') {
 		h->no_tls = 1;   /* once more on this address, in plaintext */
 		route_next_addr(h);
 		return;
@@ -170,7 +175,8 @@ static void route_next_addr(q_hop *h)
 	q_host *host = &h->hosts[h->host_i];
 	qc_request req = {
 		.io = r->io, .host = host->name, .helo = r->hostname,
-		.use_tls = (int)r->conf->queue_use_tls && !h->no_tls,
+		.use_tls = h->pin[0] != '\0' || ((int)r->conf->queue_use_tls && !h->no_tls),
+		.fingerprint = h->pin[0] != '\0' ? h->pin : NULL,
 		.connect_timeout = (int)r->conf->queue_connect_timeout,
 		.command_timeout = (int)r->conf->queue_command_timeout,
 		.st = r->st, .e = job->e, .idx = h->idx, .n = h->n,
@@ -178,7 +184,10 @@ static void route_next_addr(q_hop *h)
 	req.addr = h->addrs[h->addr_i];
 	req.addrlen = req.addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
 						      : sizeof(struct sockaddr_in);
-	if (h->relay && r->conf->queue_relay_user[0] != '\0') {
+	if (h->node[0] != '\0') {
+		req.auth_user = h->node_user;
+		req.auth_pass = h->node_pass;
+	} else if (h->relay && r->conf->queue_relay_user[0] != '\0') {
 		req.auth_user = r->conf->queue_relay_user;
 		req.auth_pass = r->relay_password;
 	}
@@ -217,7 +226,7 @@ static void route_addr_cb(tern_dns_status st, const struct sockaddr_storage *a, 
 	free(h->addrs);
 	h->addrs = calloc(n, sizeof(*h->addrs));
 	if (h->addrs == NULL) {
-		route_fail(h, 451, "451 4.3.0 out of memory");
+		queue_route_fail(h, 451, "451 4.3.0 out of memory");
 		return;
 	}
 	memcpy(h->addrs, a, n * sizeof(*a));
@@ -234,7 +243,7 @@ static void route_next_host(q_hop *h)
 	queue_runner *r = h->job->r;
 
 	if (h->host_i >= h->nhosts) {
-		route_fail(h, h->code ? h->code : 451,
+		queue_route_fail(h, h->code ? h->code : 451,
 			   h->error[0] ? h->error : "451 4.4.1 no server could be reached");
 		return;
 	}
@@ -265,25 +274,25 @@ static void route_mx_cb(tern_dns_status st, const tern_mx *mx, size_t n, void *a
 	if (st == TERN_DNS_TEMPFAIL) {
 		char text[QC_TEXT_MAX];
 		snprintf(text, sizeof(text), "451 4.4.3 DNS lookup of the MX of %s failed", h->domain);
-		route_fail(h, 451, text);
+		queue_route_fail(h, 451, text);
 		return;
 	}
 	if (st == TERN_DNS_OK && n == 1 && (mx[0].host[0] == '\0' || strcmp(mx[0].host, ".") == 0)) {
 		char text[QC_TEXT_MAX];
 		snprintf(text, sizeof(text), "556 5.1.10 %s does not accept mail (null MX)", h->domain);
-		route_fail(h, 556, text);
+		queue_route_fail(h, 556, text);
 		return;
 	}
 	if (st != TERN_DNS_OK || n == 0) {
 		if (set_hosts(h, 1) < 0) {
-			route_fail(h, 451, "451 4.3.0 out of memory");
+			queue_route_fail(h, 451, "451 4.3.0 out of memory");
 			return;
 		}
 		snprintf(h->hosts[0].name, sizeof(h->hosts[0].name), "%s", h->domain);
 		h->hosts[0].port = port;
 	} else {
 		if (set_hosts(h, n) < 0) {
-			route_fail(h, 451, "451 4.3.0 out of memory");
+			queue_route_fail(h, 451, "451 4.3.0 out of memory");
 			return;
 		}
 		for (size_t i = 0; i < n; i++) {
@@ -294,16 +303,31 @@ static void route_mx_cb(tern_dns_status st, const tern_mx *mx, size_t n, void *a
 	route_next_host(h);
 }
 
+void queue_route_to(q_hop *h, const char *host, unsigned port)
+{
+	if (set_hosts(h, 1) < 0) {
+		queue_route_fail(h, 451, "451 4.3.0 out of memory");
+		return;
+	}
+	snprintf(h->hosts[0].name, sizeof(h->hosts[0].name), "%s", host);
+	h->hosts[0].port = port;
+	route_next_host(h);
+}
+
 void queue_route_start(q_hop *h)
 {
 	queue_runner *r = h->job->r;
 	const Tern__QueueEntry *e = h->job->e;
 
+	if (h->node[0] != '\0' || h->local) {
+		queue_node_start(h);
+		return;
+	}
 	if (e->route != NULL && e->route[0] != '\0') {
 		if (set_hosts(h, 1) < 0 ||
 		    split_host_port(e->route, strlen(e->route), (unsigned)r->conf->queue_remote_port,
 				    h->hosts[0].name, sizeof(h->hosts[0].name), &h->hosts[0].port) < 0) {
-			route_fail(h, 451, "451 4.3.5 bad route in the queue entry");
+			queue_route_fail(h, 451, "451 4.3.5 bad route in the queue entry");
 			return;
 		}
 		route_next_host(h);
@@ -311,7 +335,7 @@ void queue_route_start(q_hop *h)
 	}
 	if (h->relay) {
 		if (set_hosts(h, 1) < 0) {
-			route_fail(h, 451, "451 4.3.0 out of memory");
+			queue_route_fail(h, 451, "451 4.3.0 out of memory");
 			return;
 		}
 		snprintf(h->hosts[0].name, sizeof(h->hosts[0].name), "%s", r->conf->queue_relay_host);
@@ -322,7 +346,7 @@ void queue_route_start(q_hop *h)
 	for (size_t i = 0; i < r->nsmx; i++) {
 		if (strcmp(r->smx[i].domain, h->domain) == 0) {
 			if (set_hosts(h, 1) < 0) {
-				route_fail(h, 451, "451 4.3.0 out of memory");
+				queue_route_fail(h, 451, "451 4.3.0 out of memory");
 				return;
 			}
 			snprintf(h->hosts[0].name, sizeof(h->hosts[0].name), "%s", r->smx[i].host);

@@ -8,7 +8,11 @@
  * the last hop is done, job_finish decides each recipient, hands the reports to the
  * deliverer, and once they are durable job_persist rewrites or removes the entry; the job
  * leaves the in-flight list only when that write is durable, so no entry is tried twice
- * at once and its next attempt always starts from the recorded state. */
+ * at once and its next attempt always starts from the recorded state.
+ *
+ * Recipients of a local domain are routed inside the distributed domain (queue_node.c):
+ * grouped by their home node as looked up now, or handed back to the deliverer when the
+ * home is this node; their retries follow [cluster] relay_retry. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +68,8 @@ static void job_free(q_job *job)
 		free(job->hops[i].idx);
 		free(job->hops[i].hosts);
 		free(job->hops[i].addrs);
+		tbuf_free(&job->hops[i].local_msg);
+		explicit_bzero(job->hops[i].node_pass, sizeof(job->hops[i].node_pass));
 	}
 	free(job->hops);
 	free(job->res);
@@ -110,6 +116,11 @@ void queue_hop_done(q_hop *h)
 		r->active--;
 		atomic_store(&r->n_active, r->active);
 	}
+	for (size_t i = 0; i < h->n && (h->node[0] != '\0' || h->local); i++) {
+		qc_reply *res = &job->res[h->idx[i]];
+		res->cluster = 1;
+		snprintf(res->node, sizeof(res->node), "%s", h->node);
+	}
 	/* Later, from the loop: the hop may be finishing inside queue_route_start. */
 	event_active(r->scan_ev, EV_TIMEOUT, 1);
 	if (--job->hops_left == 0)
@@ -128,6 +139,17 @@ static int rcpt_domain(const char *address, char *out, size_t n)
 	snprintf(out, n, "%s", at + 1);
 	tern_lower(out);
 	return 0;
+}
+
+/* The hop of an attempt for this next hop, or NULL. */
+static q_hop *hop_find(q_job *job, const char *domain, const char *node, int local)
+{
+	for (size_t k = 0; k < job->nhops; k++) {
+		q_hop *h = &job->hops[k];
+		if (strcmp(h->domain, domain) == 0 && strcmp(h->node, node) == 0 && h->local == local)
+			return h;
+	}
+	return NULL;
 }
 
 static void job_start(queue_runner *r, Tern__QueueEntry *e)
@@ -161,12 +183,13 @@ static void job_start(queue_runner *r, Tern__QueueEntry *e)
 			snprintf(bad->text, sizeof(bad->text), "550 5.1.3 bad recipient address");
 			continue;
 		}
-		const char *key = single ? "" : domain;
-		q_hop *h = NULL;
-		for (size_t k = 0; k < job->nhops && h == NULL; k++) {
-			if (strcmp(job->hops[k].domain, key) == 0)
-				h = &job->hops[k];
-		}
+		char node[64];
+		q_route_kind kind = queue_node_classify(r, e->rcpts[i]->address, domain, node,
+							sizeof(node), &job->res[i]);
+		if (kind == Q_ROUTE_ANSWERED)
+			continue;
+		const char *key = single || kind != Q_ROUTE_DOMAIN ? "" : domain;
+		q_hop *h = hop_find(job, key, node, kind == Q_ROUTE_LOCAL);
 		if (h == NULL) {
 			h = &job->hops[job->nhops];
 			h->idx = calloc(nr, sizeof(*h->idx));
@@ -179,7 +202,9 @@ static void job_start(queue_runner *r, Tern__QueueEntry *e)
 			job->nhops++;
 			h->job = job;
 			snprintf(h->domain, sizeof(h->domain), "%s", key);
-			h->relay = r->conf->queue_relay_host[0] != '\0' &&
+			snprintf(h->node, sizeof(h->node), "%s", node);
+			h->local = kind == Q_ROUTE_LOCAL;
+			h->relay = kind == Q_ROUTE_DOMAIN && r->conf->queue_relay_host[0] != '\0' &&
 				   (e->route == NULL || e->route[0] == '\0');
 		}
 		h->idx[h->n++] = i;
@@ -254,10 +279,16 @@ static void set_str(char **field, const char *value)
 	*field = copy;
 }
 
-static void log_rcpt(q_job *job, const Tern__QueueRcpt *rc, const char *result, const char *status)
+/* mail.log "Sent:"; a recipient relayed to another node of the domain says which. */
+static void log_rcpt(q_job *job, const Tern__QueueRcpt *rc, const qc_reply *res, const char *result,
+		     const char *status)
 {
-	tlog(TLOG_MAIL, "Sent: Queue-ID: %s, Recipient: <%s>, Result: %s, Status: %s", job->qid,
-	     rc->address, result, status);
+	if (res->node[0] != '\0')
+		tlog(TLOG_MAIL, "Sent: Queue-ID: %s, Recipient: <%s>, Result: %s, Status: %s, Relayed-To: node %s",
+		     job->qid, rc->address, result, status, res->node);
+	else
+		tlog(TLOG_MAIL, "Sent: Queue-ID: %s, Recipient: <%s>, Result: %s, Status: %s", job->qid,
+		     rc->address, result, status);
 }
 
 /* The original message for a report: all of it, or only its header section when large. */
@@ -347,6 +378,7 @@ static void job_finish(q_job *job)
 	int expired = now - created >= conf->queue_bounce_after;
 	int warn = conf->queue_warn_after > 0 && now - created >= conf->queue_warn_after &&
 		   !e->delay_warned;
+	int64_t retry = conf->queue_retry_interval;
 
 	for (size_t i = 0; i < nr; i++) {
 		Tern__QueueRcpt *rc = e->rcpts[i];
@@ -366,14 +398,14 @@ static void job_finish(q_job *job)
 			rc->state = TERN__QUEUE_RCPT__STATE__DELIVERED;
 			rc->done_at = (uint64_t)now;
 			atomic_fetch_add(&r->n_delivered, 1);
-			log_rcpt(job, rc, "delivered", res->status);
+			log_rcpt(job, rc, res, "delivered", res->status);
 			if (reports && deliver_dsn_wanted(rc->notify, DSN_ACTION_DELIVERED))
 				dsn_add(ok, &nok, rc, DSN_ACTION_DELIVERED, res->status, now, 0);
 		} else if (res->code / 100 == 5) {
 			rc->state = TERN__QUEUE_RCPT__STATE__FAILED;
 			rc->done_at = (uint64_t)now;
 			atomic_fetch_add(&r->n_failed, 1);
-			log_rcpt(job, rc, "failed", res->status);
+			log_rcpt(job, rc, res, "failed", res->status);
 			if (reports && deliver_dsn_wanted(rc->notify, DSN_ACTION_FAILED))
 				dsn_add(fail, &nfail, rc, DSN_ACTION_FAILED, res->status, now, 0);
 		} else if (expired) {
@@ -384,12 +416,14 @@ static void job_finish(q_job *job)
 			rc->state = TERN__QUEUE_RCPT__STATE__FAILED;
 			rc->done_at = (uint64_t)now;
 			atomic_fetch_add(&r->n_failed, 1);
-			log_rcpt(job, rc, "failed", "4.4.7");
+			log_rcpt(job, rc, res, "failed", "4.4.7");
 			if (reports && deliver_dsn_wanted(rc->notify, DSN_ACTION_FAILED))
 				dsn_add(fail, &nfail, rc, DSN_ACTION_FAILED, "4.4.7", now, 0);
 		} else {
+			if (res->cluster && conf->cluster_relay_retry < retry)
+				retry = conf->cluster_relay_retry;
 			atomic_fetch_add(&r->n_deferred, 1);
-			log_rcpt(job, rc, "deferred", res->status);
+			log_rcpt(job, rc, res, "deferred", res->status);
 			if (warn && reports && deliver_dsn_wanted(rc->notify, DSN_ACTION_DELAYED))
 				dsn_add(delay, &ndelay, rc, DSN_ACTION_DELAYED, res->status, now,
 					created + conf->queue_bounce_after);
@@ -398,7 +432,7 @@ static void job_finish(q_job *job)
 	if (warn)
 		e->delay_warned = 1;
 	e->attempts++;
-	e->next_try = (uint64_t)(now + conf->queue_retry_interval);
+	e->next_try = (uint64_t)(now + retry);
 	job->reports_left = 1;   /* held while the reports are handed over */
 	if (reports && nfail + ndelay + nok > 0) {
 		tbuf original = TBUF_INIT;

@@ -4,6 +4,7 @@
  * Client responses are never logged. */
 #include <string.h>
 #include <strings.h>
+#include "cluster.h"
 #include "smtp_int.h"
 
 /* auth_policy "none": anything anywhere; otherwise plaintext mechanisms need TLS (or a
@@ -83,12 +84,18 @@ static void auth_job_done(void *arg)
 		tbuf_free(&b64);
 		break;
 	}
-	case AUTH_SASL_OK:
+	case AUTH_SASL_OK: {
+		const char *node = auth_sasl_node(s->sasl);
 		snprintf(s->auth_user, sizeof(s->auth_user), "%s", auth_sasl_account(s->sasl));
+		/* a node login for itself (no authzid) makes the session a cluster peer */
+		if (node != NULL && strncmp(s->auth_user, CLUSTER_NODE_AUTHCID_PREFIX,
+					    strlen(CLUSTER_NODE_AUTHCID_PREFIX)) == 0)
+			snprintf(s->peer_node, sizeof(s->peer_node), "%s", node);
 		auth_sasl_free(&s->sasl);
 		smtp_enter_state(s, SMTP_ST_READY);
 		smtp_reply(s, "235 2.7.0 Authentication successful");
 		break;
+	}
 	case AUTH_SASL_FAIL:
 		auth_log(s, "%s", s->sasl_reason ? s->sasl_reason : "bad credentials");
 		auth_end_failed(s, "535 5.7.8 Authentication credentials invalid");

@@ -176,6 +176,11 @@ typedef struct smtp_session {
 	int insecure_auth_ok;          /* in insecure_auth_ipgroup */
 	int conn_counted;              /* counted in the policy's connections */
 	char auth_user[400];           /* authenticated account, "" = none */
+	/* Authenticated as a node of the distributed domain (node login, empty authzid): a
+	 * cluster peer relaying mail of the domain (DESIGN.md §5). Its recipients are final
+	 * users of the domain; it skips the per-address limits, and the deliverer skips
+	 * expansion, footer and sender limits (deliver_message.relayed_from). "" = not. */
+	char peer_node[64];
 	int auth_failed;               /* an AUTH failed in this session */
 	unsigned failed_cmds;
 	/* the mail transaction */
@@ -201,6 +206,13 @@ void smtp_session_on_read(tern_conn *c, void *session);
 void smtp_session_on_close(tern_conn *c, void *session);
 void smtp_session_on_drain(tern_conn *c, void *session);
 void smtp_session_on_timeout(tern_conn *c, void *session);
+
+/* The per-address limits (rate, harvest protection, blocks) apply: not for a client of
+ * smtpd.exempt_ipgroup nor for a cluster peer. */
+static inline int smtp_ip_limits(const smtp_session *s)
+{
+	return !s->exempt && s->peer_node[0] == '\0';
+}
 
 /* smtp_session.c, for the other session files */
 void smtp_enter_state(smtp_session *s, smtp_state st);

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include "smtp_int.h"
 
 /* Policy flags of the verb table: the checks sit here, not in the handlers. */
@@ -194,7 +195,7 @@ static void smtp_line(smtp_session *s, const char *line, size_t len)
 		smtp_close_421(s, "Service shutting down");
 		return;
 	}
-	if (!s->exempt && smtp_policy_blocked(s->srv->policy, s->ip, tern_now())) {
+	if (smtp_ip_limits(s) && smtp_policy_blocked(s->srv->policy, s->ip, tern_now())) {
 		smtp_close_421(s, "Too many unknown recipients from your address, try again later");
 		return;
 	}
@@ -263,6 +264,23 @@ static void session_free(smtp_session **sp)
 
 /* ---- the connection's callbacks ---- */
 
+/* 1 when ip is the address of a node of the distributed domain: its queue opens as many
+ * connections as it has deliveries, so the per-address connection limit does not apply
+ * (everything else waits for its node login). */
+static int from_cluster_node(store *st, const char *ip)
+{
+	Tern__Node **list = NULL;
+	size_t n = 0;
+	int found = 0;
+
+	if (store_node_list(st, &list, &n) != STORE_OK)
+		return 0;
+	for (size_t i = 0; i < n && !found; i++)
+		found = list[i]->address != NULL && strcasecmp(list[i]->address, ip) == 0;
+	store_free_list((void **)list, n);
+	return found;
+}
+
 void *smtp_session_open(tern_conn *c, void *ctx)
 {
 	smtp_server *srv = ctx;
@@ -295,7 +313,7 @@ void *smtp_session_open(tern_conn *c, void *ctx)
 	if (!s->exempt && smtp_policy_blocked(srv->policy, s->ip, tern_now())) {
 		smtp_close_421(s, "Too many unknown recipients from your address, try again later");
 	} else if (!s->exempt && conf->smtpd_max_conns_per_ip > 0 &&
-		   n > (uint64_t)conf->smtpd_max_conns_per_ip) {
+		   n > (uint64_t)conf->smtpd_max_conns_per_ip && !from_cluster_node(st, s->ip)) {
 		smtp_close_421(s, "Too many connections from your address");
 	} else if (conf->smtpd_show_version) {
 		smtp_reply(s, "220 %s ESMTP Tern %s", srv->hostname, TERN_VERSION);
@@ -520,6 +538,7 @@ static int cmd_starttls(smtp_session *s, smtp_cmd *cmd)
 	s->helo[0] = '\0';
 	s->esmtp = 0;
 	s->auth_user[0] = '\0';
+	s->peer_node[0] = '\0';
 	s->auth_failed = 0;
 	smtp_txn_reset(s);
 	smtp_enter_state(s, SMTP_ST_INIT);

@@ -1,6 +1,8 @@
 /* smtp_txn.c - the mail transaction: MAIL (size, rate and sender-domain checks), RCPT
  * (relay control, recipient resolution, harvest protection) and DATA (the hand-off to
- * the deliverer; 250 only once the message is durable). */
+ * the deliverer; 250 only once the message is durable). A cluster peer (a node of the
+ * distributed domain relaying mail of the domain) gives final recipients: users of the
+ * domain homed here, or elsewhere when the home moved (the mail is queued again). */
 #include <stdlib.h>
 #include <string.h>
 #include "smtp_int.h"
@@ -89,7 +91,7 @@ int smtp_cmd_mail(smtp_session *s, smtp_cmd *cmd)
 	const tern_conf *conf = s->srv->env.conf;
 	uint64_t max = (uint64_t)conf->smtpd_max_message_kb * 1024;
 
-	if (!s->exempt && conf->smtpd_max_msgs_per_hour_per_ip > 0 &&
+	if (smtp_ip_limits(s) && conf->smtpd_max_msgs_per_hour_per_ip > 0 &&
 	    smtp_policy_msgs_last_hour(s->srv->policy, s->ip, tern_now()) >=
 	    (uint64_t)conf->smtpd_max_msgs_per_hour_per_ip) {
 		smtp_reply(s, "450 4.7.0 Too many messages from your address, try again later");
@@ -154,11 +156,28 @@ static void rcpt_unknown(smtp_session *s)
 {
 	const tern_conf *conf = s->srv->env.conf;
 
-	if (s->exempt || conf->smtpd_max_unknown_rcpts <= 0)
+	if (!smtp_ip_limits(s) || conf->smtpd_max_unknown_rcpts <= 0)
 		return;
 	if (smtp_policy_unknown_rcpt(s->srv->policy, s->ip, (unsigned)conf->smtpd_max_unknown_rcpts,
 				     conf->smtpd_harvest_block, tern_now()))
 		tlog(TLOG_SECURITY, "Directory harvest attack from %s detected", s->ip);
+}
+
+/* A recipient relayed by a cluster peer: a final user of the domain, no relay control. */
+static int rcpt_from_peer(smtp_session *s, smtp_cmd *cmd, const char *addr, uint64_t size)
+{
+	char reply[256];
+	int rc = deliver_check_relayed_rcpt(s->srv->env.deliverer, addr, size, reply, sizeof(reply));
+
+	if (rc != 0) {
+		smtp_reply(s, "%s", reply);
+		smtp_server_count(s->srv, &s->srv->stats.rejected);
+		return reply[0] == '5' ? -1 : 0;
+	}
+	rcpt_add(s, addr, &cmd->params);
+	smtp_enter_state(s, SMTP_ST_RCPT);
+	smtp_reply(s, "250 2.1.5 Ok");
+	return 0;
 }
 
 int smtp_cmd_rcpt(smtp_session *s, smtp_cmd *cmd)
@@ -186,6 +205,8 @@ int smtp_cmd_rcpt(smtp_session *s, smtp_cmd *cmd)
 		snprintf(addr, sizeof(addr), "%s", cmd->path.addr);
 	}
 	uint64_t size = s->mail_params.has_size ? s->mail_params.size : 0;
+	if (s->peer_node[0] != '\0')
+		return rcpt_from_peer(s, cmd, addr, size);
 	int rc = deliver_check_rcpt(env->deliverer, addr, size, &local, reply, sizeof(reply));
 	if (local) {
 		if (rc != 0) {
@@ -258,7 +279,8 @@ static void data_delivered(const deliver_result *r, void *arg)
 	if (!s->closed) {
 		if (r->rc == STORE_OK) {
 			smtp_reply(s, "250 2.0.0 Ok: queued as %s", r->queue_id);
-			smtp_policy_msg_accepted(s->srv->policy, s->ip, tern_now());
+			if (smtp_ip_limits(s))
+				smtp_policy_msg_accepted(s->srv->policy, s->ip, tern_now());
 			smtp_server_count(s->srv, &s->srv->stats.received);
 		} else if (r->reply[0] != '\0') {
 			smtp_reply(s, "%s", r->reply);
@@ -300,12 +322,14 @@ void smtp_data_end(smtp_session *s)
 		.helo = s->helo,
 		.client_ip = s->ip,
 		.client_host = NULL,
-		.auth_user = s->auth_user[0] ? s->auth_user : NULL,
+		/* a peer node is no sender account: its own mail.log field says who relayed */
+		.auth_user = s->auth_user[0] && !s->peer_node[0] ? s->auth_user : NULL,
 		.protocol = received_protocol(s),
 		.tls_info = s->conn ? tern_conn_tls_info(s->conn) : NULL,
 		.envid = s->mail_params.envid[0] ? s->mail_params.envid : NULL,
 		.ret = s->mail_params.ret,
 		.service = "SMTP",
+		.relayed_from = s->peer_node[0] ? s->peer_node : NULL,
 	};
 	/* READY before the step: the reply comes in the callback, which may run at once */
 	smtp_enter_state(s, SMTP_ST_READY);

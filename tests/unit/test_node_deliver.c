@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <cmocka.h>
 #include "deliver_dsn.h"
-#include "tern.h"
+#include "mail_test_util.h"
 
 #define FOOTER "-- \nExample Corp: mail is confidential."
 #define PLAIN "From: Alice <alice@example.test>\r\nTo: bob@example.test\r\nSubject: hi\r\n" \
@@ -69,39 +69,14 @@ static void set_size_limit(fixture *f, const char *name, uint32_t mode, uint64_t
 	store_free_record(u);
 }
 
-typedef struct waiter {
-	pthread_mutex_t mu;
-	pthread_cond_t cond;
-	int done;
-	deliver_result res;
-} waiter;
-
-static void on_done(const deliver_result *r, void *arg)
-{
-	waiter *w = arg;
-
-	pthread_mutex_lock(&w->mu);
-	w->res = *r;
-	w->done = 1;
-	pthread_cond_signal(&w->cond);
-	pthread_mutex_unlock(&w->mu);
-}
-
 /* deliver_submit and wait for its callback (which runs on a commit thread: io NULL). */
 static deliver_result submit(fixture *f, const char *sender, const char *const *rcpts, const char *data,
 			     const char *auth_user)
 {
-	deliver_rcpt_req r[8];
 	deliver_message m;
-	waiter w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, { 0 } };
-	size_t n = 0;
 
 	memset(&m, 0, sizeof(m));
-	for (; rcpts[n]; n++)
-		r[n] = (deliver_rcpt_req){ rcpts[n], 0, NULL };
 	m.sender = sender;
-	m.rcpts = r;
-	m.nrcpts = n;
 	m.data = data;
 	m.len = strlen(data);
 	m.helo = "client.remote.test";
@@ -110,12 +85,7 @@ static deliver_result submit(fixture *f, const char *sender, const char *const *
 	m.auth_user = auth_user;
 	m.protocol = "ESMTP";
 	m.service = "SMTP";
-	deliver_submit(f->d, &m, NULL, on_done, &w);
-	pthread_mutex_lock(&w.mu);
-	while (!w.done)
-		pthread_cond_wait(&w.cond, &w.mu);
-	pthread_mutex_unlock(&w.mu);
-	return w.res;
+	return mt_deliver(f->d, &m, rcpts);
 }
 
 typedef struct stored {
@@ -215,7 +185,6 @@ static int setup(void **state)
 	const char *err = NULL;
 	char *cerr = NULL;
 	tlog_options lo = { 0, 0, 0 };
-	deliver_env env;
 
 	f->t = ts_new();
 	ts_add_domain(f->t->st);
@@ -231,9 +200,7 @@ static int setup(void **state)
 	assert_int_equal(mkdir(f->logdir, 0700), 0);
 	assert_int_equal(tlog_open(f->logdir, &lo, &err), 0);
 	assert_int_equal(tern_conf_load_string(&f->conf, "[smtpd]\nx_envelope_to = 1\n", 0, &cerr), 0);
-	env = (deliver_env){ f->t->st, &f->conf, "mx.example.test", NULL };
-	f->d = deliverer_new(&env);
-	assert_non_null(f->d);
+	f->d = mt_deliverer_new(f->t->st, &f->conf, "mx.example.test");
 	*state = f;
 	return 0;
 }

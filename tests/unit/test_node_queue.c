@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <cmocka.h>
 #include "store_test_util.h"
+#include "mail_test_util.h"
 #include "queue_int.h"
 
 enum { MODE_ACCEPT, MODE_TEMP_ONCE, MODE_PERM, MODE_TEMP_ALWAYS };
@@ -179,19 +180,9 @@ static void srv_stop(void)
 typedef struct node {
 	test_store *t;
 	tern_conf conf;
-	tern_server *srv;
-	pthread_t thread;
-	tern_dns *dns;
-	deliverer *dlv;
-	queue_runner *qr;
+	mt_runner run;
 	uint8_t alice[16];
 } node;
-
-static void *run_thread(void *arg)
-{
-	tern_server_run(arg);
-	return NULL;
-}
 
 static void node_conf(node *n, const char *extra)
 {
@@ -210,58 +201,23 @@ static void node_conf(node *n, const char *extra)
 /* Server (no listeners), resolver, deliverer and runner on the one I/O thread. */
 static void node_start(node *n)
 {
-	char *err = NULL;
-	char dir[128];
-
-	snprintf(dir, sizeof(dir), "%s/data", n->t->dir);
-	n->srv = tern_server_new(&n->conf, dir, &err);
-	if (n->srv == NULL)
-		fail_msg("server: %s", err);
-	tern_io *io = tern_server_io(n->srv, 0);
-	n->dns = tern_dns_new(tern_io_base(io), "127.0.0.1:9", 1, &err);
-	assert_non_null(n->dns);
-	deliver_env denv = { n->t->st, &n->conf, "mx.example.test", NULL };
-	n->dlv = deliverer_new(&denv);
-	assert_non_null(n->dlv);
-	queue_env env = { n->t->st, &n->conf, "mx.example.test", io, n->dns, n->dlv };
-	n->qr = queue_runner_new(&env, &err);
-	if (n->qr == NULL)
-		fail_msg("runner: %s", err);
-	queue_runner_start(n->qr);
-	assert_int_equal(pthread_create(&n->thread, NULL, run_thread, n->srv), 0);
-}
-
-static void node_stop(node *n)
-{
-	tern_server_stop(n->srv);
-	pthread_join(n->thread, NULL);
-	queue_runner_free(&n->qr);
-	deliverer_free(&n->dlv);
-	tern_dns_free(&n->dns);
-	tern_server_free(&n->srv);
+	mt_runner_start(&n->run, n->t, &n->conf, "mx.example.test");
 }
 
 static node *node_new(const char *extra)
 {
 	node *n = calloc(1, sizeof(*n));
-	Tern__User u = TERN__USER__INIT;
-	store_sync_result r;
 
 	n->t = ts_new();
 	ts_add_domain(n->t->st);
-	u.name = (char *)"alice";
-	u.enabled = 1;
-	u.domain = (char *)"example.test";
-	assert_int_equal(store_user_add(n->t->st, &u, STORE_SYNC, &r), STORE_OK);
-	memcpy(n->alice, r.res.id, 16);
+	ts_add_user_homed(n->t->st, "alice", "", n->alice);
 	node_conf(n, extra);
 	return n;
 }
 
 static void node_free(node *n)
 {
-	if (n->srv != NULL)
-		node_stop(n);
+	mt_runner_stop(&n->run);
 	tern_conf_free(&n->conf);
 	ts_free(&n->t);
 	free(n);
@@ -273,77 +229,7 @@ static void node_free(node *n)
 /* Queue one message from sender to bob@remote.test; fills id. */
 static void submit(node *n, const char *sender, uint32_t notify, int64_t created, uint8_t id[16])
 {
-	Tern__QueueEntry e = TERN__QUEUE_ENTRY__INIT;
-	Tern__QueueRcpt rc = TERN__QUEUE_RCPT__INIT;
-	Tern__QueueRcpt *rcpts[1] = { &rc };
-	store_sync_result r;
-
-	rc.address = (char *)"bob@remote.test";
-	rc.notify = notify;
-	e.sender = (char *)sender;
-	e.rcpts = rcpts;
-	e.n_rcpts = 1;
-	e.header_prefix.data = (uint8_t *)PREFIX;
-	e.header_prefix.len = strlen(PREFIX);
-	e.created = (uint64_t)created;
-	e.next_try = (uint64_t)tern_now();
-	assert_int_equal(store_submit(n->t->st, NULL, 0, &e, BODY, strlen(BODY), STORE_SYNC, &r),
-			 STORE_OK);
-	memcpy(id, r.res.id, 16);
-}
-
-static size_t queued(node *n)
-{
-	Tern__QueueEntry **list = NULL;
-	size_t count = 0;
-
-	assert_int_equal(store_queue_list(n->t->st, &list, &count), STORE_OK);
-	store_free_list((void **)list, count);
-	return count;
-}
-
-/* Wait up to 20 s for the queue to be empty. */
-static void wait_empty(node *n)
-{
-	for (int i = 0; i < 200 && queued(n) > 0; i++)
-		usleep(100000);
-	assert_int_equal(queued(n), 0);
-}
-
-typedef struct inbox {
-	int count;
-	tbuf last;
-	store *st;
-} inbox;
-
-static int inbox_msg(const Tern__MessageMeta *m, void *arg)
-{
-	inbox *b = arg;
-
-	b->count++;
-	tbuf_reset(&b->last);
-	store_blob_read(b->st, m->blob.data, 0, 0, &b->last);
-	return 0;
-}
-
-/* Messages in alice's INBOX; the last one's body in b->last. */
-static int alice_inbox(node *n, inbox *b)
-{
-	Tern__Folder *f = NULL;
-
-	b->count = 0;
-	b->st = n->t->st;
-	assert_int_equal(store_folder_find(n->t->st, n->alice, "INBOX", &f), STORE_OK);
-	store_msg_scan(n->t->st, n->alice, f->id.data, 1, inbox_msg, b);
-	store_free_record(f);
-	return b->count;
-}
-
-static void wait_inbox(node *n, inbox *b, int count)
-{
-	for (int i = 0; i < 200 && alice_inbox(n, b) < count; i++)
-		usleep(100000);
-	assert_int_equal(alice_inbox(n, b), count);
+	mt_queue_submit(n->t->st, sender, "bob@remote.test", notify, created, PREFIX, BODY, id);
 }
 
 /* ---- tests ---- */
@@ -358,7 +244,7 @@ static node *run_queued(int mode, const char *extra, const char *sender, uint8_t
 	n = node_new(extra);
 	submit(n, sender, 0, tern_now(), id);
 	node_start(n);
-	wait_empty(n);
+	mt_wait_empty(n->t->st);
 	return n;
 }
 
@@ -383,7 +269,7 @@ static void test_delivered_first_try(void **state)
 	assert_non_null(strstr(tbuf_cstr(&F.mail), "MAIL FROM:<alice@example.test>"));
 	assert_non_null(strstr(tbuf_cstr(&F.mail), " SIZE="));
 	pthread_mutex_unlock(&F.lock);
-	queue_runner_stats(n->qr, &s);
+	queue_runner_stats(n->run.qr, &s);
 	assert_int_equal(s.delivered, 1);
 	assert_int_equal(s.deferred, 0);
 	assert_int_equal(s.failed, 0);
@@ -395,17 +281,17 @@ static void test_retry_then_success(void **state)
 	node *n;
 	uint8_t id[16];
 	queue_stats s;
-	inbox b = { 0 };
+	mt_inbox b = { 0 };
 
 	n = run_queued(MODE_TEMP_ONCE, "", "alice@example.test", id);
 	pthread_mutex_lock(&F.lock);
 	assert_int_equal(F.connections, 2);
 	assert_int_equal(F.messages, 1);
 	pthread_mutex_unlock(&F.lock);
-	queue_runner_stats(n->qr, &s);
+	queue_runner_stats(n->run.qr, &s);
 	assert_int_equal(s.deferred, 1);
 	assert_int_equal(s.delivered, 1);
-	assert_int_equal(alice_inbox(n, &b), 0);   /* no report for a success without NOTIFY */
+	assert_int_equal(mt_inbox_count(n->t->st, n->alice, &b), 0);   /* no report for a success without NOTIFY */
 	tbuf_free(&b.last);
 	node_done(n);
 }
@@ -415,16 +301,16 @@ static void test_permanent_failure_report(void **state)
 	node *n;
 	uint8_t id[16];
 	queue_stats s;
-	inbox b = { 0 };
+	mt_inbox b = { 0 };
 
 	n = run_queued(MODE_PERM, "", "alice@example.test", id);
-	wait_inbox(n, &b, 1);
+	mt_wait_inbox(n->t->st, n->alice, &b, 1);
 	const char *dsn = tbuf_cstr(&b.last);
 	assert_non_null(strstr(dsn, "delivery-status"));
 	assert_non_null(strstr(dsn, "bob@remote.test"));
 	assert_non_null(strstr(dsn, "5.1.1"));
 	assert_non_null(strstr(dsn, "Subject: hello"));   /* the original comes back */
-	queue_runner_stats(n->qr, &s);
+	queue_runner_stats(n->run.qr, &s);
 	assert_int_equal(s.failed, 1);
 	assert_int_equal(s.bounced, 1);
 	pthread_mutex_lock(&F.lock);
@@ -439,14 +325,14 @@ static void test_null_sender_no_report(void **state)
 	node *n;
 	uint8_t id[16];
 	queue_stats s;
-	inbox b = { 0 };
+	mt_inbox b = { 0 };
 
 	n = run_queued(MODE_PERM, "", "", id);
 	usleep(300000);
-	queue_runner_stats(n->qr, &s);
+	queue_runner_stats(n->run.qr, &s);
 	assert_int_equal(s.failed, 1);
 	assert_int_equal(s.bounced, 0);
-	assert_int_equal(alice_inbox(n, &b), 0);
+	assert_int_equal(mt_inbox_count(n->t->st, n->alice, &b), 0);
 	tbuf_free(&b.last);
 	node_done(n);
 }
@@ -456,13 +342,13 @@ static void test_bounce_after(void **state)
 	node *n;
 	uint8_t id[16];
 	queue_stats s;
-	inbox b = { 0 };
+	mt_inbox b = { 0 };
 
 	n = run_queued(MODE_TEMP_ALWAYS, "bounce_after = 2\nwarn_after = 0\n", "alice@example.test",
 		       id);
-	wait_inbox(n, &b, 1);
+	mt_wait_inbox(n->t->st, n->alice, &b, 1);
 	assert_non_null(strstr(tbuf_cstr(&b.last), "4.4.7"));
-	queue_runner_stats(n->qr, &s);
+	queue_runner_stats(n->run.qr, &s);
 	assert_int_equal(s.failed, 1);
 	assert_int_equal(s.bounced, 1);
 	assert_int_equal(s.delayed, 0);
@@ -476,7 +362,7 @@ static void test_delay_warning_once(void **state)
 	node *n;
 	uint8_t id[16];
 	queue_stats s;
-	inbox b = { 0 };
+	mt_inbox b = { 0 };
 
 	srv_start(MODE_TEMP_ALWAYS);
 	n = node_new("bounce_after = 3600\nwarn_after = 1\n");
@@ -484,15 +370,15 @@ static void test_delay_warning_once(void **state)
 	submit(n, "alice@example.test", 0, tern_now() - 2, id);
 	node_start(n);
 	for (int i = 0; i < 200; i++) {
-		queue_runner_stats(n->qr, &s);
+		queue_runner_stats(n->run.qr, &s);
 		if (s.deferred >= 3)
 			break;
 		usleep(100000);
 	}
-	queue_runner_stats(n->qr, &s);
+	queue_runner_stats(n->run.qr, &s);
 	assert_true(s.deferred >= 3);
 	assert_int_equal(s.delayed, 1);
-	wait_inbox(n, &b, 1);
+	mt_wait_inbox(n->t->st, n->alice, &b, 1);
 	assert_non_null(strstr(tbuf_cstr(&b.last), "delayed"));
 	Tern__QueueEntry *e = NULL;
 	assert_int_equal(store_queue_get(n->t->st, id, &e), STORE_OK);
@@ -517,9 +403,9 @@ static void test_survives_reopen(void **state)
 	store_close(&n->t->st);
 	ts_options(n->t, &o);
 	assert_int_equal(store_open(&o, &n->t->st, &err), 0);
-	assert_int_equal(queued(n), 1);
+	assert_int_equal(mt_queued(n->t->st), 1);
 	node_start(n);
-	wait_empty(n);
+	mt_wait_empty(n->t->st);
 	pthread_mutex_lock(&F.lock);
 	assert_int_equal(F.messages, 1);
 	pthread_mutex_unlock(&F.lock);
@@ -545,7 +431,7 @@ static void test_relay_auth_plain(void **state)
 	node_conf(n, extra);
 	submit(n, "alice@example.test", 0, tern_now(), id);
 	node_start(n);
-	wait_empty(n);
+	mt_wait_empty(n->t->st);
 	pthread_mutex_lock(&F.lock);
 	assert_int_equal(F.messages, 1);
 	/* base64("\0relay@example.test\0s3cret") */

@@ -2,7 +2,9 @@
  * store and the real deliverer: greeting and EHLO, a pipelined transaction that ends in
  * "250 ... queued as", unknown recipients, relay refusal from an Internet address
  * (127.0.0.2) and relay after AUTH PLAIN, submission's 530, SIZE refusal, over-long
- * lines and the failed-command limit. */
+ * lines and the failed-command limit; a cluster peer (node login) relaying mail of the
+ * domain: final recipients homed here or elsewhere, no relay for others, wrong node
+ * credentials refused. */
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -14,6 +16,8 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <cmocka.h>
+#include <openssl/sha.h>
+#include "auth_sasl.h"
 #include "smtp.h"
 #include "store_test_util.h"
 #include "net_test_util.h"
@@ -29,14 +33,39 @@ static struct {
 	unsigned port_smtp, port_submission;
 } T;
 
+/* Node "c" of the domain (credential 32 x 0x22) and dora, a user homed on c. */
+static void add_peer_node(store *st)
+{
+	Tern__Node n = TERN__NODE__INIT;
+	Tern__User u = TERN__USER__INIT;
+	uint8_t key[32] = { 5 }, cred[32], hash[SHA256_DIGEST_LENGTH];
+
+	memset(cred, 0x22, sizeof(cred));
+	SHA256(cred, sizeof(cred), hash);
+	n.name = (char *)"c";
+	n.curve_public.data = key;
+	n.curve_public.len = sizeof(key);
+	n.address = (char *)"127.0.0.1";
+	n.credential_hash.data = hash;
+	n.credential_hash.len = sizeof(hash);
+	assert_int_equal(store_node_put(st, &n, STORE_SYNC, NULL), STORE_OK);
+	u.name = (char *)"dora";
+	u.domain = (char *)"example.test";
+	u.enabled = 1;
+	u.home = (char *)"c";
+	assert_int_equal(store_user_add(st, &u, STORE_SYNC, NULL), STORE_OK);
+}
+
 static int group_setup(void **state)
 {
 	char *err = NULL;
 
 	(void)state;
 	T.ts = ts_new();
+	store_set_node_name(T.ts->st, "a");
 	ts_add_domain(T.ts->st);
 	nt_add_user(T.ts->st, "bob", "pencil", NULL);
+	add_peer_node(T.ts->st);
 	if (tern_conf_load_string(&T.conf, "[server]\nio_threads = 1\nhostname = mx.example.test\n"
 				  "[smtpd]\nmax_message_kb = 64\n", 0, &err) < 0)
 		fail_msg("conf: %s", err);
@@ -204,6 +233,75 @@ static void test_submission_and_auth_failures(void **state)
 	tbuf_free(&caps);
 }
 
+/* Messages in bob's INBOX. */
+static uint32_t bob_messages(void)
+{
+	Tern__User *u = NULL;
+	Tern__Folder *f = NULL;
+	uint32_t n;
+
+	assert_int_equal(store_user_find(T.ts->st, "bob@example.test", &u), STORE_OK);
+	assert_int_equal(store_folder_find(T.ts->st, u->id.data, "INBOX", &f), STORE_OK);
+	n = f->messages;
+	store_free_record(f);
+	store_free_record(u);
+	return n;
+}
+
+/* Node c relays mail of the domain: "\0node/c\0" + hex(32 x 0x22) as AUTH PLAIN. */
+static void test_cluster_peer(void **state)
+{
+	tbuf caps = TBUF_INIT, raw = TBUF_INIT, b64 = TBUF_INIT;
+	uint32_t before = bob_messages();
+	Tern__QueueEntry **list = NULL;
+	size_t nq = 0;
+
+	(void)state;
+	tbuf_append_str(&raw, "Xnode/cX");
+	raw.data[0] = raw.data[7] = '\0';
+	for (int i = 0; i < 32; i++)
+		tbuf_append_str(&raw, "22");
+	auth_b64_encode(raw.data, raw.len, &b64);
+	int fd = dial("127.0.0.2", T.port_submission);
+	expect(fd, "220 ");
+	ehlo(fd, &caps);
+	/* a wrong credential is refused */
+	nt_say(fd, "AUTH PLAIN AG5vZGUvYwAwMDAw\r\n");     /* "\0node/c\00000" */
+	expect(fd, "535 5.7.8");
+	nt_say(fd, "AUTH PLAIN ");
+	nt_say(fd, tbuf_cstr(&b64));
+	nt_say(fd, "\r\n");
+	expect(fd, "235 2.7.0");
+	nt_say(fd, "MAIL FROM:<rob@remote.example>\r\n");
+	expect(fd, "250 2.1.0");
+	nt_say(fd, "RCPT TO:<bob@example.test>\r\n");
+	expect(fd, "250 2.1.5");
+	nt_say(fd, "RCPT TO:<dora@example.test>\r\n");      /* homed on c: queued for c again */
+	expect(fd, "250 2.1.5");
+	nt_say(fd, "RCPT TO:<friend@elsewhere.example>\r\n");
+	expect(fd, "550 5.7.1");
+	nt_say(fd, "RCPT TO:<nobody@example.test>\r\n");
+	expect(fd, "550 5.1.1");
+	nt_say(fd, "DATA\r\n");
+	expect(fd, "354 ");
+	nt_say(fd, "Subject: relayed\r\n\r\nHello from c\r\n.\r\n");
+	expect(fd, "250 2.0.0 Ok: queued as ");
+	nt_say(fd, "QUIT\r\n");
+	expect(fd, "221 ");
+	close(fd);
+	assert_int_equal(bob_messages(), before + 1);
+	assert_int_equal(store_queue_list(T.ts->st, &list, &nq), STORE_OK);
+	int found = 0;
+	for (size_t i = 0; i < nq; i++)
+		for (size_t j = 0; j < list[i]->n_rcpts; j++)
+			found |= strcmp(list[i]->rcpts[j]->address, "dora@example.test") == 0;
+	assert_true(found);
+	store_free_list((void **)list, nq);
+	tbuf_free(&caps);
+	tbuf_free(&raw);
+	tbuf_free(&b64);
+}
+
 static void test_bad_input(void **state)
 {
 	char big[3000];
@@ -234,6 +332,7 @@ int main(void)
 		cmocka_unit_test(test_pipelined_delivery),
 		cmocka_unit_test(test_relay_control),
 		cmocka_unit_test(test_submission_and_auth_failures),
+		cmocka_unit_test(test_cluster_peer),
 		cmocka_unit_test(test_bad_input),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -129,6 +129,7 @@ typedef struct ternd {
 	/* Kerberos acceptors of IMAP, POP3, SMTP and the admin API; offered when usable */
 	auth_gssapi_conf gss[TERND_GSS_COUNT];
 	int gss_ok[TERND_GSS_COUNT];
+	cluster *cl;                  /* the distributed domain's control plane */
 	admin *adm;
 	http_service *http;
 	struct event *hup;
@@ -190,6 +191,7 @@ static int ternd_open(ternd *t, tbuf *err)
 	}
 	if (ternd_node_name(t->st, o->node_name, t->node_name, sizeof(t->node_name), err) < 0)
 		return -1;
+	store_set_node_name(t->st, t->node_name);   /* before any write: mailboxes follow homes */
 	if (store_is_new(t->st) && ternd_init_store(t->st, o, err) < 0)
 		return -1;
 	return 0;
@@ -376,6 +378,24 @@ static int ternd_mail(ternd *t, admin_env *env, tbuf *err)
 	return 0;
 }
 
+/* The control plane of the distributed domain: needs the store and the server's TLS
+ * fingerprint, and comes before every listener, so that the store's replication mode
+ * (slave: shared rows refused) holds before the first request. -1 with err. */
+static int ternd_cluster(ternd *t, tbuf *err)
+{
+	cluster_options co = { .st = t->st, .conf = &t->conf, .data_dir = t->o->data,
+			       .node_name = t->node_name, .fingerprint = tern_server_fingerprint(t->srv) };
+	char *e = NULL;
+	if (cluster_open(&co, &t->cl, &e) < 0) {
+		tbuf_appendf(err, "cluster: %s", e ? e : "cannot start the control plane");
+		free(e);
+		return -1;
+	}
+	tlog(TLOG_DEBUG, "Cluster role of node %s: %s", t->node_name,
+	     cluster_role_name(cluster_get_role(t->cl)));
+	return 0;
+}
+
 /* Server, pools, admin API, listeners, signals; -1 with err. */
 static int ternd_serve(ternd *t, admin_env *env, tbuf *err)
 {
@@ -388,7 +408,7 @@ static int ternd_serve(ternd *t, admin_env *env, tbuf *err)
 		return -1;
 	}
 	tern_server_set_access_check(t->srv, access_check, t->st);
-	if (ternd_runtime(t, err) < 0)
+	if (ternd_cluster(t, err) < 0 || ternd_runtime(t, err) < 0)
 		return -1;
 	t->lockout = auth_lockout_new((unsigned)t->conf.security_lockout_threshold,
 				      t->conf.security_lockout_seconds);
@@ -401,7 +421,7 @@ static int ternd_serve(ternd *t, admin_env *env, tbuf *err)
 	ternd_gssapi(t);
 	*env = (admin_env){ .st = t->st, .srv = t->srv, .conf = &t->conf, .auth_pool = t->auth_pool,
 			    .lockout = t->lockout, .data_dir = o->data, .node_name = t->node_name,
-			    .started = tern_now(),
+			    .started = tern_now(), .cl = t->cl,
 			    .gssapi = t->gss_ok[TERND_GSS_HTTP] ? &t->gss[TERND_GSS_HTTP] : NULL };
 	env->served[TERN_SVC_admin] = t->conf.services[TERN_SVC_admin].enabled;
 	if (t->lockout == NULL) {
@@ -477,6 +497,7 @@ static void ternd_close(ternd *t)
 	http_service_free(&t->http);
 	admin_free(&t->adm);
 	auth_lockout_free(&t->lockout);
+	cluster_close(&t->cl);   /* no request uses it any more; before the store it writes */
 	if (t->st != NULL)
 		store_close(&t->st);
 	if (t->sock[0] != '\0')

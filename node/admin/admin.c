@@ -21,6 +21,11 @@ static const admin_route routes[] = {
 	{ "GET", "/api/v1/node", adm_node, 0 },
 	{ "GET", "/api/v1/stats", adm_stats, 0 },
 	{ "GET", "/api/v1/cluster", adm_cluster, 0 },
+	{ "GET", "/api/v1/cluster/identity", adm_cluster_identity, 0 },
+	{ "POST", "/api/v1/cluster/nodes", adm_cluster_admit, ADM_WRITE | ADM_AUDIT },
+	{ "DELETE", "/api/v1/cluster/nodes/*", adm_cluster_remove, ADM_WRITE | ADM_AUDIT },
+	{ "POST", "/api/v1/cluster/join", adm_cluster_join, ADM_WRITE | ADM_AUDIT },
+	{ "POST", "/api/v1/cluster/leave", adm_cluster_leave, ADM_WRITE | ADM_AUDIT },
 	{ "GET", "/api/v1/logs/*", adm_logs, 0 },
 	{ "GET", "/api/v1/domains", adm_domain_list, 0 },
 	{ "POST", "/api/v1/domains", adm_domain_add, ADM_WRITE },
@@ -323,16 +328,18 @@ static void admin_dispatch(admin_req *r)
 		if (strcmp(routes[i].method, r->req->method) != 0)
 			continue;
 		r->route_flags = routes[i].flags;
-		if (r->rights == TERN__RIGHTS__RIGHTS_NONE) {
-			admin_error(r, 403, "no administration rights");
-			return;
-		}
-		if (r->rights == TERN__RIGHTS__RIGHTS_DOMAIN && !(routes[i].flags & ADM_DOMAIN_OK)) {
-			admin_error(r, 403, "domain administrators may manage their domain's accounts only");
-			return;
-		}
-		if (r->rights == TERN__RIGHTS__RIGHTS_READ_ONLY && (routes[i].flags & ADM_WRITE)) {
-			admin_error(r, 403, "read-only administration rights");
+		const char *refused = NULL;
+		if (r->rights == TERN__RIGHTS__RIGHTS_NONE)
+			refused = "no administration rights";
+		else if (r->rights == TERN__RIGHTS__RIGHTS_DOMAIN && !(routes[i].flags & ADM_DOMAIN_OK))
+			refused = "domain administrators may manage their domain's accounts only";
+		else if (r->rights == TERN__RIGHTS__RIGHTS_READ_ONLY && (routes[i].flags & ADM_WRITE))
+			refused = "read-only administration rights";
+		if (refused != NULL) {
+			if (routes[i].flags & ADM_AUDIT)
+				tlog(TLOG_SECURITY, "Refused ADMIN %s %s by %s from %s: %s", routes[i].method,
+				     routes[i].pattern, r->actor, r->ip, refused);
+			admin_error(r, 403, "%s", refused);
 			return;
 		}
 		routes[i].fn(r);

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include "auth.h"
 #include "auth_gssapi.h"
+#include "cluster.h"
 #include "deliver.h"
 #include "http.h"
 #include "imap.h"
@@ -31,6 +32,9 @@ typedef struct admin_env {
 	queue_runner *queue;
 	/* SPNEGO ("Authorization: Negotiate") for remote admins; NULL = Basic only. */
 	const auth_gssapi_conf *gssapi;
+	/* The distributed domain's control plane; NULL = no cluster (the API answers as a
+	 * standalone node and refuses the cluster operations). */
+	cluster *cl;
 } admin_env;
 
 typedef struct admin admin;

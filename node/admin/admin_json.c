@@ -14,6 +14,7 @@ static const char *aj_type_name(aj_type t)
 	case AJ_STRLIST: return "a list of strings";
 	case AJ_UINT_OR_NULL: return "a non-negative integer or null";
 	case AJ_STR_OR_NULL: return "a string or null";
+	case AJ_OBJECT: return "an object";
 	}
 	return "?";
 }
@@ -26,6 +27,7 @@ static int aj_type_ok(json_t *v, aj_type t)
 	case AJ_UINT: return json_is_integer(v) && json_integer_value(v) >= 0;
 	case AJ_UINT_OR_NULL: return json_is_null(v) || (json_is_integer(v) && json_integer_value(v) >= 0);
 	case AJ_STR_OR_NULL: return json_is_null(v) || json_is_string(v);
+	case AJ_OBJECT: return json_is_object(v);
 	case AJ_STRLIST: {
 		if (!json_is_array(v))
 			return 0;
@@ -56,29 +58,35 @@ int admin_json_decode(const char *data, size_t len, const aj_field *fields, int 
 		tbuf_appendf(why, "malformed JSON at line %d, column %d", err.line, err.column);
 		return -1;
 	}
-	if (!json_is_object(j)) {
+	if (admin_json_check(j, fields, why) < 0) {
 		json_decref(j);
+		return -1;
+	}
+	*obj_r = j;
+	return 0;
+}
+
+int admin_json_check(const json_t *obj, const aj_field *fields, tbuf *why)
+{
+	if (!json_is_object(obj)) {
 		tbuf_append_str(why, "the body must be a JSON object");
 		return -1;
 	}
 	const char *key;
 	json_t *v;
-	json_object_foreach(j, key, v) {
+	json_object_foreach((json_t *)obj, key, v) {
 		const aj_field *f = fields;
 		while (f->name != NULL && strcmp(f->name, key) != 0)
 			f++;
 		if (f->name == NULL) {
 			tbuf_appendf(why, "unknown field \"%s\"", key);
-			json_decref(j);
 			return -1;
 		}
 		if (!aj_type_ok(v, f->type)) {
 			tbuf_appendf(why, "field \"%s\" must be %s", key, aj_type_name(f->type));
-			json_decref(j);
 			return -1;
 		}
 	}
-	*obj_r = j;
 	return 0;
 }
 

@@ -1,4 +1,4 @@
-/* admin_node.c - the node as a whole: status, node, stats, cluster, logs. */
+/* admin_node.c - the node as a whole: status, node, stats, logs (the cluster: admin_cluster.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,7 +43,8 @@ void adm_node(admin_req *r)
 	json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "name", env->node_name,
 			      "fingerprint", tern_server_fingerprint(env->srv),
 			      "hostname", tern_conf_hostname(env->conf), "version", TERN_VERSION,
-			      "data_dir", env->data_dir, "role", "standalone",
+			      "data_dir", env->data_dir,
+			      "role", env->cl ? cluster_role_name(cluster_get_role(env->cl)) : "standalone",
 			      "uptime", (json_int_t)(tern_now() - env->started));
 	admin_reply_json(r, 200, j);
 }
@@ -75,22 +76,6 @@ void adm_stats(admin_req *r)
 			      "free_disk_bytes", (json_int_t)s.free_disk_bytes,
 			      "connections", conns, "domains", (json_int_t)nd, "users", users,
 			      "mail", admin_mail_stats(env));
-	admin_reply_json(r, 200, j);
-}
-
-void adm_cluster(admin_req *r)
-{
-	const admin_env *env = &r->a->env;
-	char addr[96];
-	const tern_service_conf *sc = &env->conf->services[TERN_SVC_admin];
-	if (sc->nlisten > 0)
-		snprintf(addr, sizeof(addr), "%s:%u", sc->listen[0].host[0] ? sc->listen[0].host : "0.0.0.0",
-			 (unsigned)sc->listen[0].port);
-	else
-		snprintf(addr, sizeof(addr), "%s", "");
-	json_t *j = json_pack("{s:[{s:s, s:s, s:s, s:s, s:i, s:i}]}", "nodes", "name", env->node_name,
-			      "role", "standalone", "status", "this server", "address", addr, "seq", 0,
-			      "lag", 0);
 	admin_reply_json(r, 200, j);
 }
 

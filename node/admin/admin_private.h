@@ -62,6 +62,7 @@ struct admin_req {
 /* route flags */
 #define ADM_WRITE 1            /* needs read-write (or domain rights for its domain) */
 #define ADM_DOMAIN_OK 2        /* open to "domain" admins, checked by the handler */
+#define ADM_AUDIT 4            /* a refusal for lack of rights goes to security.log */
 
 /* admin.c: replies (each releases r) and helpers */
 void admin_reply_json(admin_req *r, int status, json_t *j);   /* steals j */
@@ -89,7 +90,9 @@ void admin_pool(admin_req *r, void (*job)(void *), admin_fn done);
 void admin_config_log(admin_req *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* admin_json.c: strict body parsing */
-typedef enum { AJ_STR, AJ_BOOL, AJ_UINT, AJ_STRLIST, AJ_UINT_OR_NULL, AJ_STR_OR_NULL } aj_type;
+typedef enum {
+	AJ_STR, AJ_BOOL, AJ_UINT, AJ_STRLIST, AJ_UINT_OR_NULL, AJ_STR_OR_NULL, AJ_OBJECT
+} aj_type;
 typedef struct aj_field {
 	const char *name;
 	aj_type type;
@@ -99,6 +102,9 @@ typedef struct aj_field {
  * 0 with *obj_r (the caller's), or -1 with the reason appended to why. Pure: no store. */
 int admin_json_decode(const char *data, size_t len, const aj_field *fields, int allow_empty,
 		      json_t **obj_r, tbuf *why);
+/* The same checks on an object already parsed (e.g. a nested one): only `fields`, each of
+ * its type. 0, or -1 with the reason appended to why. */
+int admin_json_check(const json_t *obj, const aj_field *fields, tbuf *why);
 /* admin_json_decode of r->req->body into r->body; on error replies 400, returns -1. */
 int admin_parse_body(admin_req *r, const aj_field *fields, int allow_empty);
 /* The body fields of POST /api/v1/users; PATCH takes the same but "address" (+1). */
@@ -120,7 +126,13 @@ void admin_log_kv(tbuf *b, const char *key, const char *value);
 void adm_status(admin_req *r);
 void adm_node(admin_req *r);
 void adm_stats(admin_req *r);
+/* admin_cluster.c */
 void adm_cluster(admin_req *r);
+void adm_cluster_identity(admin_req *r);
+void adm_cluster_admit(admin_req *r);
+void adm_cluster_join(admin_req *r);
+void adm_cluster_leave(admin_req *r);
+void adm_cluster_remove(admin_req *r);
 void adm_logs(admin_req *r);
 void adm_domain_list(admin_req *r);
 void adm_domain_add(admin_req *r);

@@ -5,8 +5,30 @@
 #include <strings.h>
 #include "admin_private.h"
 
-/* USER of API.md; never a password or hash. */
-json_t *admin_user_json(store *st, const Tern__User *u)
+/* The node a home of "" names, into out: this node on a master, the master on a slave
+ * (the master's rows replicate as they are), "" when standalone. */
+static void home_default(store *st, char *out, size_t n)
+{
+	const char *self = store_node_name(st);
+	Tern__ClusterSelf *cs = NULL;
+	out[0] = '\0';
+	switch (store_repl_get_mode(st)) {
+	case STORE_REPL_MASTER:
+		snprintf(out, n, "%s", self ? self : "");
+		break;
+	case STORE_REPL_SLAVE:
+		if (store_cluster_self_get(st, &cs) == STORE_OK) {
+			snprintf(out, n, "%s", cs->master_name);
+			store_free_record(cs);
+		}
+		break;
+	default:
+		break;
+	}
+}
+
+/* USER of API.md with "" homes shown as dflt (null when dflt is ""). */
+static json_t *user_json(store *st, const Tern__User *u, const char *dflt)
 {
 	char addr[330], id[37] = "";
 	snprintf(addr, sizeof(addr), "%s@%s", u->name, u->domain);
@@ -20,19 +42,29 @@ json_t *admin_user_json(store *st, const Tern__User *u)
 		items = m->items;
 		store_free_record(m);
 	}
+	const char *home = u->home[0] ? u->home : dflt;
 	json_t *size_limit = u->size_limit_mode == 0 ? json_null()
 			   : json_integer(u->size_limit_mode == 2 ? 0 : (json_int_t)u->size_limit);
 	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:s, s:o, s:o, s:b, s:s, s:o, s:o,"
-			 " s:{s:I, s:I}, s:{s:I, s:I}}",
+			 " s:b, s:{s:I, s:I}, s:{s:I, s:I}}",
 			 "address", addr, "name", u->name, "domain", u->domain, "id", id,
 			 "type", u->ldap ? "ldap" : "local", "enabled", u->enabled,
 			 "full_name", u->full_name, "description", u->description,
 			 "addresses", aj_from_strlist(u->addresses, u->n_addresses),
 			 "forward", aj_from_strlist(u->forward, u->n_forward),
 			 "keep_copy", u->forward_keep_copy, "rights", admin_rights_name(u->rights),
-			 "home", u->home[0] ? json_string(u->home) : json_null(), "size_limit", size_limit,
-			 "usage", "bytes", (json_int_t)bytes, "items", (json_int_t)items,
+			 "home", home[0] ? json_string(home) : json_null(), "size_limit", size_limit,
+			 "publish_in_gal", u->publish_in_gal, "usage", "bytes", (json_int_t)bytes, "items", (json_int_t)items,
 			 "quota", "bytes", (json_int_t)u->quota_bytes, "items", (json_int_t)u->quota_items);
+}
+
+/* USER of API.md; never a password or hash. "home": the node's name (a home of "" is
+ * named once the node is in a distributed domain), null on a standalone node. */
+json_t *admin_user_json(store *st, const Tern__User *u)
+{
+	char dflt[128];
+	home_default(st, dflt, sizeof(dflt));
+	return user_json(st, u, dflt);
 }
 
 /* Split ADDRESS into r->name / r->domain (a bare name: the primary domain), check the
@@ -85,24 +117,47 @@ static int user_cmp(const void *a, const void *b)
 	return strcasecmp(x->name, y->name);
 }
 
+/* The node a user lives on: its home, or dflt (home_default) when the home is "",
+ * this node when standalone. */
+static const char *user_home_node(admin_req *r, const Tern__User *u, const char *dflt)
+{
+	if (u->home[0])
+		return u->home;
+	if (dflt[0])
+		return dflt;
+	const char *self = store_node_name(r->st);
+	return self != NULL && *self ? self : r->a->env.node_name;
+}
+
 void adm_user_list(admin_req *r)
 {
 	char dom[256];
 	if (admin_query_domain(r, dom, sizeof(dom)) < 0)
 		return;
+	char *node = http_query_param(r->req, "node");   /* only the users homed there */
+	if (node != NULL && *node == '\0') {
+		free(node);
+		admin_error(r, 400, "node must name a node");
+		return;
+	}
 	Tern__User **list = NULL;
 	size_t n = 0;
 	int rc = store_user_list(r->st, dom, &list, &n);
 	if (rc != STORE_OK) {
+		free(node);
 		admin_store_error(r, rc, NULL);
 		return;
 	}
 	if (n > 1)
 		qsort(list, n, sizeof(*list), user_cmp);
+	char dflt[128];
+	home_default(r->st, dflt, sizeof(dflt));
 	json_t *a = json_array();
 	for (size_t i = 0; i < n; i++)
-		json_array_append_new(a, admin_user_json(r->st, list[i]));
+		if (node == NULL || strcasecmp(user_home_node(r, list[i], dflt), node) == 0)
+			json_array_append_new(a, user_json(r->st, list[i], dflt));
 	store_free_list((void **)list, n);
+	free(node);
 	admin_reply_json(r, 200, a);
 }
 
@@ -118,7 +173,7 @@ const aj_field admin_user_fields[] = {
 	{ "description", AJ_STR }, { "enabled", AJ_BOOL }, { "addresses", AJ_STRLIST },
 	{ "forward", AJ_STRLIST }, { "keep_copy", AJ_BOOL }, { "quota_bytes", AJ_UINT },
 	{ "quota_items", AJ_UINT }, { "rights", AJ_STR }, { "size_limit", AJ_UINT_OR_NULL },
-	{ "home", AJ_STR_OR_NULL }, { NULL, AJ_STR },
+	{ "home", AJ_STR_OR_NULL }, { "publish_in_gal", AJ_BOOL }, { NULL, AJ_STR },
 };
 
 /* Apply the body's fields (not address/password) to u and describe them in log. */
@@ -153,6 +208,10 @@ static int user_apply(admin_req *r, Tern__User *u, tbuf *log)
 	}
 	if ((v = json_object_get(r->body, "keep_copy")) != NULL)
 		u->forward_keep_copy = json_is_true(v);
+	if ((v = json_object_get(r->body, "publish_in_gal")) != NULL) {
+		u->publish_in_gal = json_is_true(v);
+		tbuf_appendf(log, ", PublishInGAL='%d'", u->publish_in_gal ? 1 : 0);
+	}
 	if ((v = json_object_get(r->body, "rights")) != NULL) {
 		Tern__Rights rights;
 		if (admin_rights_parse(json_string_value(v), &rights) < 0) {
@@ -275,6 +334,7 @@ void adm_user_add(admin_req *r)
 	free(name);
 	aj_set_str(&u->domain, r->domain);
 	u->enabled = 1;
+	u->publish_in_gal = 1;   /* the guide: users with a full name are published */
 	u->created = (uint64_t)tern_now();
 	tbuf log = TBUF_INIT;
 	admin_log_kv(&log, "Name", u->name);
@@ -298,13 +358,15 @@ static void user_patch_hashed(admin_req *r)
 	user_write_hashed(r, store_user_update, user_updated);
 }
 
-void adm_user_patch(admin_req *r)
+/* The rest of a PATCH, once any home change is done: load the user, apply the other
+ * fields, write (after hashing a new password). */
+static void user_patch_rest(admin_req *r)
 {
-	if (admin_parse_body(r, admin_user_fields + 1, 0) < 0)
-		return;
-	if (admin_user_address(r, r->arg) < 0 || user_password(r) < 0)
-		return;
 	Tern__User *u = NULL;
+	if (r->param != NULL && json_object_size(r->body) == 0 && r->password == NULL) {
+		reply_user(r, 200);   /* the home was the only change */
+		return;
+	}
 	if (admin_user_load(r, &u) < 0)
 		return;
 	r->rec = u;
@@ -324,6 +386,70 @@ void adm_user_patch(admin_req *r)
 		admin_pool(r, hash_job, user_patch_hashed);
 	else
 		store_user_update(r->st, u, admin_cb(r, user_updated), NULL);
+}
+
+/* Auth pool: place the user on node r->param (cluster_user_set_home blocks: it may ask
+ * the current home node whether the mailbox is empty). */
+static void home_job(void *arg)
+{
+	admin_req *r = arg;
+	char addr[520];
+	snprintf(addr, sizeof(addr), "%s@%s", r->name, r->domain);
+	tbuf_reset(&r->log);
+	r->hash_rc = cluster_user_set_home(r->a->env.cl, addr, r->param, &r->log);
+}
+
+/* I/O thread: the home changed (config.log), then the other fields; or 409 with why. */
+static void home_done(admin_req *r)
+{
+	if (r->hash_rc < 0) {
+		admin_error(r, 409, "%s", r->log.len ? tbuf_cstr(&r->log) : "the home node cannot change");
+		return;
+	}
+	tbuf log = TBUF_INIT;
+	admin_log_kv(&log, "Home", r->param);
+	admin_config_log(r, "update User set %s where Name='%s', Domain='%s'", tbuf_cstr(&log), r->name,
+			 r->domain);
+	tbuf_free(&log);
+	tlog(TLOG_CONFIG, "%s - %s", r->actor, tbuf_cstr(&r->log));
+	tbuf_reset(&r->log);
+	user_patch_rest(r);
+}
+
+/* PATCH /api/v1/users/ADDRESS. A new "home" goes through the control plane
+ * (cluster_user_set_home: only an empty mailbox moves, only the master decides) before
+ * the other fields are written. */
+void adm_user_patch(admin_req *r)
+{
+	if (admin_parse_body(r, admin_user_fields + 1, 0) < 0)
+		return;
+	if (admin_user_address(r, r->arg) < 0 || user_password(r) < 0)
+		return;
+	json_t *home = json_object_get(r->body, "home");
+	if (home == NULL || r->a->env.cl == NULL) {
+		user_patch_rest(r);
+		return;
+	}
+	Tern__User *u = NULL;
+	if (admin_user_load(r, &u) < 0)
+		return;
+	const char *want = json_is_null(home) ? "" : json_string_value(home);
+	if (*want == '\0') {   /* "" or null: this node */
+		const char *self = store_node_name(r->st);
+		want = self != NULL && *self ? self : r->a->env.node_name;
+	}
+	char dflt[128];
+	home_default(r->st, dflt, sizeof(dflt));
+	int same = strcasecmp(want, user_home_node(r, u, dflt)) == 0;
+	r->param = strdup(want);
+	store_free_record(u);
+	if (r->param == NULL)
+		abort();
+	json_object_del(r->body, "home");
+	if (same)
+		user_patch_rest(r);
+	else
+		admin_pool(r, home_job, home_done);
 }
 
 void adm_user_delete(admin_req *r)

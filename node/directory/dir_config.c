@@ -22,11 +22,8 @@
 #define SEAL_NONCE 12
 #define SEAL_TAG 16
 
-/* The key of one data dir, kept once read (a node has one data dir). */
+/* Serialises reading and making the node secret. */
 static pthread_mutex_t key_mu = PTHREAD_MUTEX_INITIALIZER;
-static char key_dir[4096];
-static unsigned char key_cache[SECRET_LEN];
-static int key_loaded;
 
 /* Read exactly SECRET_LEN bytes from path: 0 ok, 1 absent, -1 bad. */
 static int key_read(const char *path, unsigned char key[SECRET_LEN])
@@ -75,16 +72,13 @@ static int secret_key(const char *data_dir, unsigned char key[SECRET_LEN], const
 	char dir[4200], path[4200];
 	int rc;
 
+	/* Read at every use, never cached: joining a distributed domain replaces the file
+	 * with the domain's shared secret while the node runs (cluster_join). */
 	pthread_mutex_lock(&key_mu);
-	if (key_loaded && strcmp(key_dir, data_dir) == 0) {
-		memcpy(key, key_cache, SECRET_LEN);
-		pthread_mutex_unlock(&key_mu);
-		return 0;
-	}
 	int w1 = snprintf(dir, sizeof(dir), "%s/ssl", data_dir);
 	int w2 = snprintf(path, sizeof(path), "%s/%s", data_dir, DIR_SECRET_KEY_FILE);
 	if (w1 < 0 || (size_t)w1 >= sizeof(dir) || w2 < 0 || (size_t)w2 >= sizeof(path) ||
-	    strlen(data_dir) >= sizeof(key_dir)) {
+	    strlen(data_dir) >= 4096) {
 		pthread_mutex_unlock(&key_mu);
 		*error_r = "data directory path too long";
 		return -1;
@@ -97,9 +91,6 @@ static int secret_key(const char *data_dir, unsigned char key[SECRET_LEN], const
 		*error_r = "the node secret DATA/" DIR_SECRET_KEY_FILE " cannot be read or made";
 		return -1;
 	}
-	memcpy(key_cache, key, SECRET_LEN);
-	snprintf(key_dir, sizeof(key_dir), "%s", data_dir);
-	key_loaded = 1;
 	pthread_mutex_unlock(&key_mu);
 	return 0;
 }

@@ -24,11 +24,15 @@ static const ctl_optspec user_opts[] = {
 	{ "password-file", 1 }, { "full-name", 1 }, { "description", 1 }, { "quota-mb", 1 },
 	{ "quota-items", 1 }, { "forward", 1 }, { "keep-copy", 0 }, { "no-keep-copy", 0 },
 	{ "home", 1 }, { "address", 1 }, { "rights", 1 }, { "enabled", 0 }, { "disabled", 0 },
-	{ "size-limit-mb", 1 }, { NULL, 0 }
+	{ "size-limit-mb", 1 }, { "publish-in-gal", 0 }, { "no-publish-in-gal", 0 }, { NULL, 0 }
 };
 static const ctl_optspec group_opts[] = {
 	{ "description", 1 }, { "address", 1 }, { "member", 1 }, { "rights", 1 },
 	{ "publish-in-gal", 0 }, { "local-only", 0 }, { NULL, 0 }
+};
+static const ctl_optspec user_list_opts[] = { { "this-node", 0 }, { "node", 1 }, { NULL, 0 } };
+static const ctl_optspec join_opts[] = {
+	{ "master", 1 }, { "admin", 1 }, { "password-file", 1 }, { "master-fingerprint", 1 }, { NULL, 0 }
 };
 static const ctl_optspec members_opts[] = { { "add", 1 }, { "remove", 1 }, { NULL, 0 } };
 static const ctl_optspec describe_opts[] = { { "description", 1 }, { NULL, 0 } };
@@ -46,6 +50,11 @@ static const ctl_cmd commands[] = {
 	{ "stats", NULL, ctl_cmd_stats, no_opts, 0, 0, "stats" },
 	{ "logs", NULL, ctl_cmd_logs, logs_opts, 1, 1, "logs NAME [--lines N]" },
 	{ "cluster", "status", ctl_cmd_cluster_status, no_opts, 0, 0, "cluster status" },
+	{ "cluster", "join", ctl_cmd_cluster_join, join_opts, 0, 0,
+	  "cluster join --master HOST:ADMINPORT --admin USER@DOMAIN --password-file F "
+	  "--master-fingerprint SHA256" },
+	{ "cluster", "leave", ctl_cmd_cluster_leave, no_opts, 0, 0, "cluster leave" },
+	{ "cluster", "remove", ctl_cmd_cluster_remove, no_opts, 1, 1, "cluster remove NODE" },
 	{ "queue", "list", ctl_cmd_queue_list, no_opts, 0, 0, "queue list" },
 	{ "queue", "retry", ctl_cmd_queue_retry, queue_opts, 0, 1, "queue retry QUEUE-ID|--all" },
 	{ "queue", "remove", ctl_cmd_queue_remove, queue_opts, 0, 1, "queue remove QUEUE-ID|--all" },
@@ -62,8 +71,10 @@ static const ctl_cmd commands[] = {
 	{ "user", "add", ctl_cmd_user_add, user_opts, 1, 1,
 	  "user add USER@DOMAIN --password-file FILE [--full-name S] [--description S] "
 	  "[--quota-mb N] [--quota-items N] [--forward ADDR]... [--keep-copy] [--home NODE] "
-	  "[--address LOCAL]... [--rights none|domain|read-only|read-write] [--disabled]" },
-	{ "user", "list", ctl_cmd_user_list, no_opts, 0, 1, "user list [DOMAIN]" },
+	  "[--address LOCAL]... [--rights none|domain|read-only|read-write] [--disabled] "
+	  "[--publish-in-gal|--no-publish-in-gal]" },
+	{ "user", "list", ctl_cmd_user_list, user_list_opts, 0, 1,
+	  "user list [DOMAIN] [--this-node | --node NODE]" },
 	{ "user", "show", ctl_cmd_user_show, no_opts, 1, 1, "user show USER@DOMAIN" },
 	{ "user", "set", ctl_cmd_user_set, user_opts, 1, 1,
 	  "user set USER@DOMAIN [options of user add] [--enabled|--disabled]" },
@@ -230,43 +241,53 @@ static int make_target(const globals *g, ctl_target *t)
 		ctl_err("--node needs --user ADMIN and --password-file FILE");
 		return CTL_EXIT_USAGE;
 	}
-	const char *colon = strrchr(g->node, ':');
-	const char *host = g->node, *hend = colon;
-	if (g->node[0] == '[') {
-		const char *rb = strchr(g->node, ']');
+	return ctl_target_remote(t, "--node", g->node, g->user, g->password_file, "--fingerprint",
+				 g->fingerprint);
+}
+
+int ctl_target_remote(ctl_target *t, const char *opt, const char *hostport, const char *user,
+		      const char *password_file, const char *fp_opt, const char *fingerprint)
+{
+	memset(t, 0, sizeof *t);
+	const char *colon = strrchr(hostport, ':');
+	const char *host = hostport, *hend = colon;
+	if (hostport[0] == '[') {
+		const char *rb = strchr(hostport, ']');
 		if (!rb || rb[1] != ':') {
-			ctl_err("--node wants HOST:PORT, got %s", g->node);
+			ctl_err("%s wants HOST:PORT, got %s", opt, hostport);
 			return CTL_EXIT_USAGE;
 		}
-		host = g->node + 1;
+		host = hostport + 1;
 		hend = rb;
 		colon = rb + 1;
 	}
 	char *pend = NULL;
 	long port = colon ? strtol(colon + 1, &pend, 10) : 0;
 	if (!colon || hend == host || !pend || *pend || port < 1 || port > 65535) {
-		ctl_err("--node wants HOST:PORT, got %s", g->node);
+		ctl_err("%s wants HOST:PORT, got %s", opt, hostport);
 		return CTL_EXIT_USAGE;
 	}
 	t->remote = 1;
 	t->host = strndup(host, (size_t)(hend - host));
+	if (!t->host)
+		abort();
 	snprintf(t->port, sizeof t->port, "%ld", port);
-	snprintf(t->where, sizeof t->where, "the node at %s", g->node);
-	if (g->fingerprint) {
-		if (ctl_parse_fingerprint(g->fingerprint, t->pin) < 0) {
-			ctl_err("--fingerprint wants the SHA-256 of the certificate in hex (64 digits, "
-				"colons allowed)");
+	snprintf(t->where, sizeof t->where, "the node at %s", hostport);
+	if (fingerprint) {
+		if (ctl_parse_fingerprint(fingerprint, t->pin) < 0) {
+			ctl_err("%s wants the SHA-256 of the certificate in hex (64 digits, "
+				"colons allowed)", fp_opt);
 			return CTL_EXIT_USAGE;
 		}
 		t->has_pin = 1;
 	}
-	char *pw = tern_read_first_line(g->password_file);
+	char *pw = tern_read_first_line(password_file);
 	if (!pw) {
-		ctl_err("cannot read the password file %s: %s", g->password_file, strerror(errno));
+		ctl_err("cannot read the password file %s: %s", password_file, strerror(errno));
 		return CTL_EXIT_ERROR;
 	}
 	tbuf cred = TBUF_INIT;
-	tbuf_appendf(&cred, "%s:%s", g->user, pw);
+	tbuf_appendf(&cred, "%s:%s", user, pw);
 	OPENSSL_cleanse(pw, strlen(pw));
 	free(pw);
 	size_t cap = 4 * ((cred.len + 2) / 3) + 1;

@@ -96,6 +96,12 @@ typedef struct ctl_cmd {
 } ctl_cmd;
 
 /* ternctl.c */
+/* Fill t for a node's admin HTTPS: hostport "HOST:PORT" (of option opt, for messages),
+ * Basic credentials of user with the first line of password_file, the certificate pinned
+ * to fingerprint (option fp_opt) when not NULL. Returns an exit code (0 ok); free t with
+ * ctl_target_free. */
+int ctl_target_remote(ctl_target *t, const char *opt, const char *hostport, const char *user,
+		      const char *password_file, const char *fp_opt, const char *fingerprint);
 const char *ctl_arg(const ctl_args *a, const char *name);   /* the last value, or NULL */
 int ctl_flag(const ctl_args *a, const char *name);          /* 1 when given */
 void ctl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -103,7 +109,7 @@ void ctl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* ternctl_cmds.c, ternctl_users.c, ternctl_queue.c - one function per command; each
  * returns an exit code. */
 ctl_cmd_fn ctl_cmd_status, ctl_cmd_node_show, ctl_cmd_stats, ctl_cmd_logs,
-	ctl_cmd_cluster_status,
+	ctl_cmd_cluster_status, ctl_cmd_cluster_join, ctl_cmd_cluster_leave, ctl_cmd_cluster_remove,
 	ctl_cmd_queue_list, ctl_cmd_queue_retry, ctl_cmd_queue_remove, ctl_cmd_queue_run,
 	ctl_cmd_domain_add, ctl_cmd_domain_list, ctl_cmd_domain_show, ctl_cmd_domain_set,
 	ctl_cmd_domain_remove, ctl_cmd_domain_rename, ctl_cmd_domain_primary,

@@ -256,20 +256,6 @@ int ctl_cmd_stats(ctl_ctx *ctx, const ctl_args *a)
 	return get_and_print(ctx, "/api/v1/stats", ctl_print_stats);
 }
 
-static void print_cluster(const json_t *st)
-{
-	static const ctl_column cols[] = {
-		{ "NAME", "name" }, { "ROLE", "role" }, { "STATUS", "status" },
-		{ "ADDRESS", "address" }, { "SEQ", "seq" }, { "LAG", "lag" }, { NULL, NULL }
-	};
-	ctl_print_table(json_object_get(st, "nodes"), cols);
-}
-
-int ctl_cmd_cluster_status(ctl_ctx *ctx, const ctl_args *a)
-{
-	return get_and_print(ctx, "/api/v1/cluster", print_cluster);
-}
-
 /* logs NAME [--lines N]: the text as is, or a JSON array of lines with --json. */
 int ctl_cmd_logs(ctl_ctx *ctx, const ctl_args *a)
 {

@@ -63,6 +63,10 @@ static int user_body(const ctl_args *a, json_t *o)
 		ctl_err("--keep-copy and --no-keep-copy exclude each other");
 		return CTL_EXIT_USAGE;
 	}
+	if (ctl_flag(a, "publish-in-gal") && ctl_flag(a, "no-publish-in-gal")) {
+		ctl_err("--publish-in-gal and --no-publish-in-gal exclude each other");
+		return CTL_EXIT_USAGE;
+	}
 	ctl_opt_str(a, "full-name", o, "full_name");
 	ctl_opt_str(a, "description", o, "description");
 	ctl_opt_str(a, "home", o, "home");
@@ -72,6 +76,10 @@ static int user_body(const ctl_args *a, json_t *o)
 		json_object_set_new(o, "keep_copy", json_true());
 	if (ctl_flag(a, "no-keep-copy"))
 		json_object_set_new(o, "keep_copy", json_false());
+	if (ctl_flag(a, "publish-in-gal"))
+		json_object_set_new(o, "publish_in_gal", json_true());
+	if (ctl_flag(a, "no-publish-in-gal"))
+		json_object_set_new(o, "publish_in_gal", json_false());
 	if (ctl_flag(a, "disabled"))
 		json_object_set_new(o, "enabled", json_false());
 	if (ctl_flag(a, "enabled"))
@@ -103,6 +111,8 @@ int ctl_cmd_user_add(ctl_ctx *ctx, const ctl_args *a)
 	return ctl_done(ctx, res, "user %s added", a->pos[0]);
 }
 
+/* user list [DOMAIN] [--this-node | --node NODE]: --this-node shows only the users
+ * homed on the node ternctl speaks to (its name from GET /api/v1/node). */
 int ctl_cmd_user_list(ctl_ctx *ctx, const ctl_args *a)
 {
 	static const ctl_column cols[] = {
@@ -110,7 +120,43 @@ int ctl_cmd_user_list(ctl_ctx *ctx, const ctl_args *a)
 		{ "ENABLED", "enabled" }, { "RIGHTS", "rights" }, { "HOME", "home" },
 		{ "USED BYTES", "usage.bytes" }, { "QUOTA BYTES", "quota.bytes" }, { NULL, NULL }
 	};
-	return ctl_list_call(ctx, "users", a->npos ? a->pos[0] : NULL, cols);
+	const char *node = ctl_arg(a, "node");
+	if (node && ctl_flag(a, "this-node")) {
+		ctl_err("--this-node and --node exclude each other");
+		return CTL_EXIT_USAGE;
+	}
+	if (!node && !ctl_flag(a, "this-node"))
+		return ctl_list_call(ctx, "users", a->npos ? a->pos[0] : NULL, cols);
+	json_t *self = NULL, *res;
+	int rc;
+	if (!node) {
+		if ((rc = ctl_call(ctx, "GET", "/api/v1/node", NULL, &self)))
+			return rc;
+		node = json_string_value(json_object_get(self, "name"));
+		if (!node || !*node) {
+			json_decref(self);
+			ctl_err("the node did not say its name");
+			return CTL_EXIT_ERROR;
+		}
+	}
+	tbuf path = TBUF_INIT;
+	tbuf_append_str(&path, "/api/v1/users?node=");
+	ctl_url_append(&path, node);
+	json_decref(self);
+	if (a->npos) {
+		tbuf_append_str(&path, "&domain=");
+		ctl_url_append(&path, a->pos[0]);
+	}
+	rc = ctl_call(ctx, "GET", tbuf_cstr(&path), NULL, &res);
+	tbuf_free(&path);
+	if (rc)
+		return rc;
+	if (ctx->json)
+		ctl_print_json(res);
+	else
+		ctl_print_table(res, cols);
+	json_decref(res);
+	return CTL_EXIT_OK;
 }
 
 int ctl_cmd_user_show(ctl_ctx *ctx, const ctl_args *a)

@@ -38,6 +38,10 @@ static void check_object(json_t *o, const aj_field *fields)
 			if (!json_is_boolean(v))
 				abort();
 			break;
+		case AJ_OBJECT:
+			if (!json_is_object(v))
+				abort();
+			break;
 		case AJ_STRLIST: {
 			char **list = NULL;
 			size_t n = 0;

@@ -18,6 +18,7 @@
 #define REASON_BAD "bad credentials"
 #define REASON_DISABLED "bad credentials (account disabled)"
 #define REASON_EXPIRED "bad credentials (password expired)"
+#define REASON_ACCOUNT_EXPIRED "bad credentials (account expired)"
 #define REASON_DOWN "directory unavailable"
 #define REASON_OFF "bad credentials (directory mapping is off)"
 
@@ -29,6 +30,8 @@ static const char *static_reason(const char *why)
 {
 	if (why != NULL && strcasestr(why, "disabled") != NULL)
 		return REASON_DISABLED;
+	if (why != NULL && strcasestr(why, "account expired") != NULL)
+		return REASON_ACCOUNT_EXPIRED;   /* Kerberos: the principal's entry expired */
 	if (why != NULL && strcasestr(why, "expired") != NULL)
 		return REASON_EXPIRED;
 	return REASON_BAD;
@@ -75,22 +78,6 @@ static uint64_t key_hash(const char *domain, const char *login)
 		char ch = (char)tolower((unsigned char)*s);
 		h = fnv(h, &ch, 1);
 	}
-	return h;
-}
-
-uint64_t dir_mapping_fp(const Tern__DirectoryConfig *c)
-{
-	Tern__DirectoryConfig copy = *c;
-
-	copy.last_poll_stamp = 0;
-	copy.last_reconcile = 0;
-	size_t n = protobuf_c_message_get_packed_size(&copy.base);
-	uint8_t *p = malloc(n ? n : 1);
-	if (p == NULL)
-		abort();
-	protobuf_c_message_pack(&copy.base, p);
-	uint64_t h = fnv(FNV_INIT, p, n);
-	free(p);
 	return h;
 }
 
@@ -245,6 +232,11 @@ int dir_auth_entry(store *st, const Tern__User *known, const dir_lookup *q, dir_
 	*asked_r = 0;
 	*error_r = NULL;
 	*reason_r = REASON_BAD;
+	if (u == NULL && q->replica && known == NULL) {
+		tlog(TLOG_DEBUG, "Directory login of %s@%s not looked up: this node is a slave, "
+		     "the master maps new users", q->login, q->domain);
+		return AUTH_DIR_NOT_MAPPED;
+	}
 	if (u == NULL) {
 		*asked_r = 1;
 		int found = find(arg, q->login, &u, error_r);
@@ -252,15 +244,20 @@ int dir_auth_entry(store *st, const Tern__User *known, const dir_lookup *q, dir_
 			return AUTH_DIR_UNAVAILABLE;
 		if (found == 1) {
 			dir_cache_drop(q->domain, q->login);
-			if (known != NULL && known->enabled) {
+			if (known != NULL && known->enabled && !q->replica) {
 				/* gone from the directory: the next reconcile would disable it anyway */
 				lm_user gone = { .login = known->name, .enabled = 0, .has_mailbox = 1 };
 				dir_user_store(st, q->domain, &gone);
 			}
 			return known ? AUTH_DIR_REFUSED : AUTH_DIR_NOT_MAPPED;
 		}
-		/* write what the directory says now: a new user appears, a changed one is updated */
-		dir_user_store(st, q->domain, u);
+		/* write what the directory says now: a new user appears, a changed one is updated
+		 * (on a slave the master does, and the change replicates) */
+		if (q->replica)
+			tlog(TLOG_DEBUG, "Directory user %s@%s not written: this node is a slave",
+			     q->login, q->domain);
+		else
+			dir_user_store(st, q->domain, u);
 		if (q->ttl > 0)
 			cache_put(q, u);
 	}
@@ -338,7 +335,7 @@ static int dir_check(void *ctx, const char *address, const char *password, char 
 	find_arg fa = { d, c, NULL };
 	dir_lookup q = { .domain = canon, .login = known ? known->name : local,
 			 .mapping = dir_mapping_fp(c), .ttl = d->env.conf->directory_cache_ttl,
-			 .now = tern_now() };
+			 .now = tern_now(), .replica = dir_replica(d->env.st) };
 	rc = dir_auth_entry(d->env.st, known, &q, find_user, &fa, &u, reason_r, &asked, &error);
 	if (rc == AUTH_DIR_UNAVAILABLE) {
 		log_down(canon, address, error);

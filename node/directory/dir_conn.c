@@ -12,7 +12,7 @@
 typedef struct dir_tconn {
 	struct dir_tconn *next;
 	char domain[256];
-	unsigned char fp[SHA256_DIGEST_LENGTH];
+	uint64_t fp;              /* dir_mapping_fp of the mapping c was made for */
 	lm_conn *c;
 } dir_tconn;
 
@@ -38,10 +38,14 @@ static void conn_key_make(void)
 		abort();
 }
 
-/* SHA-256 of the mapping without its sync stamps: what a connection depends on. */
-static void mapping_fp(const Tern__DirectoryConfig *c, unsigned char fp[SHA256_DIGEST_LENGTH])
+/* The one fingerprint of a mapping (dir_private.h): the first 64 bits of the SHA-256 of
+ * the record packed without its sync stamps, so a poll (new stamps) is no change while
+ * any setting an admin changes is. */
+uint64_t dir_mapping_fp(const Tern__DirectoryConfig *c)
 {
 	Tern__DirectoryConfig copy = *c;
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	uint64_t fp = 0;
 
 	copy.last_poll_stamp = 0;
 	copy.last_reconcile = 0;
@@ -50,8 +54,11 @@ static void mapping_fp(const Tern__DirectoryConfig *c, unsigned char fp[SHA256_D
 	if (p == NULL)
 		abort();
 	protobuf_c_message_pack(&copy.base, p);
-	SHA256(p, n, fp);
+	SHA256(p, n, md);
 	free(p);
+	for (size_t i = 0; i < sizeof(fp); i++)
+		fp = fp << 8 | md[i];
+	return fp;
 }
 
 static dir_tconn *conn_find(const char *domain)
@@ -65,13 +72,12 @@ static dir_tconn *conn_find(const char *domain)
 
 lm_conn *dir_conn_get(directory *d, const Tern__DirectoryConfig *c, char **error_r)
 {
-	unsigned char fp[SHA256_DIGEST_LENGTH];
 	const char *domain = c->domain ? c->domain : "";
 	dir_tconn *t = conn_find(domain);
+	uint64_t fp = dir_mapping_fp(c);
 
 	*error_r = NULL;
-	mapping_fp(c, fp);
-	if (t != NULL && t->c != NULL && memcmp(t->fp, fp, sizeof(fp)) == 0)
+	if (t != NULL && t->c != NULL && t->fp == fp)
 		return t->c;
 	if (t == NULL) {
 		if (strlen(domain) >= sizeof(t->domain) || (t = calloc(1, sizeof(*t))) == NULL) {
@@ -94,7 +100,7 @@ lm_conn *dir_conn_get(directory *d, const Tern__DirectoryConfig *c, char **error
 	t->c = lm_connect(&lc, error_r);
 	dir_password_free(&password);
 	if (t->c != NULL)
-		memcpy(t->fp, fp, sizeof(fp));
+		t->fp = fp;
 	else if (*error_r == NULL)
 		*error_r = strdup("cannot connect");
 	return t->c;

@@ -8,6 +8,12 @@
 #include <strings.h>
 #include "dir_map.h"
 
+/* dir_private.h: a slave of a distributed domain writes no mapped accounts. */
+int dir_replica(store *st)
+{
+	return store_repl_get_mode(st) == STORE_REPL_SLAVE;
+}
+
 /* 1 when a and b pack to the same bytes. */
 static int same_record(const ProtobufCMessage *a, const ProtobufCMessage *b)
 {
@@ -144,6 +150,14 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* 1 when the sync owns the group: the mapped flag, or - for groups mapped before the
+ * flag existed (f2bd54b), which the sync recognised by their description alone - the
+ * description it gave them and no flag. Such a group gets the flag on its next write. */
+static int group_is_mapped(const Tern__Group *g)
+{
+	return g->ldap || (g->description != NULL && strcmp(g->description, DIR_GROUP_MARK) == 0);
+}
+
 int dir_group_store(store *st, const char *domain, const lm_group *g, char **members, size_t nmembers)
 {
 	Tern__Group *old = NULL, grp;
@@ -155,10 +169,13 @@ int dir_group_store(store *st, const char *domain, const lm_group *g, char **mem
 	rc = store_group_get(st, domain, g->name, &old);
 	if (rc != STORE_OK && rc != STORE_ENOTFOUND)
 		return -1;
-	if (old != NULL && !old->ldap) {
+	if (old != NULL && !group_is_mapped(old)) {
 		store_free_record(old);
 		return 1;
 	}
+	if (old != NULL && !old->ldap)
+		tlog(TLOG_DEBUG, "Directory group %s@%s mapped before the mapped flag: flag set", g->name,
+		     domain);
 	if (old != NULL)
 		grp = *old;
 	else
@@ -202,7 +219,7 @@ int dir_group_remove_unseen(store *st, const char *domain, int (*seen)(const cha
 	for (size_t i = 0; i < n; i++) {
 		store_sync_result res;
 
-		if (!list[i]->ldap || seen(list[i]->name, arg))
+		if (!group_is_mapped(list[i]) || seen(list[i]->name, arg))
 			continue;
 		if (store_group_remove(st, domain, list[i]->name, STORE_SYNC, &res) != STORE_OK)
 			tlog(TLOG_WARNING, "Directory group %s@%s not removed: %s", list[i]->name, domain,

@@ -41,9 +41,17 @@ typedef struct dir_lookup {
 	uint64_t mapping;            /* fingerprint of the mapping: a change is a miss */
 	int ttl;                     /* seconds an answer is trusted; 0 = always ask */
 	int64_t now;                 /* unix seconds (tern_now(); tests pass their own) */
+	int replica;                 /* 1: a slave node (dir_replica): never write the store */
 } dir_lookup;
 
-/* Fingerprint of a domain's mapping without its sync stamps (dir_lookup.mapping). */
+/* 1 when this node is a slave of a distributed domain (store_repl_get_mode): the master
+ * maps directory users and groups and the accounts replicate, so the sync and the
+ * login-miss lookup write nothing here; logins are still checked against the directory.
+ * (dir_map.c) */
+int dir_replica(store *st);
+
+/* Fingerprint of a domain's mapping without its sync stamps (dir_conn.c): what a
+ * connection (dir_conn_get) and a cached lookup (dir_lookup.mapping) depend on. */
 uint64_t dir_mapping_fp(const Tern__DirectoryConfig *c);
 /* The directory entry of q->login for a password check. Asks find (lm_find_user's
  * contract) unless the cache holds an answer younger than q->ttl for the same mapping
@@ -51,7 +59,8 @@ uint64_t dir_mapping_fp(const Tern__DirectoryConfig *c);
  * or removes the account, or enables it again, makes the entry stale). A fresh answer
  * is written to the store (dir_user_store: a new user appears, a changed one is
  * updated; one gone from the directory is disabled) and cached; "not found" drops the
- * entry. Returns AUTH_DIR_OK with *u_r (lm_user_free it; the password is still to be
+ * entry. On a replica (q->replica) nothing is written, and a login unknown here is
+ * AUTH_DIR_NOT_MAPPED without asking (the master has not mapped it yet). Returns AUTH_DIR_OK with *u_r (lm_user_free it; the password is still to be
  * checked), AUTH_DIR_REFUSED (disabled or gone: *reason_r), AUTH_DIR_NOT_MAPPED
  * (unknown here and there) or AUTH_DIR_UNAVAILABLE (*error_r malloc'd). *asked_r is 1
  * when find was called. */

@@ -26,7 +26,7 @@ struct dir_domain {
 	dir_domain *next;
 	directory *dir;
 	char name[256];
-	int busy, present, force_full, have_map, down;
+	int busy, present, force_full, have_map, down, replica;
 	int64_t next_poll;
 	dir_umap map;
 };
@@ -332,6 +332,16 @@ static void sync_job(void *arg)
 
 	if (stopping(d) || store_directory_get(d->env.st, dd->name, &c) != STORE_OK)
 		goto done;
+	/* a slave of a distributed domain: the master maps, the accounts replicate */
+	if (dir_replica(d->env.st)) {
+		if (!dd->replica)
+			tlog(TLOG_DEBUG, "Directory sync of %s skipped: this node is a slave, the master "
+			     "maps the directory", dd->name);
+		dd->replica = 1;
+		dd->have_map = 0;     /* a full sync when it becomes master */
+		goto done;
+	}
+	dd->replica = 0;
 	int full = dd->force_full || !dd->have_map || c->last_reconcile == 0 ||
 		   now - (int64_t)c->last_reconcile >= d->env.conf->directory_reconcile_interval;
 	lm_conn *conn = dir_conn_get(d, c, &error);

@@ -2,7 +2,8 @@
 """Directory mapping (issue 5) against the slapd + MIT KDC fixture: `ternctl directory
 set/test/off`; mapped users listed with type ldap (disabled ones disabled); IMAP, POP3 and
 SMTP AUTH logins of a mapped user by LDAP bind and by Kerberos; a wrong password and a
-disabled account refused with the reason in security.log; a user added to the directory
+disabled account refused with the reason in security.log, and an expired and a missing
+Kerberos principal refused by Kerberos with theirs; a user added to the directory
 logs in at once (login miss) and appears by polling; group mail reaches memberOf
 members; LDAPS with the fixture CA, refused with a wrong CA; primary down -> backup;
 both down -> mapped users refused ("directory unavailable"), the local admin still in.
@@ -206,6 +207,30 @@ class DirectoryMapping(unittest.TestCase):
         self.assertEqual(self.users()["alice"]["type"], "ldap")      # kept, never deleted
         self.assertTrue(self.imap_login(self.node.admin_address, ternlib.ADMIN_PASSWORD))
         self.set_od()
+
+    def test_11_kerberos_expired_and_missing_principal(self):
+        # dave's principal expired, erin has none: both are enabled in the directory and
+        # log in by LDAP bind, and both are refused by Kerberos with the guide's reason
+        # ("bad credentials"; an expired principal says why).
+        self.wait_user("dave")
+        self.wait_user("erin")
+        for who in ("dave", "erin"):
+            self.assertTrue(self.imap_login(who + "@" + D, U[who]["password"]), who)
+        self.set_od(auth="kerberos")
+        try:
+            self.assertTrue(self.imap_login("alice@" + D, U["alice"]["password"]))
+            for who, reason in (("dave", "bad credentials (account expired)"),
+                                ("erin", "bad credentials")):
+                before = len(self.node.log_text("security"))
+                self.assertFalse(self.imap_login(who + "@" + D, U[who]["password"]), who)
+                line = "Failed IMAP login from 127.0.0.1, %s\n" % reason
+                self.node.wait_for(lambda: line in self.node.log_text("security")[before:],
+                                   timeout=10, what="security.log line %r" % line)
+                # a Kerberos refusal, not a directory outage
+                self.assertNotIn("unavailable", self.node.log_text("security")[before:])
+            self.assertTrue(self.users()["dave"]["enabled"])
+        finally:
+            self.set_od(auth="bind")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 /* test_node_directory.c - node/directory without a directory server: the sealed bind
  * password and the node secret, the stored mapping (store_directory_*), the writers that
  * turn directory entries into mapped accounts, and the auth hook that sends mapped and
- * unknown logins - and only those - to the directory check, and the lookup cache of
- * that check (cache_ttl) in front of a fake directory. */
+ * unknown logins - and only those - to the directory check, the lookup cache of that
+ * check (cache_ttl) in front of a fake directory, the same check on a slave node (no
+ * store writes), groups mapped before the mapped flag, and Kerberos principals mapped to
+ * accounts (directory_map_principal). */
 #include <sys/stat.h>
 #include "store_test_util.h"
 #include "auth_sasl.h"
@@ -362,6 +364,9 @@ static int fake_find(void *arg, const char *login, lm_user **u_r, char **error_r
 	return 0;
 }
 
+/* entry_at's logins as on a slave node of a distributed domain (dir_lookup.replica). */
+static int as_replica;
+
 /* One login as dir_check runs it, up to the password check: the stored account, then
  * dir_auth_entry. Returns the AUTH_DIR_* code; *asked_r 1 when the directory was asked. */
 static int entry_at(store *st, fake_dir *f, int ttl, int64_t now, uint64_t mapping, int *asked_r)
@@ -371,7 +376,7 @@ static int entry_at(store *st, fake_dir *f, int ttl, int64_t now, uint64_t mappi
 	const char *why = NULL;
 	char *error = NULL;
 	dir_lookup q = { .domain = "example.test", .login = "jdoe", .mapping = mapping, .ttl = ttl,
-			 .now = now };
+			 .now = now, .replica = as_replica };
 
 	if (store_user_get(st, "example.test", "jdoe", &known) != STORE_OK)
 		known = NULL;
@@ -455,6 +460,161 @@ static void test_auth_cache(void **state)
 	dir_cache_clear();
 }
 
+/* A slave node (issue 6: the master maps, the accounts replicate): a login miss is not
+ * looked up or written; a replicated mapped user is still checked against the directory,
+ * and what the directory says (disabled, gone) refuses the login without a store write. */
+static void test_auth_replica(void **state)
+{
+	test_store *t = *state;
+	fake_dir f = { .enabled = 1, .present = 1 };
+	Tern__User *got = NULL;
+	int asked;
+
+	ts_add_domain(t->st);
+	dir_cache_clear();
+	as_replica = 1;
+	assert_int_equal(entry_at(t->st, &f, 60, 1000, 7, &asked), AUTH_DIR_NOT_MAPPED);
+	assert_int_equal(asked, 0);
+	assert_int_equal(f.lookups, 0);
+	assert_int_equal(store_user_get(t->st, "example.test", "jdoe", &got), STORE_ENOTFOUND);
+	/* the master maps jdoe (here: written as a replicated record would be) */
+	as_replica = 0;
+	assert_int_equal(entry_at(t->st, &f, 60, 1000, 7, &asked), AUTH_DIR_OK);
+	assert_int_equal(store_user_get(t->st, "example.test", "jdoe", &got), STORE_OK);
+	assert_true(got->enabled);
+	store_free_record(got);
+	as_replica = 1;
+	assert_int_equal(entry_at(t->st, &f, 60, 1001, 7, &asked), AUTH_DIR_OK);
+	/* disabled in the directory: refused after the TTL, the account is not written */
+	f.enabled = 0;
+	assert_int_equal(entry_at(t->st, &f, 60, 1100, 7, &asked), AUTH_DIR_REFUSED);
+	assert_int_equal(asked, 1);
+	assert_int_equal(store_user_get(t->st, "example.test", "jdoe", &got), STORE_OK);
+	assert_true(got->enabled);
+	store_free_record(got);
+	/* gone from the directory: refused, still not written */
+	f.enabled = 1;
+	f.present = 0;
+	assert_int_equal(entry_at(t->st, &f, 60, 1200, 7, &asked), AUTH_DIR_REFUSED);
+	assert_int_equal(store_user_get(t->st, "example.test", "jdoe", &got), STORE_OK);
+	assert_true(got->enabled);
+	store_free_record(got);
+	/* back: logs in */
+	f.present = 1;
+	assert_int_equal(entry_at(t->st, &f, 60, 1300, 7, &asked), AUTH_DIR_OK);
+	as_replica = 0;
+	/* this test store is standalone */
+	assert_int_equal(dir_replica(t->st), 0);
+	dir_cache_clear();
+}
+
+static int seen_sales(const char *name, void *arg)
+{
+	(void)arg;
+	return strcmp(name, "sales") == 0;
+}
+
+/* Groups mapped before the mapped flag (f2bd54b) carry only the sync's description: the
+ * sync takes them as mapped, sets the flag on the next write, and removes them when gone. */
+static void test_group_upgrade(void **state)
+{
+	test_store *t = *state;
+	Tern__Group old = TERN__GROUP__INIT, *got = NULL;
+	store_sync_result r;
+	char *m1 = strdup("bob@example.test");
+	char *members[] = { m1 };
+	lm_group g = { .dn = (char *)"cn=sales,dc=example,dc=test", .name = (char *)"sales" };
+
+	ts_add_domain(t->st);
+	old.domain = (char *)"example.test";
+	old.description = (char *)DIR_GROUP_MARK;
+	old.name = (char *)"sales";
+	assert_int_equal(store_group_add(t->st, &old, STORE_SYNC, &r), STORE_OK);
+	old.name = (char *)"retired";
+	assert_int_equal(store_group_add(t->st, &old, STORE_SYNC, &r), STORE_OK);
+	old.name = (char *)"local";
+	old.description = (char *)"Local people";
+	assert_int_equal(store_group_add(t->st, &old, STORE_SYNC, &r), STORE_OK);
+
+	assert_int_equal(dir_group_store(t->st, "example.test", &g, members, 1), 0);
+	assert_int_equal(store_group_get(t->st, "example.test", "sales", &got), STORE_OK);
+	assert_true(got->ldap);
+	assert_int_equal(got->n_members, 1);
+	assert_string_equal(got->members[0], "bob@example.test");
+	store_free_record(got);
+	/* a reconcile that no longer sees "retired" removes it; the local group stays */
+	assert_int_equal(dir_group_remove_unseen(t->st, "example.test", seen_sales, NULL), 0);
+	assert_int_equal(store_group_get(t->st, "example.test", "retired", &got), STORE_ENOTFOUND);
+	assert_int_equal(store_group_get(t->st, "example.test", "sales", &got), STORE_OK);
+	store_free_record(got);
+	assert_int_equal(store_group_get(t->st, "example.test", "local", &got), STORE_OK);
+	assert_false(got->ldap);
+	store_free_record(got);
+	g.name = (char *)"local";
+	assert_int_equal(dir_group_store(t->st, "example.test", &g, members, 1), 1);
+	free(m1);
+}
+
+/* ---- Kerberos principals to accounts ---- */
+
+static void add_mapping(store *st, const char *domain, const char *realm, int enabled)
+{
+	Tern__DirectoryConfig c = TERN__DIRECTORY_CONFIG__INIT;
+	store_sync_result r;
+
+	c.domain = (char *)domain;
+	c.server = (char *)"127.0.0.1:389";
+	c.realm = (char *)realm;
+	c.enabled = enabled;
+	assert_int_equal(store_directory_put(st, &c, STORE_SYNC, &r), STORE_OK);
+}
+
+static void test_map_principal(void **state)
+{
+	test_store *t = *state;
+	Tern__Domain dom = TERN__DOMAIN__INIT;
+	Tern__User u = TERN__USER__INIT;
+	store_sync_result r;
+	char login[320], small[12];
+
+	ts_add_domain(t->st);
+	dom.name = (char *)"second.test";
+	assert_int_equal(store_domain_add(t->st, &dom, STORE_SYNC, &r), STORE_OK);
+	dom.name = (char *)"off.test";
+	assert_int_equal(store_domain_add(t->st, &dom, STORE_SYNC, &r), STORE_OK);
+	/* no mapping at all */
+	assert_int_equal(directory_map_principal(t->st, "alice@EXAMPLE.TEST", login, sizeof(login)), -1);
+	add_mapping(t->st, "example.test", "EXAMPLE.TEST", 1);
+	add_mapping(t->st, "second.test", "EXAMPLE.TEST", 1);
+	add_mapping(t->st, "off.test", "OFF.TEST", 0);
+
+	/* the realm names the domain; the realm's case does not matter, the login is lower */
+	assert_int_equal(directory_map_principal(t->st, "Alice@EXAMPLE.TEST", login, sizeof(login)), 0);
+	assert_true(strcmp(login, "alice@example.test") == 0 || strcmp(login, "alice@second.test") == 0);
+	assert_int_equal(directory_map_principal(t->st, "alice@example.test", login, sizeof(login)), 0);
+	/* two domains with the realm: the one where the account exists */
+	u.name = (char *)"carl";
+	u.domain = (char *)"second.test";
+	u.enabled = 1;
+	assert_int_equal(store_user_add(t->st, &u, STORE_SYNC, &r), STORE_OK);
+	assert_int_equal(directory_map_principal(t->st, "carl@EXAMPLE.TEST", login, sizeof(login)), 0);
+	assert_string_equal(login, "carl@second.test");
+	u.name = (char *)"dora";
+	u.domain = (char *)"example.test";
+	assert_int_equal(store_user_add(t->st, &u, STORE_SYNC, &r), STORE_OK);
+	assert_int_equal(directory_map_principal(t->st, "DORA@EXAMPLE.TEST", login, sizeof(login)), 0);
+	assert_string_equal(login, "dora@example.test");
+	/* a mapping that is off, an unknown realm, an instance, no realm: no account */
+	assert_int_equal(directory_map_principal(t->st, "alice@OFF.TEST", login, sizeof(login)), -1);
+	assert_int_equal(directory_map_principal(t->st, "alice@OTHER.TEST", login, sizeof(login)), -1);
+	assert_int_equal(directory_map_principal(t->st, "alice/admin@EXAMPLE.TEST", login, sizeof(login)), -1);
+	assert_int_equal(directory_map_principal(t->st, "alice", login, sizeof(login)), -1);
+	assert_int_equal(directory_map_principal(t->st, "alice@", login, sizeof(login)), -1);
+	assert_int_equal(directory_map_principal(t->st, "@EXAMPLE.TEST", login, sizeof(login)), -1);
+	/* a login that does not fit is refused, never cut */
+	assert_int_equal(directory_map_principal(t->st, "dora@EXAMPLE.TEST", small, sizeof(small)), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -466,6 +626,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_group_store, ts_setup, ts_teardown),
 		cmocka_unit_test_setup_teardown(test_auth_hook, ts_setup, ts_teardown),
 		cmocka_unit_test_setup_teardown(test_auth_cache, ts_setup, ts_teardown),
+		cmocka_unit_test_setup_teardown(test_auth_replica, ts_setup, ts_teardown),
+		cmocka_unit_test_setup_teardown(test_group_upgrade, ts_setup, ts_teardown),
+		cmocka_unit_test_setup_teardown(test_map_principal, ts_setup, ts_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -37,6 +37,7 @@ enum {
 	STORE_EQUOTA = -5,      /* over storage or item quota */
 	STORE_EDISK = -6,       /* free disk below the hard limit: refuse new data, try later */
 	STORE_EIO = -7,         /* RocksDB or internal error */
+	STORE_ECONFLICT = -8,   /* a precondition failed: If-Match / If-None-Match (HTTP 412) */
 };
 const char *store_strerror(int rc);
 
@@ -74,6 +75,7 @@ typedef struct store_result {
 	uint32_t uidvalidity;
 	uint64_t modseq;         /* modseq of the change */
 	const int *rcpt_rc;      /* store_deliver: one code per recipient */
+	char etag[48];           /* store_dav_put: the new object's ETag (without quotes) */
 } store_result;
 
 typedef struct store_cb {
@@ -266,6 +268,78 @@ int store_curve_keys_put(store *st, const Tern__CurveKeys *k, store_cb cb, store
 /* 1 when the user's mailbox on this node holds at least one message, 0 when empty or
  * absent. */
 int store_mailbox_has_data(store *st, const uint8_t user[16]);
+
+/* ---- calendars and contacts (dav CF; issue 7) ----
+ * An owner is a user or a resource (both have a 16-byte id). A collection is the row
+ * <owner><collection-id>; its objects are <owner><collection-id><href>. Every object change
+ * takes the next modseq of its collection (DavCollection.modseq: the sync token and CTag)
+ * and writes a `changes` row <owner><collection-id><modseq> (Change kind DAV_PUT or
+ * DAV_DELETE with the href) in the same batch, so sync-collection and migration deltas
+ * read the changes CF. Writes for one owner are serialised (per-owner lock) while modseqs
+ * are allocated; watchers (store_watch_add with folder = collection id) are notified after
+ * the batch is durable, like mailbox changes. */
+
+int store_dav_collection_list(store *st, const uint8_t owner[16], Tern__DavCollection ***list_r,
+			      size_t *n_r);
+/* By URL name (case-sensitive). STORE_ENOTFOUND when absent. */
+int store_dav_collection_get(store *st, const uint8_t owner[16], const char *name,
+			     Tern__DavCollection **c_r);
+int store_dav_collection_get_by_id(store *st, const uint8_t owner[16], const uint8_t id[16],
+				   Tern__DavCollection **c_r);
+/* c->id is made when empty (res->id); name must be a valid URL segment ([A-Za-z0-9._-],
+ * 1..128, not "." or "..") and unique for the owner (STORE_EEXISTS). modseq starts at 1. */
+int store_dav_collection_create(store *st, const uint8_t owner[16], const Tern__DavCollection *c,
+				store_cb cb, store_sync_result *res_r);
+/* Replace the properties (display name, description, colour, components, timezone,
+ * public, transparent, dead props) of the collection c->id; id, name, kind, modseq and
+ * created are kept. */
+int store_dav_collection_update(store *st, const uint8_t owner[16], const Tern__DavCollection *c,
+				store_cb cb, store_sync_result *res_r);
+/* Delete the collection with its objects and changes rows. */
+int store_dav_collection_delete(store *st, const uint8_t owner[16], const uint8_t id[16],
+				store_cb cb, store_sync_result *res_r);
+
+int store_dav_object_get(store *st, const uint8_t owner[16], const uint8_t coll[16],
+			 const char *href, Tern__DavObject **o_r);
+/* Visit the objects of a collection in href order; stop when fn returns non-zero. */
+int store_dav_object_scan(store *st, const uint8_t owner[16], const uint8_t coll[16],
+			  int (*fn)(const Tern__DavObject *o, void *arg), void *arg);
+/* The object with this iCalendar/vCard UID in the collection, or STORE_ENOTFOUND. */
+int store_dav_object_find_uid(store *st, const uint8_t owner[16], const uint8_t coll[16],
+			      const char *uid, Tern__DavObject **o_r);
+
+typedef struct store_dav_write {
+	const uint8_t *owner;            /* 16 bytes */
+	const uint8_t *collection;       /* 16 bytes */
+	const Tern__DavObject *obj;      /* href, data, uid, component, start, end, busy,
+					  * schedule_tag; etag, modseq, created and modified are
+					  * set by the store */
+	const char *if_match;            /* non-NULL: the current ETag must be this
+					  * (STORE_ECONFLICT otherwise, also when absent) */
+	int if_none_match;               /* 1: the href must not exist (STORE_ECONFLICT) */
+} store_dav_write;
+/* Create or replace one object. Another object of the collection with the same UID is
+ * STORE_EEXISTS ("no-uid-conflict"). res->modseq and res->etag on success. */
+int store_dav_put(store *st, const store_dav_write *w, store_cb cb, store_sync_result *res_r);
+/* Delete one object (if_match as for put; NULL = any). STORE_ENOTFOUND when absent. */
+int store_dav_delete(store *st, const uint8_t owner[16], const uint8_t coll[16], const char *href,
+		     const char *if_match, store_cb cb, store_sync_result *res_r);
+/* sync-collection: the hrefs changed since modseq `since`, each once with its last state
+ * (deleted or not), in modseq order. STORE_EINVAL when since is older than what the
+ * changes CF still holds (the client must start again with an empty token). */
+int store_dav_changes(store *st, const uint8_t owner[16], const uint8_t coll[16], uint64_t since,
+		      int (*fn)(const char *href, int deleted, uint64_t modseq, void *arg), void *arg);
+
+/* Resources (config CF "resource/<domain>/<name>", shared; their address is taken in the
+ * domain like a user's or group's: AddressOwner kind RESOURCE). add: id made when empty. */
+int store_resource_get(store *st, const char *domain, const char *name, Tern__Resource **r_r);
+int store_resource_find(store *st, const char *address, Tern__Resource **r_r);
+int store_resource_list(store *st, const char *domain, Tern__Resource ***list_r, size_t *n_r);
+int store_resource_add(store *st, const Tern__Resource *r, store_cb cb, store_sync_result *res_r);
+int store_resource_update(store *st, const Tern__Resource *r, store_cb cb, store_sync_result *res_r);
+/* Removes the resource and its calendar (its DAV collections). */
+int store_resource_remove(store *st, const char *domain, const char *name, store_cb cb,
+			  store_sync_result *res_r);
 
 /* Free any record returned above (Tern__Domain, Tern__User, ...) and arrays of them. */
 void store_free_record(void *protobuf_message);

@@ -93,7 +93,8 @@ int store_check_addr_free(store *st, store_commit *c, const char *domain, const 
 		rc = store_cfg_err(c, STORE_EEXISTS, "user %s@%s already exists", local, domain);
 	else
 		rc = store_cfg_err(c, STORE_EEXISTS, "address %s@%s is already used by %s %s", local,
-				   domain, o->kind == TERN__ADDRESS_OWNER__KIND__USER ? "user" : "group",
+				   domain, o->kind == TERN__ADDRESS_OWNER__KIND__USER ? "user"
+				   : o->kind == TERN__ADDRESS_OWNER__KIND__RESOURCE ? "resource" : "group",
 				   o->name);
 	tern__address_owner__free_unpacked(o, NULL);
 	return rc;
@@ -237,6 +238,7 @@ static int apply_user_add(store *st, store_cfg_job *j, store_commit *c)
 		if (rc != 0)
 			return store_cfg_err(c, STORE_EEXISTS, "user id of %s@%s is already in use",
 					     u->name, u->domain);
+		store_dav_owner_revive(st, u->id.data);
 	}
 	char *dom = store_lower_dup(u->domain);
 
@@ -321,6 +323,9 @@ static int apply_user_remove(store *st, store_cfg_job *j, store_commit *c)
 	memcpy(c->res.id, u->id.data, 16);
 	rc = store_mailbox_remove_batch(st, c->wb, u->id.data, 0);
 	store_cfg_mailbox_gone(c, u->id.data);
+	/* Calendars and address books go with the account. */
+	if (rc == STORE_OK)
+		rc = store_dav_owner_remove_batch(st, c, u->id.data);
 	if (rc != STORE_OK)
 		store_cfg_err(c, rc, "cannot remove the mailbox of %s@%s", u->name, u->domain);
 	tern__user__free_unpacked(u, NULL);
@@ -360,6 +365,8 @@ static int rename_one(const char *k, size_t kn, const char *v, size_t vn, void *
 		desc = &tern__group__descriptor;
 	else if (r->prefix == sk_alias_prefix)
 		desc = &tern__alias__descriptor;
+	else if (r->prefix == sk_resource_prefix)
+		desc = &tern__resource__descriptor;
 	if (!desc) {
 		store_cfg_put_raw(r->st, r->c, nk.data, nk.len, v, vn);
 	} else {
@@ -372,6 +379,7 @@ static int rename_one(const char *k, size_t kn, const char *v, size_t vn, void *
 		}
 		char **dom = desc == &tern__user__descriptor ? &((Tern__User *)m)->domain
 			   : desc == &tern__group__descriptor ? &((Tern__Group *)m)->domain
+			   : desc == &tern__resource__descriptor ? &((Tern__Resource *)m)->domain
 			   : &((Tern__Alias *)m)->domain;
 		free(*dom);
 		*dom = strdup(r->to);
@@ -408,7 +416,7 @@ static int check_rename_target(store *st, store_commit *c, const Tern__Domain *d
 static int apply_domain_rename(store *st, store_cfg_job *j, store_commit *c)
 {
 	void (*prefixes[])(tbuf *, const char *) = {
-		sk_user_prefix, sk_addr_prefix, sk_group_prefix, sk_alias_prefix,
+		sk_user_prefix, sk_addr_prefix, sk_group_prefix, sk_alias_prefix, sk_resource_prefix,
 	};
 	Tern__Domain *d = NULL;
 	char *to = store_lower_dup(j->s[1]);
@@ -421,7 +429,7 @@ static int apply_domain_rename(store *st, store_cfg_job *j, store_commit *c)
 	}
 	if ((rc = check_rename_target(st, c, d, to)) != STORE_OK)
 		goto out;
-	for (size_t i = 0; i < 4; i++) {
+	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
 		rename_ctx r = { st, c, to, 0, prefixes[i], 0 };
 
 		prefixes[i](&p, d->name);

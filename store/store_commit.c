@@ -44,6 +44,7 @@ void store_commit_free(store_commit **cp)
 		tern__config_op__free_unpacked(c->cfg_ops[i], NULL);
 	free(c->cfg_ops);
 	free(c->gone);
+	free(c->dav_gone);
 	free(c);
 }
 

@@ -113,6 +113,8 @@ static void run_job(store *st, store_cfg_job *j)
 	}
 	for (size_t i = 0; i < c->ngone; i++)
 		store_mailbox_removed(st, c->gone[i], rc);
+	for (size_t i = 0; i < c->ndav_gone; i++)
+		store_dav_owner_removed(st, c->dav_gone[i], rc);
 	if (j->after)
 		j->after(st, j, rc);
 	j->c = NULL;

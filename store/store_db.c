@@ -25,6 +25,7 @@ const char *store_strerror(int rc)
 	case STORE_EQUOTA: return "over quota";
 	case STORE_EDISK: return "disk space low";
 	case STORE_EIO: return "storage error";
+	case STORE_ECONFLICT: return "precondition failed";
 	}
 	return "unknown error";
 }
@@ -162,6 +163,7 @@ static void init_locks(store *st)
 	pthread_mutex_init(&st->q_mu, NULL);
 	pthread_mutex_init(&st->qw_mu, NULL);
 	pthread_mutex_init(&st->repl_mu, NULL);
+	pthread_mutex_init(&st->dav_mu, NULL);
 }
 
 int store_open(const store_options *opt, store **st_r, char **error_r)
@@ -211,6 +213,7 @@ void store_close(store **stp)
 	store_commit_stop(st);
 	store_notify_free_all(st);
 	store_mailbox_free_all(st);
+	store_dav_free_all(st);
 	store_blob_free_all(st);
 	store_queue_free_all(st);
 	store_repl_free(st);

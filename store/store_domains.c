@@ -248,6 +248,9 @@ static int apply_domain_remove(store *st, store_cfg_job *j, store_commit *c)
 		store_cfg_err(c, rc, "domain %s still has %u group%s", d->name, n, n > 1 ? "s" : "");
 	else if ((n = store_config_count_domain(st, sk_alias_prefix, d->name)) > 0)
 		store_cfg_err(c, rc, "domain %s still has %u alias%s", d->name, n, n > 1 ? "es" : "");
+	else if ((n = store_config_count_domain(st, sk_resource_prefix, d->name)) > 0)
+		store_cfg_err(c, rc, "domain %s still has %u resource%s", d->name, n,
+			      n > 1 ? "s" : "");
 	else {
 		rc = STORE_OK;
 		sk_domain(&k, d->name);

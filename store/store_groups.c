@@ -176,6 +176,17 @@ static int apply_alias_add(store *st, store_cfg_job *j, store_commit *c)
 		return store_cfg_err(c, STORE_EINVAL, "invalid alias '%s'", pattern);
 	if (!valid_target(target))
 		return store_cfg_err(c, STORE_EINVAL, "invalid alias target '%s'", target);
+	/* A resource's address answers for the resource alone. */
+	Tern__AddressOwner *o = NULL;
+
+	if (store_addr_owner(st, domain, pattern, &o) == STORE_OK) {
+		int res = o->kind == TERN__ADDRESS_OWNER__KIND__RESOURCE;
+
+		tern__address_owner__free_unpacked(o, NULL);
+		if (res)
+			return store_cfg_err(c, STORE_EEXISTS, "address %s@%s is already used by "
+					     "resource %s", pattern, domain, pattern);
+	}
 	if (desc && strlen(desc) > TEXT_MAX)
 		return store_cfg_err(c, STORE_EINVAL, "description of alias %s@%s is too long",
 				     pattern, domain);

@@ -38,6 +38,11 @@ void sk_alias(tbuf *k, const char *domain, const char *pattern)
 void sk_alias_prefix(tbuf *k, const char *domain) { text_key(k, "alias", domain, ""); }
 void sk_ipgroup(tbuf *k, const char *name) { text_key(k, "ipgroup", name, NULL); }
 void sk_node(tbuf *k, const char *name) { text_key(k, "node", name, NULL); }
+void sk_resource(tbuf *k, const char *domain, const char *name)
+{
+	text_key(k, "resource", domain, name);
+}
+void sk_resource_prefix(tbuf *k, const char *domain) { text_key(k, "resource", domain, ""); }
 
 const char *const SK_SHARED_PREFIXES[] = {
 	"domain/", "domalias/", SK_USER_PREFIX, "userid/", "addr/", "group/", "alias/",
@@ -189,6 +194,30 @@ int sk_blobref_parse(const void *k, size_t n, uint8_t sha[32], uint8_t user[16],
 	memcpy(folder, p + 48, 16);
 	*uid = tern_be32_get(p + 64);
 	return 0;
+}
+
+void sk_dav_collection(uint8_t out[SK_DAV_COLL_LEN], const uint8_t owner[16], const uint8_t coll[16])
+{
+	memcpy(out, owner, 16);
+	memcpy(out + 16, coll, 16);
+}
+
+/* Hrefs and UIDs are kept as given (case-sensitive, as in URLs and iCalendar). */
+void sk_dav_object(tbuf *k, const uint8_t owner[16], const uint8_t coll[16], const char *href)
+{
+	tbuf_reset(k);
+	tbuf_append(k, owner, 16);
+	tbuf_append(k, coll, 16);
+	tbuf_append_str(k, href);
+}
+
+void sk_dav_uid(tbuf *k, const uint8_t owner[16], const uint8_t coll[16], const char *uid)
+{
+	tbuf_reset(k);
+	tbuf_append(k, owner, 16);
+	tbuf_append(k, coll, 16);
+	tbuf_append_char(k, '\0');
+	tbuf_append_str(k, uid);
 }
 
 void sk_changelog(uint8_t out[SK_CHANGELOG_LEN], uint64_t epoch, uint64_t seq)

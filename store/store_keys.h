@@ -45,6 +45,9 @@ void sk_blobgc(tbuf *k, const uint8_t sha[32]);
 #define SK_CLUSTER_CURVE "cluster/curve"
 /* "node/<name>": a node of the distributed domain. */
 void sk_node(tbuf *k, const char *name);
+/* "resource/<d>/<name>": a room or piece of equipment; prefix "resource/<d>/". */
+void sk_resource(tbuf *k, const char *domain, const char *name);
+void sk_resource_prefix(tbuf *k, const char *domain);
 /* The prefixes of the shared (replicated) config rows, DESIGN.md §5; NULL-terminated. */
 extern const char *const SK_SHARED_PREFIXES[];
 /* 1 when config key k (n bytes) is a shared row. */
@@ -64,6 +67,15 @@ void sk_blobref(uint8_t out[SK_BLOBREF_LEN], const uint8_t sha[32], const uint8_
 /* The first key after every key that starts with prefix p (n bytes): p + 1 as a
  * big-endian number. -1 when p is all 0xff (no such key). */
 int sk_prefix_end(const uint8_t *p, size_t n, uint8_t *out);
+
+/* ---- dav CF (binary) ----
+ * <owner><collection-id> (32 bytes) holds the DavCollection, <owner><collection-id><href>
+ * a DavObject, and <owner><collection-id>\0<uid> the href of the object with that UID
+ * (the per-collection UID index: an href never starts with a NUL byte). */
+#define SK_DAV_COLL_LEN (2 * SK_ID_LEN)
+void sk_dav_collection(uint8_t out[SK_DAV_COLL_LEN], const uint8_t owner[16], const uint8_t coll[16]);
+void sk_dav_object(tbuf *k, const uint8_t owner[16], const uint8_t coll[16], const char *href);
+void sk_dav_uid(tbuf *k, const uint8_t owner[16], const uint8_t coll[16], const char *uid);
 
 /* ---- changelog CF: <epoch be64><seq be64> -> ChangeRecord ---- */
 void sk_changelog(uint8_t out[SK_CHANGELOG_LEN], uint64_t epoch, uint64_t seq);

@@ -67,6 +67,8 @@ int store_home_follow(store *st, store_commit *c, const uint8_t id[16], const Te
 		if (rc != STORE_OK)
 			return store_cfg_err(c, rc, "cannot remove the mailbox of %s", who);
 		store_cfg_mailbox_gone(c, id);
+		if ((rc = store_dav_owner_remove_batch(st, c, id)) != STORE_OK)
+			return store_cfg_err(c, rc, "cannot remove the calendars of %s", who);
 		return STORE_OK;
 	}
 	rc = store_mailbox_remove_batch(st, c->wb, id, 1);

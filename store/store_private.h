@@ -19,6 +19,7 @@ enum store_cf {
 /* One batch on its way to the WAL, with what to do once it is durable. */
 typedef struct store_commit store_commit;
 typedef struct store_mbx store_mbx;
+typedef struct store_dav_owner store_dav_owner;
 struct store_commit {
 	store_commit *next;
 	rocksdb_writebatch_t *wb;
@@ -47,6 +48,10 @@ struct store_commit {
 	 * them): the config thread calls store_mailbox_removed for each with the result. */
 	uint8_t (*gone)[16];
 	size_t ngone;
+	/* DAV owners whose rows this batch deletes (store_dav_owner_remove_batch): the config
+	 * thread calls store_dav_owner_removed for each with the job's result. */
+	uint8_t (*dav_gone)[16];
+	size_t ndav_gone;
 	/* The replication state this batch writes ("repl/state"): a master's new change
 	 * record (repl_log) or a slave's applied record; 0 = none. */
 	uint64_t repl_epoch, repl_seq;
@@ -112,6 +117,10 @@ struct store {
 	store_mbx *mbx[256];
 	pthread_mutex_t uv_mu;
 	uint32_t last_uidvalidity;    /* highest UIDVALIDITY given out (durable mark at open) */
+
+	/* DAV owners (store_dav.c): per-owner write locks, kept until close */
+	pthread_mutex_t dav_mu;
+	store_dav_owner *dav[64];
 
 	/* blobs in flight and being deleted (store_mailbox.c, store_sweep.c) */
 	pthread_mutex_t blob_mu;
@@ -359,6 +368,40 @@ int store_home_is_here(store *st, const char *home);
  * STORE_OK or an error with c's message set. */
 int store_home_follow(store *st, store_commit *c, const uint8_t id[16], const Tern__User *u,
 		      const char *old_home, store_home_why why);
+
+/* ---- store_dav.c: calendars and contacts ---- */
+/* The write state of one DAV owner (user or resource). A writer locks it, waits until
+ * the owner's earlier batch is durable (so rows read are current), reads, builds one
+ * batch and queues it before unlocking: checks such as If-Match are decided against
+ * every earlier write. */
+struct store_dav_owner {
+	store_dav_owner *next;
+	uint8_t owner[16];
+	pthread_mutex_t mu;
+	pthread_cond_t idle;          /* inflight fell to 0 or a removal finished */
+	unsigned inflight;            /* batches queued and not yet written */
+	int removing;                 /* a removal batch of the owner's rows is in flight */
+	int gone;                     /* the owner was removed: no more writes */
+};
+/* Lock owner's state once idle: STORE_OK (locked) or STORE_ENOTFOUND (removed). */
+int store_dav_lock(store *st, const uint8_t owner[16], store_dav_owner **o_r);
+void store_dav_unlock(store_dav_owner *o);
+/* Queue c for the locked owner o (in flight until written), unlock, and in the blocking
+ * form wait until durable and fill *res_r. */
+int store_dav_finish(store *st, store_commit *c, store_dav_owner *o, store_sync_result *res_r);
+/* Put the changes row of one DAV object change into c (and its event for watchers). */
+void store_dav_put_change(store *st, store_commit *c, const uint8_t owner[16],
+			  const uint8_t coll[16], uint64_t modseq, Tern__Change__Kind kind,
+			  const char *href);
+/* Config thread: delete into c every DAV row of owner (collections, objects, changes),
+ * once its batches in flight are written; further writes wait for the result. */
+int store_dav_owner_remove_batch(store *st, store_commit *c, const uint8_t owner[16]);
+/* The removal batch of owner finished with rc: on success the owner takes no more
+ * writes (until revived), on failure it is usable again. */
+void store_dav_owner_removed(store *st, const uint8_t owner[16], int rc);
+/* An owner id (re)appears (user or resource added with a given id): writes allowed. */
+void store_dav_owner_revive(store *st, const uint8_t owner[16]);
+void store_dav_free_all(store *st);
 
 /* Sweeper side (blob_mu held): 1 when sha is idle and now marked as being deleted. */
 int store_blob_begin_delete(store *st, const uint8_t sha[32]);

@@ -80,6 +80,12 @@
 	X(cluster, changelog_keep, INT, 100000, 100, 100000000, "change records the master keeps for slaves catching up (older: snapshot)") \
 	X(cluster, max_frame, INT, 16777216, 65536, 1073741824, "largest control-plane frame in bytes; larger ones are refused") \
 	X(cluster, relay_retry, INT, 60, 1, 86400, "seconds between attempts to relay queued mail to another node of the domain") \
+	X(dav, max_body_kb, INT, 10240, 1, 1048576, "largest CalDAV/CardDAV request body in KiB (an event, a vCard, a REPORT)") \
+	X(dav, max_header_kb, INT, 64, 1, 1024, "largest HTTP request head in KiB on the DAV ports") \
+	X(dav, keepalive_timeout, INT, 60, 1, 3600, "seconds an idle HTTP keep-alive connection stays open") \
+	X(dav, request_timeout, INT, 60, 1, 3600, "seconds a client may take to send one request") \
+	X(dav, freebusy_max_days, INT, 366, 1, 3660, "longest free/busy range answered, in days") \
+	X(dav, max_instances, INT, 10000, 10, 1000000, "recurrence instances expanded per object for time ranges and free/busy") \
 	X(delivery, quota_warning_percent, INT, 90, 1, 100, "usage (% of either quota) that sends a warning message") \
 	X(delivery, quota_warning_interval, INT, 86400, 1, 31536000, "seconds between two quota warnings to one user") \
 	X(queue, delivery_threads, INT, 32, 1, 1024, "parallel outgoing deliveries (connections)") \

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "dav.h"
 #include "directory.h"
 #include "ternd_private.h"
 
@@ -132,6 +133,8 @@ typedef struct ternd {
 	cluster *cl;                  /* the distributed domain's control plane */
 	admin *adm;
 	http_service *http;
+	dav *dav;                     /* CalDAV, CardDAV, iCal, free/busy */
+	http_service *dav_http;       /* on http, http_alt, https and https_alt */
 	struct event *hup;
 	char node_name[128];
 	char sock[512];
@@ -396,6 +399,34 @@ static int ternd_cluster(ternd *t, tbuf *err)
 	return 0;
 }
 
+/* CalDAV/CardDAV on the web ports (http, http_alt, https, https_alt) with the [dav]
+ * limits; -1 with err. */
+static int ternd_dav(ternd *t, admin_env *env, tbuf *err)
+{
+	dav_env de = { .st = t->st, .conf = &t->conf, .auth_pool = t->auth_pool, .lockout = t->lockout,
+		       .dlv = t->dlv, .cl = t->cl, .node_name = t->node_name,
+		       .hostname = tern_conf_hostname(&t->conf) };
+	t->dav = dav_new(&de);
+	http_limits lim = { (size_t)t->conf.dav_max_header_kb * 1024, (size_t)t->conf.dav_max_body_kb * 1024,
+			    (int)t->conf.dav_keepalive_timeout, (int)t->conf.dav_request_timeout };
+	t->dav_http = t->dav ? http_service_new(&lim, dav_handle, t->dav) : NULL;
+	if (t->dav == NULL || t->dav_http == NULL) {
+		tbuf_appendf(err, "out of memory");
+		return -1;
+	}
+	static const tern_service_id svcs[] = { TERN_SVC_http, TERN_SVC_http_alt, TERN_SVC_https, TERN_SVC_https_alt };
+	for (size_t i = 0; i < sizeof(svcs) / sizeof(svcs[0]); i++) {
+		char *e = NULL;
+		if (tern_server_listen(t->srv, svcs[i], http_service_handler(t->dav_http), &e) < 0) {
+			tbuf_appendf(err, "%s", e ? e : "cannot listen on a DAV port");
+			free(e);
+			return -1;
+		}
+		env->served[svcs[i]] = t->conf.services[svcs[i]].enabled;
+	}
+	return 0;
+}
+
 /* Server, pools, admin API, listeners, signals; -1 with err. */
 static int ternd_serve(ternd *t, admin_env *env, tbuf *err)
 {
@@ -429,7 +460,7 @@ static int ternd_serve(ternd *t, admin_env *env, tbuf *err)
 		return -1;
 	}
 	/* Mail listeners are bound before the admin socket opens, so "ready" means all. */
-	if (ternd_mail(t, env, err) < 0)
+	if (ternd_mail(t, env, err) < 0 || ternd_dav(t, env, err) < 0)
 		return -1;
 	t->adm = admin_new(env);
 	http_limits lim = { (size_t)t->conf.http_max_header_bytes, (size_t)t->conf.http_max_body_bytes,
@@ -496,6 +527,8 @@ static void ternd_close(ternd *t)
 	deliverer_free(&t->dlv);
 	http_service_free(&t->http);
 	admin_free(&t->adm);
+	http_service_free(&t->dav_http);
+	dav_free(&t->dav);
 	auth_lockout_free(&t->lockout);
 	cluster_close(&t->cl);   /* no request uses it any more; before the store it writes */
 	if (t->st != NULL)

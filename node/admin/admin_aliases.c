@@ -114,6 +114,7 @@ static const char *kind_name(deliver_kind k)
 	case DELIVER_LOCAL_USER: return "local";
 	case DELIVER_REMOTE: return "remote";
 	case DELIVER_PUBLIC: return "public";
+	case DELIVER_RESOURCE: return "resource";
 	default: return "unknown";
 	}
 }

@@ -175,6 +175,12 @@ void adm_alias_check(admin_req *r);
 void adm_ipgroup_list(admin_req *r);
 void adm_ipgroup_add(admin_req *r);
 void adm_ipgroup_delete(admin_req *r);
+/* admin_resources.c */
+void adm_resource_list(admin_req *r);
+void adm_resource_add(admin_req *r);
+void adm_resource_get(admin_req *r);
+void adm_resource_patch(admin_req *r);
+void adm_resource_delete(admin_req *r);
 /* admin_directory.c */
 void adm_directory_get(admin_req *r);
 void adm_directory_put(admin_req *r);

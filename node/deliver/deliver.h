@@ -24,6 +24,8 @@ typedef enum {
 	DELIVER_REMOTE,       /* an address outside the local domains */
 	DELIVER_PUBLIC,       /* "#public/Folder" */
 	DELIVER_UNKNOWN,      /* local domain, no such user, group or alias */
+	DELIVER_RESOURCE,     /* a room or equipment (guide ch. 22): no mailbox, its iTIP
+	                       * mail is a booking request (node/dav dav_sched_imip_in) */
 } deliver_kind;
 
 typedef struct deliver_rcpt {

@@ -88,6 +88,7 @@ static void expand_add(expand_ctx *c, deliver_kind kind, const char *address)
 	static const char *const kind_name[] = {
 		[DELIVER_LOCAL_USER] = "local mailbox", [DELIVER_REMOTE] = "remote",
 		[DELIVER_PUBLIC] = "public folder", [DELIVER_UNKNOWN] = "unknown recipient",
+		[DELIVER_RESOURCE] = "resource",
 	};
 	deliver_rcpt *r;
 
@@ -195,7 +196,23 @@ static void expand_user(expand_ctx *c, const char *addr, const Tern__User *u)
 		c->depth--;
 }
 
-/* A name that aliases have finished with: a user, a group or nothing. */
+/* A local address that is neither user nor group: a resource, or unknown. */
+static void expand_resource(expand_ctx *c, const char *full)
+{
+	Tern__Resource *r = NULL;
+	int rc = store_resource_find(c->st, full, &r);
+
+	if (rc == STORE_OK) {
+		expand_add(c, DELIVER_RESOURCE, full);
+		store_free_record(r);
+	} else if (expand_none(rc)) {
+		expand_add(c, DELIVER_UNKNOWN, full);
+	} else {
+		c->rc = rc;
+	}
+}
+
+/* A name that aliases have finished with: a user, a group, a resource or nothing. */
 static void expand_final(expand_ctx *c, const char *addr)
 {
 	char local[LOCAL_MAX], domain[DOMAIN_MAX], canon[DOMAIN_MAX], full[ADDR_MAX];
@@ -236,7 +253,7 @@ static void expand_final(expand_ctx *c, const char *addr)
 	rc = store_group_find(c->st, full, &g);
 	if (rc != STORE_OK) {
 		if (expand_none(rc))
-			expand_add(c, DELIVER_UNKNOWN, full);
+			expand_resource(c, full);
 		else
 			c->rc = rc;
 		return;
@@ -259,7 +276,7 @@ static void expand_final(expand_ctx *c, const char *addr)
 	store_free_record(g);
 }
 
-/* is_name for the alias walk: a user (by any of its addresses) or group address. */
+/* is_name for the alias walk: a user (by any of its addresses), group or resource address. */
 static int expand_is_name(const char *local, void *arg)
 {
 	name_ctx *n = arg;
@@ -280,6 +297,14 @@ static int expand_is_name(const char *local, void *arg)
 	if (rc == STORE_OK) {
 		store_free_record(g);
 		return 1;
+	}
+	if (expand_none(rc)) {
+		Tern__Resource *res = NULL;
+		rc = store_resource_find(n->st, full, &res);
+		if (rc == STORE_OK) {
+			store_free_record(res);
+			return 1;
+		}
 	}
 	if (!expand_none(rc) && n->rc == 0)
 		n->rc = rc;

@@ -71,6 +71,8 @@ typedef struct dlv_plan {
 	dlv_remote *remote;           /* remote and node-routed recipients, for the queue */
 	size_t nremote;
 	size_t nnode;                 /* how many of them are node-routed */
+	dlv_remote *resource;         /* resources (node unused): their iTIP mail is a booking */
+	size_t nresource;
 	dlv_failed *failed;
 	size_t nfailed, failed_cap;
 } dlv_plan;
@@ -96,6 +98,12 @@ void dlv_received(tbuf *out, const deliver_message *m, const char *hostname, con
 void dlv_local_prefix(tbuf *out, const deliver_message *m, const char *hostname,
 		      const char *queue_id, const char *rcpt, int hide_client, int x_envelope_to,
 		      int64_t now);
+
+/* Hand a delivered message to scheduling (deliver_imip.c): when it has a text/calendar
+ * part, dav_sched_imip_in runs for each recipient address (local users that got the
+ * message, resources) on the cpu pool (or a thread of its own), never on the caller. */
+void dlv_imip_dispatch(deliverer *d, const void *msg, size_t len, const char *sender,
+		       const char *const *rcpts, size_t n);
 
 /* Append `footer` to message msg into out (deliver_footer.c), which must be empty. 1 when
  * out holds the message with the footer; 0 when the structure is not one we change

@@ -316,7 +316,7 @@ static void job_prepare(void *arg)
 		job_refuse(j, rc, "451 4.3.0 Temporary lookup failure, try again later");
 		return;
 	}
-	if (p->nlocal == 0 && p->nremote == 0) {
+	if (p->nlocal == 0 && p->nremote == 0 && p->nresource == 0) {
 		if (p->nfailed)
 			job_refuse(j, STORE_ENOTFOUND, "%s", p->failed[0].diagnostic);
 		else
@@ -522,6 +522,28 @@ static void job_quota_warnings(dlv_job *j)
 	}
 }
 
+/* Resources take the message as a booking request, and local users that got it have
+ * their calendars updated from its iTIP part (node/dav, off this thread). */
+static void job_imip(dlv_job *j)
+{
+	dlv_plan *p = &j->plan;
+	const char **to = calloc(p->nlocal + p->nresource + 1, sizeof(*to));
+	size_t n = 0;
+
+	if (to == NULL)
+		abort();
+	for (size_t i = 0; i < p->nlocal; i++)
+		if (j->delivered[i] == STORE_OK)
+			to[n++] = p->local[i].address;
+	for (size_t i = 0; i < p->nresource; i++) {
+		to[n++] = p->resource[i].address;
+		tlog(TLOG_MAIL, "Sent: Queue-ID: %s, Recipient: <%s>, Result: delivered, Status: 2.0.0 (resource)",
+		     j->queue_id, p->resource[i].address);
+	}
+	dlv_imip_dispatch(j->d, j->m.data, j->m.len, j->m.sender, to, n);
+	free(to);
+}
+
 /* The store's answer for the batch (on the caller's I/O thread). */
 static void job_committed(const store_result *res, void *arg)
 {
@@ -572,6 +594,8 @@ static void job_committed(const store_result *res, void *arg)
 	atomic_fetch_add(&d->queued_remote, p->nremote - p->nnode);
 	atomic_fetch_add(&d->queued_node, p->nnode);
 	j->res.rc = STORE_OK;
+	j->res.delivered_local += (unsigned)p->nresource;
+	job_imip(j);
 	if (j->m.sender[0])
 		job_report(j);
 	job_quota_warnings(j);
@@ -584,6 +608,13 @@ static void job_post_finish(void *arg)
 	job_finish(arg);
 }
 
+/* Mail for resources only: nothing to store, straight to the follow-ups. */
+static void job_post_resources(void *arg)
+{
+	store_result res = { 0 };
+	job_committed(&res, arg);
+}
+
 /* After prepare: refuse at once, or hand the batch to the store. */
 static void job_prepared(void *arg)
 {
@@ -594,6 +625,13 @@ static void job_prepared(void *arg)
 			tern_io_post(j->io, job_post_finish, j);
 		else
 			job_finish(j);
+		return;
+	}
+	if (j->plan.nlocal == 0 && j->plan.nremote == 0) {
+		if (j->io)
+			tern_io_post(j->io, job_post_resources, j);
+		else
+			job_post_resources(j);
 		return;
 	}
 	store_submit(j->d->st, j->apps, j->plan.nlocal, j->plan.nremote ? &j->qe : NULL, j->qbody, j->qlen,

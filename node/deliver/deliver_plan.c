@@ -104,6 +104,22 @@ static int plan_add_user(store *st, dlv_plan *p, const Tern__User *u, const char
 	return plan_add_local(p, u, address, rcpt);
 }
 
+/* A resource: its mail goes to scheduling after the commit, never to a mailbox. */
+static int plan_add_resource(dlv_plan *p, const char *address, size_t rcpt)
+{
+	for (size_t i = 0; i < p->nresource; i++)
+		if (strcmp(p->resource[i].address, address) == 0)
+			return 0;
+	p->resource = plan_grow(p->resource, p->nresource, sizeof(*p->resource));
+	if (p->resource == NULL)
+		return STORE_EIO;
+	memset(&p->resource[p->nresource], 0, sizeof(*p->resource));
+	snprintf(p->resource[p->nresource].address, DELIVER_ADDR_MAX, "%s", address);
+	p->resource[p->nresource].rcpt = rcpt;
+	p->nresource++;
+	return 0;
+}
+
 /* One final recipient of RCPT number i. */
 static int plan_add(store *st, dlv_plan *p, const deliver_rcpt *fr, size_t i)
 {
@@ -120,6 +136,8 @@ static int plan_add(store *st, dlv_plan *p, const deliver_rcpt *fr, size_t i)
 	case DELIVER_UNKNOWN:
 		dlv_plan_fail(p, fr->address, i, "5.1.1", "550 5.1.1 <%s>: no such user", fr->address);
 		return 0;
+	case DELIVER_RESOURCE:
+		return plan_add_resource(p, fr->address, i);
 	case DELIVER_LOCAL_USER:
 		break;
 	}
@@ -186,6 +204,7 @@ void dlv_plan_free(dlv_plan *p)
 {
 	free(p->local);
 	free(p->remote);
+	free(p->resource);
 	free(p->failed);
 	memset(p, 0, sizeof(*p));
 }
@@ -217,7 +236,7 @@ static int check_one(deliverer *d, const char *address, uint64_t size, const del
 	Tern__User *u = NULL;
 	int rc;
 
-	if (fr->kind == DELIVER_REMOTE)
+	if (fr->kind == DELIVER_REMOTE || fr->kind == DELIVER_RESOURCE)
 		return 0;
 	if (fr->kind == DELIVER_LOCAL_USER) {
 		rc = store_user_find(d->st, fr->address, &u);

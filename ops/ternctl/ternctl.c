@@ -30,6 +30,10 @@ static const ctl_optspec group_opts[] = {
 	{ "description", 1 }, { "address", 1 }, { "member", 1 }, { "rights", 1 },
 	{ "publish-in-gal", 0 }, { "local-only", 0 }, { NULL, 0 }
 };
+static const ctl_optspec resource_opts[] = {
+	{ "type", 1 }, { "manager", 1 }, { "no-manager", 0 }, { "bookable-by", 1 }, { "unavailable", 0 },
+	{ "available", 0 }, { "description", 1 }, { "show-details", 0 }, { "hide-details", 0 }, { NULL, 0 }
+};
 static const ctl_optspec user_list_opts[] = { { "this-node", 0 }, { "node", 1 }, { NULL, 0 } };
 static const ctl_optspec join_opts[] = {
 	{ "master", 1 }, { "admin", 1 }, { "password-file", 1 }, { "master-fingerprint", 1 }, { NULL, 0 }
@@ -92,6 +96,15 @@ static const ctl_cmd commands[] = {
 	{ "group", "remove", ctl_cmd_group_remove, no_opts, 1, 1, "group remove NAME@DOMAIN" },
 	{ "group", "members", ctl_cmd_group_members, members_opts, 1, 1,
 	  "group members NAME@DOMAIN [--add ADDR]... [--remove ADDR]..." },
+	{ "resource", "add", ctl_cmd_resource_add, resource_opts, 1, 1,
+	  "resource add NAME@DOMAIN --type room|equipment [--manager USER@DOMAIN] "
+	  "[--bookable-by anyone|server|domain|group:NAME|user:ADDRESS]... [--unavailable] "
+	  "[--description S] [--show-details]" },
+	{ "resource", "list", ctl_cmd_resource_list, no_opts, 0, 1, "resource list [DOMAIN]" },
+	{ "resource", "show", ctl_cmd_resource_show, no_opts, 1, 1, "resource show NAME@DOMAIN" },
+	{ "resource", "set", ctl_cmd_resource_set, resource_opts, 1, 1,
+	  "resource set NAME@DOMAIN [options of resource add] [--available] [--no-manager] [--hide-details]" },
+	{ "resource", "remove", ctl_cmd_resource_remove, no_opts, 1, 1, "resource remove NAME@DOMAIN" },
 	{ "alias", "add", ctl_cmd_alias_add, describe_opts, 2, 2,
 	  "alias add ALIAS@DOMAIN TARGET [--description S]" },
 	{ "alias", "list", ctl_cmd_alias_list, no_opts, 0, 1, "alias list [DOMAIN]" },

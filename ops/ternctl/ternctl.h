@@ -106,7 +106,7 @@ const char *ctl_arg(const ctl_args *a, const char *name);   /* the last value, o
 int ctl_flag(const ctl_args *a, const char *name);          /* 1 when given */
 void ctl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* ternctl_cmds.c, ternctl_users.c, ternctl_queue.c - one function per command; each
+/* ternctl_cmds.c, ternctl_users.c, ternctl_queue.c, ternctl_resources.c - one function per command; each
  * returns an exit code. */
 ctl_cmd_fn ctl_cmd_status, ctl_cmd_node_show, ctl_cmd_stats, ctl_cmd_logs,
 	ctl_cmd_cluster_status, ctl_cmd_cluster_join, ctl_cmd_cluster_leave, ctl_cmd_cluster_remove,
@@ -118,6 +118,8 @@ ctl_cmd_fn ctl_cmd_status, ctl_cmd_node_show, ctl_cmd_stats, ctl_cmd_logs,
 	ctl_cmd_user_export,
 	ctl_cmd_group_add, ctl_cmd_group_list, ctl_cmd_group_show, ctl_cmd_group_set,
 	ctl_cmd_group_remove, ctl_cmd_group_members,
+	ctl_cmd_resource_add, ctl_cmd_resource_list, ctl_cmd_resource_show, ctl_cmd_resource_set,
+	ctl_cmd_resource_remove,
 	ctl_cmd_alias_add, ctl_cmd_alias_list, ctl_cmd_alias_remove, ctl_cmd_alias_check,
 	ctl_cmd_ipgroup_add, ctl_cmd_ipgroup_list, ctl_cmd_ipgroup_remove,
 	ctl_cmd_gal_list,

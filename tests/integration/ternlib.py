@@ -1479,3 +1479,370 @@ def fresh_user(node, prefix="u", quota_mb=None):
 
 def main():
     unittest.main(verbosity=2)
+
+
+# ---- CalDAV / CardDAV (issue 7) ---------------------------------------------------------
+# DAV is served on http_alt (8800) and https_alt (8443) shifted by the port base (and on
+# 80/443). Helpers are functions of a Node so that the class above stays as it is.
+
+DAV_HTTP, DAV_HTTPS = 8800, 8443
+NS_DAV = "DAV:"
+NS_CALDAV = "urn:ietf:params:xml:ns:caldav"
+NS_CARDDAV = "urn:ietf:params:xml:ns:carddav"
+NS_CS = "http://calendarserver.org/ns/"
+DAV_NAMESPACES = {"d": NS_DAV, "c": NS_CALDAV, "card": NS_CARDDAV, "cs": NS_CS}
+
+
+def dav_base(node, tls=False):
+    """The base URL of the node's DAV service: http://127.0.0.1:(8800+base) or https 8443."""
+    return "%s://127.0.0.1:%d" % ("https" if tls else "http", node.port(DAV_HTTPS if tls else DAV_HTTP))
+
+
+class DavResponse:
+    """status, reason, headers ({lower-case name: value}), body (bytes); xml() parses it."""
+
+    def __init__(self, status, reason, headers, body):
+        self.status, self.reason, self.headers, self.body = status, reason, headers, body
+
+    def header(self, name, default=None):
+        return self.headers.get(name.lower(), default)
+
+    def text(self):
+        return self.body.decode(errors="replace")
+
+    def xml(self):
+        import xml.etree.ElementTree as ET
+        return ET.fromstring(self.body)
+
+    def __repr__(self):
+        return "<%d %s %r>" % (self.status, self.reason, self.body[:600])
+
+
+def basic_auth(user, password=USER_PASSWORD):
+    return "Basic " + base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+
+
+class DavConn:
+    """A raw HTTP/1.1 keep-alive client (http.client) on the node's DAV port, with Basic
+    auth of user when given: for what the caldav library cannot do (ETag conflicts,
+    CardDAV, bad input). request() reconnects once when the server closed the connection."""
+
+    def __init__(self, node, user=None, password=USER_PASSWORD, tls=False, timeout=30):
+        self.node, self.user, self.password, self.tls, self.timeout = node, user, password, tls, timeout
+        self.conn = None
+
+    def _connect(self):
+        port = self.node.port(DAV_HTTPS if self.tls else DAV_HTTP)
+        if self.tls:
+            self.conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=self.timeout,
+                                                    context=tls_context())
+        else:
+            self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=self.timeout)
+
+    def request(self, method, path, body=None, headers=None, depth=None, auth=True):
+        hdrs = {}
+        if auth and self.user is not None:
+            hdrs["Authorization"] = basic_auth(self.user, self.password)
+        if depth is not None:
+            hdrs["Depth"] = str(depth)
+        if body is not None and isinstance(body, str):
+            body = body.encode()
+        if body is not None and body.lstrip()[:5] == b"<?xml":
+            hdrs["Content-Type"] = 'application/xml; charset="utf-8"'
+        hdrs.update(headers or {})
+        for attempt in (0, 1):
+            if self.conn is None:
+                self._connect()
+            try:
+                self.conn.request(method, path, body=body, headers=hdrs)
+                resp = self.conn.getresponse()
+                data = resp.read()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                self.close()
+                if attempt:
+                    raise
+                continue
+            out = DavResponse(resp.status, resp.reason, {k.lower(): v for k, v in resp.getheaders()}, data)
+            if resp.will_close:
+                self.close()
+            return out
+
+    def propfind(self, path, props, depth=0, extra_ns=""):
+        """PROPFIND with <prop> of the given element strings ("d:getetag", "c:calendar-home-set")."""
+        body = ('<?xml version="1.0" encoding="utf-8"?>\n<d:propfind xmlns:d="DAV:" '
+                'xmlns:c="%s" xmlns:card="%s" xmlns:cs="%s"%s><d:prop>%s</d:prop></d:propfind>'
+                % (NS_CALDAV, NS_CARDDAV, NS_CS, extra_ns, "".join("<%s/>" % p for p in props)))
+        return self.request("PROPFIND", path, body, depth=depth)
+
+    def report(self, path, body, depth=1):
+        return self.request("REPORT", path, body, depth=depth)
+
+    def close(self):
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except OSError:
+                pass
+            self.conn = None
+
+
+def multistatus(resp):
+    """A 207 body as {href (unquoted path): {"status": int or None, "props": {clark tag:
+    Element}, "prop_status": {clark tag: int}}}; "status" is the response-level status
+    (sync-collection deletions: 404), props only those in a 2xx propstat."""
+    if resp.status != 207:
+        raise AssertionError("expected 207 Multi-Status, got %r" % resp)
+    out = {}
+    for r in resp.xml().findall("{DAV:}response"):
+        href = urllib.parse.unquote(urllib.parse.urlsplit(r.findtext("{DAV:}href").strip()).path)
+        entry = out.setdefault(href, {"status": None, "props": {}, "prop_status": {}})
+        st = r.findtext("{DAV:}status")
+        if st:
+            entry["status"] = int(st.split()[1])
+        for ps in r.findall("{DAV:}propstat"):
+            code = int(ps.findtext("{DAV:}status").split()[1])
+            prop = ps.find("{DAV:}prop")
+            for p in (prop if prop is not None else []):
+                entry["prop_status"][p.tag] = code
+                if 200 <= code < 300:
+                    entry["props"][p.tag] = p
+    return out
+
+
+def sync_token_of(resp):
+    t = resp.xml().findtext("{DAV:}sync-token")
+    return t.strip() if t else t
+
+
+def href_text(elem):
+    """The unquoted path of the first DAV:href inside elem (a property), or None."""
+    if elem is None:
+        return None
+    h = elem.find(".//{DAV:}href")
+    if h is None or h.text is None:
+        return None
+    return urllib.parse.unquote(urllib.parse.urlsplit(h.text.strip()).path)
+
+
+def dav_error_elements(resp):
+    """Clark names of the children of a DAV:error body ({ns}name), [] when not one."""
+    try:
+        root = resp.xml()
+    except Exception:               # noqa: BLE001 - not XML at all
+        return []
+    if root.tag != "{DAV:}error":
+        return []
+    return [c.tag for c in root]
+
+
+def ical_stamp(t):
+    """A UTC iCalendar DATE-TIME from a unix time or a datetime."""
+    if not isinstance(t, (int, float)):
+        t = t.timestamp()
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(t))
+
+
+def ical_event(uid, start, end, summary="Event", extra=(), component="VEVENT", overrides=()):
+    """A VCALENDAR text (CRLF) with one component: DTSTART/DTEND are unix times or
+    iCalendar strings, extra = more property lines; overrides = [(recurrence-id, start,
+    end, summary)] as further components with the same UID."""
+    def t(x):
+        return x if isinstance(x, str) else ical_stamp(x)
+    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//Tern tests//EN",
+             "BEGIN:" + component, "UID:" + uid, "DTSTAMP:20300101T000000Z",
+             "DTSTART:" + t(start)]
+    if end is not None:
+        lines.append(("DUE:" if component == "VTODO" else "DTEND:") + t(end))
+    lines += ["SUMMARY:" + summary] + list(extra) + ["END:" + component]
+    for rid, s, e, summ in overrides:
+        lines += ["BEGIN:" + component, "UID:" + uid, "DTSTAMP:20300101T000000Z",
+                  "RECURRENCE-ID:" + t(rid), "DTSTART:" + t(s), "DTEND:" + t(e),
+                  "SUMMARY:" + summ, "END:" + component]
+    lines.append("END:VCALENDAR")
+    return "\r\n".join(lines) + "\r\n"
+
+
+def vcard(uid, fn, email_addr=None, tel=None, version="3.0", extra=()):
+    """A vCard text (CRLF)."""
+    parts = fn.split(" ", 1)
+    lines = ["BEGIN:VCARD", "VERSION:" + version, "UID:" + uid, "FN:" + fn,
+             "N:%s;%s;;;" % (parts[-1], parts[0] if len(parts) > 1 else "")]
+    if email_addr:
+        lines.append("EMAIL;TYPE=INTERNET:" + email_addr)
+    if tel:
+        lines.append("TEL;TYPE=CELL:" + tel)
+    lines += list(extra) + ["END:VCARD"]
+    return "\r\n".join(lines) + "\r\n"
+
+
+def ical_unfold(text):
+    """Content lines of an iCalendar/vCard text, unfolded."""
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    return re.sub(r"\r?\n[ \t]", "", text).replace("\r\n", "\n").split("\n")
+
+
+def ical_components(text, name="VEVENT"):
+    """[{PROPNAME: [full line, ...]}] of each component `name` in the text (unfolded)."""
+    comps, cur, depth = [], None, 0
+    for line in ical_unfold(text):
+        if line == "BEGIN:" + name:
+            cur, depth = {}, 0
+            continue
+        if cur is None:
+            continue
+        if line.startswith("BEGIN:"):
+            depth += 1
+        elif line.startswith("END:"):
+            if depth == 0 and line == "END:" + name:
+                comps.append(cur)
+                cur = None
+                continue
+            depth -= 1
+        if depth == 0 and line:
+            prop = re.split(r"[;:]", line, 1)[0].upper()
+            cur.setdefault(prop, []).append(line)
+    return comps
+
+
+def ical_value(line):
+    """The value of a content line (after the first unquoted ':')."""
+    inq = False
+    for i, ch in enumerate(line):
+        if ch == '"':
+            inq = not inq
+        elif ch == ":" and not inq:
+            return line[i + 1:]
+    return ""
+
+
+def ical_param(line, name):
+    """A parameter of a content line, upper-cased, or None."""
+    m = re.search(r";%s=(\"[^\"]*\"|[^;:]*)" % re.escape(name), line.split(":mailto")[0], re.I)
+    return m.group(1).strip('"').upper() if m else None
+
+
+def freebusy_periods(text):
+    """[(start, end, fbtype)] of the FREEBUSY lines of a VFREEBUSY, as unix times."""
+    import calendar as _cal
+    out = []
+    for line in ical_unfold(text):
+        if not line.upper().startswith("FREEBUSY"):
+            continue
+        fbtype = ical_param(line, "FBTYPE") or "BUSY"
+        for period in ical_value(line).split(","):
+            s, e = period.split("/")
+            st = _cal.timegm(time.strptime(s, "%Y%m%dT%H%M%SZ"))
+            if e.startswith("P") or e.startswith("+P"):
+                m = re.match(r"\+?P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$", e)
+                w, d, h, mi, sec = (int(x or 0) for x in m.groups())
+                en = st + (((w * 7 + d) * 24 + h) * 60 + mi) * 60 + sec
+            else:
+                en = _cal.timegm(time.strptime(e, "%Y%m%dT%H%M%SZ"))
+            out.append((st, en, fbtype))
+    return sorted(out)
+
+
+def dav_client(node, user, password=USER_PASSWORD, path="/", tls=False):
+    """A python3-caldav DAVClient (Debian's, /usr/bin/python3) on the node's DAV port with
+    Basic auth, starting at path."""
+    try:
+        import caldav
+        import requests
+        import urllib3
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+    except ImportError:
+        raise unittest.SkipTest("python3-caldav is not installed (run with /usr/bin/python3)")
+    return caldav.DAVClient(url=dav_base(node, tls) + path, username=user, password=password,
+                            auth=requests.auth.HTTPBasicAuth(user, password), ssl_verify_cert=False)
+
+
+def wait_dav(node, timeout=30):
+    """Wait until the DAV port answers HTTP (any status); fail when it never does."""
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        c = DavConn(node, timeout=5)
+        try:
+            r = c.request("OPTIONS", "/")
+            return r
+        except OSError as e:
+            last = e
+            time.sleep(0.3)
+        finally:
+            c.close()
+    raise AssertionError("nothing answers HTTP on the DAV port %d: %s" % (node.port(DAV_HTTP), last))
+
+
+def add_users_fast(node, addresses, full_names=None, threads=4):
+    """Add many users through the admin API (POST /api/v1/users on admin.sock), a few at a
+    time; full_names: {address: name}."""
+    errors = []
+    todo = list(addresses)
+    lock = threading.Lock()
+
+    def worker():
+        while True:
+            with lock:
+                if not todo:
+                    return
+                a = todo.pop()
+            body = {"address": a, "password": USER_PASSWORD}
+            if full_names and a in full_names:
+                body["full_name"] = full_names[a]
+            st, resp = node.request("POST", "/api/v1/users", body)
+            if st != 201:
+                with lock:
+                    errors.append((a, st, resp))
+    ts = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    if errors:
+        raise CtlError("adding users failed: %r" % errors[:3])
+
+
+# vdirsyncer (Debian package) two-way sync of one collection against a filesystem storage:
+# format VDIRSYNCER_CONF with tmp (a temp dir), url (the DAV base URL ending in /), user,
+# pw, kind ("caldav" or "carddav"), ext (".ics" / ".vcf") and coll (the collection name);
+# the local copies are in TMP/local/COLL/.
+VDIRSYNCER_CONF = """[general]
+status_path = "%(tmp)s/status/"
+
+[pair tern]
+a = "tern_remote"
+b = "tern_local"
+collections = ["%(coll)s"]
+conflict_resolution = "a wins"
+
+[storage tern_remote]
+type = "%(kind)s"
+url = "%(url)s"
+username = "%(user)s"
+password = "%(pw)s"
+
+[storage tern_local]
+type = "filesystem"
+path = "%(tmp)s/local/"
+fileext = "%(ext)s"
+"""
+
+
+def vdirsyncer_run(conf, cmd, timeout=120):
+    """vdirsyncer -c CONF CMD, answering yes to its questions (discover offers to create
+    the local collection); AssertionError with its output on a non-zero exit."""
+    r = subprocess.run(["vdirsyncer", "-c", conf, cmd], input="y\ny\ny\n", capture_output=True, text=True,
+                       timeout=timeout)
+    if r.returncode != 0:
+        raise AssertionError("vdirsyncer %s exited %d:\n%s\n%s" % (cmd, r.returncode, r.stdout, r.stderr))
+    return r
+
+
+def read_dir(path):
+    """{file name: text} of the files of a directory."""
+    out = {}
+    for fn in os.listdir(path):
+        with open(os.path.join(path, fn)) as f:
+            out[fn] = f.read()
+    return out

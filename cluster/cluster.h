@@ -139,4 +139,59 @@ int cluster_user_home(store *st, const char *address, char *home_r, size_t n);
  * only this node's name (or "") is accepted. 0 or -1 with a message in err. */
 int cluster_user_set_home(cluster *cl, const char *address, const char *node, tbuf *err);
 
+/* ---- free/busy and resource bookings (DESIGN.md §5) ----
+ * Each slave pushes the busy time of its users to the master when it changes; the master
+ * keeps the latest push per user (in memory, and in the node-local config row
+ * "setting/fb/<address>" so that it survives a restart) and answers free/busy for a
+ * user of any node, even when that user's home node is down. Resources are homed on the
+ * master: a slave forwards each booking decision there; the master decides them one at a
+ * time on its service thread. */
+
+typedef struct cluster_busy {
+	int64_t start, end;             /* unix seconds, start < end */
+	Tern__BusyPeriod__Type type;
+} cluster_busy;
+
+/* What the master's node module (node/dav) does for the control plane. Called on the
+ * cluster's service thread, one call at a time (never on the cluster thread). */
+typedef struct cluster_handlers {
+	/* Busy time of a user or resource homed on THIS node over [from, to): 0 with *list_r
+	 * (malloc'd, may be NULL when n is 0), or -1 with a reason in why (e.g. no such
+	 * user). */
+	int (*freebusy)(void *arg, const char *address, int64_t from, int64_t to, cluster_busy **list_r,
+			size_t *n_r, tbuf *why);
+	/* Decide a booking of resource `resource` by `organizer` for the iTIP REQUEST ical
+	 * (or remove booking uid when cancel): 1 accepted (cancel: done), 0 declined, -1
+	 * failed; reason in why. */
+	int (*book)(void *arg, const char *resource, const char *organizer, const char *uid, const char *ical,
+		    size_t len, int cancel, tbuf *why);
+	void *arg;
+} cluster_handlers;
+
+/* Install the handlers (copied), or remove them (h NULL): waits until a running handler
+ * returned, so that arg may be freed afterwards. Without handlers the master refuses
+ * those requests. */
+void cluster_set_handlers(cluster *cl, const cluster_handlers *h);
+
+/* The busy time of `address` (a user homed on this node) over [from, to) changed: on a
+ * slave, queue it for the master (the latest push per user wins; sent when the master is
+ * reachable, again until it acknowledges); on the master, store it; standalone: nothing.
+ * Never blocks on the network. 0, or -1 for invalid arguments. */
+int cluster_freebusy_push(cluster *cl, const char *address, const cluster_busy *periods, size_t n, int64_t from,
+			  int64_t to);
+
+/* Busy time of a user or resource homed on ANOTHER node (blocking; worker thread): on
+ * the master from the pushes (a user with none has no busy time), on a slave by asking
+ * the master ([cluster] request_timeout). Periods clipped to [from, to). 0 with *list_r
+ * (malloc'd or NULL), or -1 with a reason in err (no master, no answer, refused). */
+int cluster_freebusy_get(cluster *cl, const char *address, int64_t from, int64_t to, cluster_busy **list_r,
+			 size_t *n_r, tbuf *err);
+
+/* A booking decision for a resource (homed on the master), blocking (worker thread;
+ * request_timeout): on a slave forwarded to the master, on the master given to its book
+ * handler. 1 accepted (cancel: done), 0 declined, -1 failed (master unreachable ...),
+ * reason in why. */
+int cluster_book(cluster *cl, const char *resource, const char *organizer, const char *uid, const char *ical,
+		 size_t len, int cancel, tbuf *why);
+
 #endif

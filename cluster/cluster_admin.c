@@ -55,7 +55,8 @@ int cluster_open(const cluster_options *o, cluster **cl_r, char **error_r)
 	pthread_mutex_init(&cl->admin_mu, NULL);
 	pthread_cond_init(&cl->cv, NULL);
 	store_set_node_name(cl->st, cl->name);
-	if (cl_curve_load(cl, error_r) < 0 || cl_thread_start(cl, error_r) < 0) {
+	cl_fb_init(cl);
+	if (cl_curve_load(cl, error_r) < 0 || cl_svc_start(cl, error_r) < 0 || cl_thread_start(cl, error_r) < 0) {
 		cluster_close(&cl);
 		return -1;
 	}
@@ -95,7 +96,11 @@ void cluster_close(cluster **clp)
 
 	if (cl == NULL)
 		return;
+	cl_svc_stop(cl);
 	cl_thread_stop(cl);
+	if (cl->svc_inited)
+		cl_svc_free(cl);
+	cl_fb_free(cl);
 	OPENSSL_cleanse(cl->sec, sizeof(cl->sec));
 	free(cl->peers);
 	free(cl->view);

@@ -401,6 +401,11 @@ static void dispatch(cluster *cl, cl_peer *p, const Tern__Cluster__Envelope *e)
 		pthread_mutex_unlock(&cl->mu);
 		atomic_store(&cl->repl_dirty, 1);
 		return;
+	case TERN__CLUSTER__ENVELOPE__BODY_FREEBUSY_PUSH:
+	case TERN__CLUSTER__ENVELOPE__BODY_FREEBUSY_QUERY:
+	case TERN__CLUSTER__ENVELOPE__BODY_BOOK_REQUEST:
+		cl_master_fb(cl, p, e);
+		return;
 	default:
 		send_error(cl, p->rid, p->rid_len, e->id, TERN__CLUSTER__ERROR__CODE__BAD_FRAME,
 			   "unexpected message for a master");

@@ -24,6 +24,8 @@ typedef enum {
 	CL_REQ_LEAVE,                 /* Leave to the master (request_timeout), then stop */
 	CL_REQ_DROP_NODE,             /* master: forget a removed node, tell it */
 	CL_REQ_MAILBOX_USAGE,         /* master: ask a slave whether a mailbox holds mail */
+	CL_REQ_FB_QUERY,              /* slave: ask the master for a user's busy time */
+	CL_REQ_BOOK,                  /* slave: forward a booking decision to the master */
 } cl_req_kind;
 
 /* One request from another thread; it waits on cv until done. */
@@ -31,7 +33,16 @@ typedef struct cl_request {
 	cl_req_kind kind;
 	char node[64];
 	uint8_t user_id[16];
+	/* CL_REQ_FB_QUERY (address, from, to) and CL_REQ_BOOK (address = the resource) */
+	const char *address;
+	int64_t from, to;
+	const char *organizer, *uid, *ical;
+	size_t ical_len;
+	int cancel;
 	/* results */
+	cluster_busy *busy;           /* CL_REQ_FB_QUERY: malloc'd, the caller frees */
+	size_t nbusy;
+	int decision;                 /* CL_REQ_BOOK: 1 accepted, 0 declined, -1 failed */
 	int rc;
 	int has_data;
 	char error[256];
@@ -41,6 +52,48 @@ typedef struct cl_request {
 	int64_t deadline_ms;
 	struct cl_request *next;
 } cl_request;
+
+/* Slave: the latest busy time of one local user, waiting for the master's FreeBusyPushOk. */
+typedef struct cl_fb_out {
+	char *address;
+	int64_t from, to, computed;
+	cluster_busy *periods;
+	size_t n;
+	uint64_t wire_id;             /* 0 = not sent (since the last change) */
+	int64_t sent_ms;
+	struct cl_fb_out *next;
+} cl_fb_out;
+
+/* Master: the latest push for one user (hash chain). */
+typedef struct cl_fb_entry {
+	char *address;
+	int64_t from, to, computed;
+	cluster_busy *periods;
+	size_t n;
+	struct cl_fb_entry *next;
+} cl_fb_entry;
+#define CL_FB_BUCKETS 1024
+#define CL_FB_OUT_MAX 100000          /* users waiting for a push on a slave */
+
+/* Master: a request of a slave for the service thread (a booking, or the busy time of
+ * a user homed on the master). */
+typedef struct cl_job {
+	char node[64];                /* the asking slave */
+	uint64_t id;                  /* its request id */
+	int book;                     /* BookRequest, else FreeBusyQuery */
+	char *address, *organizer, *uid;
+	tbuf ical;
+	int64_t from, to;
+	int cancel;
+	struct cl_job *next;
+} cl_job;
+
+/* An encoded reply of the service thread, sent by the cluster thread. */
+typedef struct cl_out {
+	char node[64];
+	tbuf frame;
+	struct cl_out *next;
+} cl_out;
 
 /* What the master knows of one slave (by its ZAP User-Id = node name). */
 typedef struct cl_peer {
@@ -85,6 +138,26 @@ struct cluster {
 	int64_t master_seen;          /* slave: unix seconds */
 	int master_available;
 	int removed;                  /* slave: the master said this node was removed */
+	cl_fb_out *fb_out;            /* slave: pushes not yet acknowledged */
+	size_t nfb_out;
+	cl_out *outbox;               /* replies of the service thread */
+
+	/* free/busy pushes kept by the master (cluster_fb.c) */
+	pthread_mutex_t fb_mu;
+	cl_fb_entry *fb[CL_FB_BUCKETS];
+
+	/* the service thread (cluster_svc.c) */
+	pthread_mutex_t svc_mu;       /* guards jobs and svc_quit */
+	pthread_cond_t svc_cv;
+	cl_job *jobs;
+	size_t njobs;
+	int svc_quit;
+	pthread_t svc_thread;
+	int svc_started;
+	int svc_inited;
+	pthread_mutex_t handler_mu;   /* held while a handler runs */
+	cluster_handlers handlers;
+	int has_handlers;
 
 	/* thread only */
 	void *zap, *router, *dealer;
@@ -143,6 +216,48 @@ int cl_secret_store(const char *data_dir, const uint8_t key[CL_KEY_LEN], tbuf *e
 int cl_curve_load(cluster *cl, char **error_r);
 void cl_identity_fill(cluster *cl, Tern__Node *n);
 int cl_refusal_text(cluster *cl, const Tern__ClusterSelf *self, char *out, size_t n);
+
+/* cluster_fb.c */
+void cl_fb_init(cluster *cl);
+void cl_fb_free(cluster *cl);
+/* Master (cluster thread): a push from node `from_node`; 0 stored, -1 refused (why). */
+int cl_fb_store(cluster *cl, const char *from_node, const Tern__Cluster__FreeBusyPush *p, char *why,
+		size_t whyn);
+/* Master (cluster thread): a slave's FreeBusyPush, FreeBusyQuery or BookRequest. */
+void cl_master_fb(cluster *cl, const cl_peer *p, const Tern__Cluster__Envelope *e);
+/* Master: the pushed busy time of address clipped to [from, to): 1 known, 0 never pushed
+ * (*list_r NULL), -1 out of memory. */
+int cl_fb_lookup(cluster *cl, const char *address, int64_t from, int64_t to, cluster_busy **list_r,
+		 size_t *n_r, int64_t *cov_from, int64_t *cov_to);
+/* Slave (cluster thread): send what the master has not acknowledged; all: resend now. */
+void cl_fb_send_pending(cluster *cl, int64_t now_ms, int all);
+/* Slave: FreeBusyPushOk (or an Error) for wire id. 1 when it was a push. */
+int cl_fb_acked(cluster *cl, uint64_t id, const char *error);
+/* Periods of a frame as cluster_busy (malloc'd, NULL when none). */
+cluster_busy *cl_busy_from_wire(Tern__BusyPeriod *const *p, size_t n);
+/* Wire periods pointing into list (free the two arrays with free()). */
+Tern__BusyPeriod **cl_busy_to_wire(const cluster_busy *list, size_t n, Tern__BusyPeriod **store_r);
+
+/* cluster_svc.c */
+int cl_svc_start(cluster *cl, char **error_r);
+/* Stop the thread (before the cluster thread: no job runs afterwards). */
+void cl_svc_stop(cluster *cl);
+/* After both threads stopped: the unsent replies, the locks. */
+void cl_svc_free(cluster *cl);
+/* Master (cluster thread): a slave's BookRequest or FreeBusyQuery for the service thread;
+ * -1 when it cannot take more (the caller answers with an Error). */
+int cl_svc_submit(cluster *cl, const char *node, const Tern__Cluster__Envelope *e);
+/* Cluster thread: send the replies the service thread left in the outbox. */
+void cl_svc_flush(cluster *cl);
+/* Slave (cluster thread): send a FreeBusyQuery or BookRequest for r; 0 when sent (the
+ * reply or the deadline completes r), -1 when r was completed at once. */
+int cl_slave_ask(cluster *cl, cl_request *r);
+/* Slave (cluster thread): complete the pending request answered by e. 1 when one was. */
+int cl_slave_answer(cluster *cl, const Tern__Cluster__Envelope *e);
+/* Send raw encoded frame bytes (ROUTER: after a routing id). */
+int cl_send_raw(cluster *cl, void *sock, const uint8_t *rid, size_t rid_len, const void *data, size_t len);
+/* Wake the cluster thread. */
+void cl_wake(cluster *cl);
 
 /* cluster_status.c: every node as this node sees it (master: from its peers). */
 int cl_status_build(cluster *cl, cluster_node_status **list_r, size_t *n_r);

@@ -273,6 +273,9 @@ static void left(cluster *cl, cl_request *r)
 static void handle_error(cluster *cl, const Tern__Cluster__Envelope *e)
 {
 	const Tern__Cluster__Error *er = e->error;
+
+	if (e->id != 0 && (cl_slave_answer(cl, e) || cl_fb_acked(cl, e->id, er->message)))
+		return;
 	cl_request *r = take_leave(cl, e->id, er->code == TERN__CLUSTER__ERROR__CODE__REMOVED);
 
 	if (r != NULL) {
@@ -312,7 +315,15 @@ static void dispatch(cluster *cl, Tern__Cluster__Envelope *e)
 			tlog(TLOG_OPERATIONS, "cluster: connected to master %s (head epoch %llu seq %llu)",
 			     e->hello_ok->master, (unsigned long long)e->hello_ok->epoch,
 			     (unsigned long long)e->hello_ok->seq);
+			cl_fb_send_pending(cl, tern_mono_ms(), 1);
 		}
+		return;
+	case TERN__CLUSTER__ENVELOPE__BODY_FREEBUSY_PUSH_OK:
+		cl_fb_acked(cl, e->id, NULL);
+		return;
+	case TERN__CLUSTER__ENVELOPE__BODY_FREEBUSY_REPLY:
+	case TERN__CLUSTER__ENVELOPE__BODY_BOOK_REPLY:
+		cl_slave_answer(cl, e);
 		return;
 	case TERN__CLUSTER__ENVELOPE__BODY_ERROR:
 		handle_error(cl, e);
@@ -397,6 +408,7 @@ void cl_slave_tick(cluster *cl, int64_t now)
 			send_hello(cl);
 		return;
 	}
+	cl_fb_send_pending(cl, now, 0);
 	if (now >= cl->next_heartbeat_ms) {
 		Tern__Cluster__Envelope e = TERN__CLUSTER__ENVELOPE__INIT;
 		Tern__Cluster__Heartbeat hb = TERN__CLUSTER__HEARTBEAT__INIT;

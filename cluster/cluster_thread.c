@@ -15,14 +15,6 @@
 
 #define CL_WARN_PER_MINUTE 30
 
-static void wake(cluster *cl)
-{
-	uint64_t one = 1;
-
-	if (write(cl->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		tlog(TLOG_ERROR, "cluster: cannot wake the cluster thread: %s", strerror(errno));
-}
-
 /* Allow a warning.log line about a peer's bad behaviour: at most CL_WARN_PER_MINUTE a
  * minute, so that a misbehaving peer cannot fill the disk. */
 int cl_warn_ok(cluster *cl)
@@ -80,7 +72,7 @@ int cl_request_run(cluster *cl, cl_request *r)
 		tail = &(*tail)->next;
 	*tail = r;
 	pthread_mutex_unlock(&cl->mu);
-	wake(cl);
+	cl_wake(cl);
 	pthread_mutex_lock(&cl->mu);
 	while (!r->done)
 		pthread_cond_wait(&cl->cv, &cl->mu);
@@ -139,6 +131,13 @@ static void run_request(cluster *cl, cl_request *r)
 		return;
 	case CL_REQ_MAILBOX_USAGE:
 		if (cl_master_usage(cl, r) == 0) {
+			r->next = cl->pending;
+			cl->pending = r;
+		}
+		return;
+	case CL_REQ_FB_QUERY:
+	case CL_REQ_BOOK:
+		if (cl_slave_ask(cl, r) == 0) {
 			r->next = cl->pending;
 			cl->pending = r;
 		}
@@ -222,6 +221,7 @@ static void *cluster_main(void *arg)
 		}
 		if (rc > 0 && (items[0].revents & ZMQ_POLLIN))
 			drain_requests(cl);
+		cl_svc_flush(cl);
 		if (rc > 0 && izap >= 0 && (items[izap].revents & ZMQ_POLLIN))
 			cl_master_zap(cl);
 		if (rc > 0 && irouter >= 0 && (items[irouter].revents & ZMQ_POLLIN) && cl->router != NULL)
@@ -251,7 +251,7 @@ static void repl_wake(void *arg)
 	cluster *cl = arg;
 
 	atomic_store(&cl->repl_dirty, 1);
-	wake(cl);
+	cl_wake(cl);
 }
 
 int cl_thread_start(cluster *cl, char **error_r)
@@ -282,7 +282,7 @@ void cl_thread_stop(cluster *cl)
 		pthread_mutex_lock(&cl->mu);
 		atomic_store(&cl->quit, 1);
 		pthread_mutex_unlock(&cl->mu);
-		wake(cl);
+		cl_wake(cl);
 		pthread_join(cl->thread, NULL);
 		cl->thread_started = 0;
 	}

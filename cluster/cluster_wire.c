@@ -72,6 +72,70 @@ static int heartbeat_ok(const Tern__Cluster__Heartbeat *h, char *why, size_t why
 	return 0;
 }
 
+static int address_ok(const char *s)
+{
+	return s != NULL && s[0] != '\0' && strlen(s) <= CLUSTER_TEXT_MAX && strchr(s, '@') != NULL;
+}
+
+/* Busy periods: bounded count, start < end, a known type. */
+static int periods_ok(Tern__BusyPeriod *const *p, size_t n)
+{
+	if (n > CLUSTER_LIST_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (p[i]->start >= p[i]->end || (int)p[i]->type < TERN__BUSY_PERIOD__TYPE__BUSY ||
+		    (int)p[i]->type > TERN__BUSY_PERIOD__TYPE__UNAVAILABLE)
+			return 0;
+	return 1;
+}
+
+static int freebusy_ok(const Tern__Cluster__Envelope *e, char *why, size_t whyn)
+{
+	switch (e->body_case) {
+	case TERN__CLUSTER__ENVELOPE__BODY_FREEBUSY_PUSH: {
+		const Tern__Cluster__FreeBusyPush *p = e->freebusy_push;
+
+		if (!address_ok(p->address) || p->to <= p->from || p->computed < 0 ||
+		    !periods_ok(p->periods, p->n_periods))
+			return bad(why, whyn, "%s", "FreeBusyPush without address, range or valid periods");
+		return 0;
+	}
+	case TERN__CLUSTER__ENVELOPE__BODY_FREEBUSY_PUSH_OK:
+		if (!address_ok(e->freebusy_push_ok->address))
+			return bad(why, whyn, "%s", "FreeBusyPushOk without address");
+		return 0;
+	case TERN__CLUSTER__ENVELOPE__BODY_FREEBUSY_QUERY:
+		if (!address_ok(e->freebusy_query->address) || e->freebusy_query->to <= e->freebusy_query->from)
+			return bad(why, whyn, "%s", "FreeBusyQuery without address or range");
+		return 0;
+	case TERN__CLUSTER__ENVELOPE__BODY_FREEBUSY_REPLY: {
+		const Tern__Cluster__FreeBusyReply *r = e->freebusy_reply;
+
+		if (!address_ok(r->address) || (r->known && r->to <= r->from) ||
+		    !periods_ok(r->periods, r->n_periods))
+			return bad(why, whyn, "%s", "FreeBusyReply without address, range or valid periods");
+		return 0;
+	}
+	case TERN__CLUSTER__ENVELOPE__BODY_BOOK_REQUEST: {
+		const Tern__Cluster__BookRequest *b = e->book_request;
+
+		if (!address_ok(b->resource) || !text_ok(b->organizer) || (!b->cancel && !address_ok(b->organizer)) ||
+		    b->uid == NULL || b->uid[0] == '\0' ||
+		    !text_ok(b->uid) || (!b->cancel && b->ical.len == 0))
+			return bad(why, whyn, "%s", "BookRequest without resource, organizer, UID or invitation");
+		return 0;
+	}
+	case TERN__CLUSTER__ENVELOPE__BODY_BOOK_REPLY:
+		if ((int)e->book_reply->result < TERN__CLUSTER__BOOK_REPLY__RESULT__FAILED ||
+		    (int)e->book_reply->result > TERN__CLUSTER__BOOK_REPLY__RESULT__DECLINED ||
+		    !text_ok(e->book_reply->reason))
+			return bad(why, whyn, "%s", "BookReply with an unknown result or a long reason");
+		return 0;
+	default:
+		return bad(why, whyn, "%s", "frame without a known body");
+	}
+}
+
 /* The per-body rules; env is decoded. */
 static int body_ok(const Tern__Cluster__Envelope *e, char *why, size_t whyn)
 {
@@ -118,6 +182,13 @@ static int body_ok(const Tern__Cluster__Envelope *e, char *why, size_t whyn)
 	case TERN__CLUSTER__ENVELOPE__BODY_SNAPSHOT_REQUEST:
 	case TERN__CLUSTER__ENVELOPE__BODY_LEAVE_OK:
 		return 0;
+	case TERN__CLUSTER__ENVELOPE__BODY_FREEBUSY_PUSH:
+	case TERN__CLUSTER__ENVELOPE__BODY_FREEBUSY_PUSH_OK:
+	case TERN__CLUSTER__ENVELOPE__BODY_FREEBUSY_QUERY:
+	case TERN__CLUSTER__ENVELOPE__BODY_FREEBUSY_REPLY:
+	case TERN__CLUSTER__ENVELOPE__BODY_BOOK_REQUEST:
+	case TERN__CLUSTER__ENVELOPE__BODY_BOOK_REPLY:
+		return freebusy_ok(e, why, whyn);
 	default:
 		return bad(why, whyn, "%s", "frame without a known body");
 	}

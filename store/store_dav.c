@@ -349,10 +349,9 @@ int store_dav_collection_create(store *st, const uint8_t owner[16], const Tern__
 	return store_dav_finish(st, c, o, res_r);
 }
 
-/* Lock owner and read collection id: STORE_OK with *o_r locked and *dc_r, or c failed. */
-static int lock_collection(store *st, store_commit *c, store_sync_result *res_r,
-			   const uint8_t owner[16], const uint8_t id[16], store_dav_owner **o_r,
-			   Tern__DavCollection **dc_r)
+int store_dav_lock_collection(store *st, store_commit *c, store_sync_result *res_r,
+			      const uint8_t owner[16], const uint8_t id[16], store_dav_owner **o_r,
+			      Tern__DavCollection **dc_r)
 {
 	int rc;
 
@@ -378,7 +377,7 @@ int store_dav_collection_update(store *st, const uint8_t owner[16], const Tern__
 		return store_commit_fail(st, c, res_r, STORE_ENOTFOUND, "no such collection");
 	if ((rc = check_props(st, c, res_r, dc)) != STORE_OK)
 		return rc;
-	if ((rc = lock_collection(st, c, res_r, owner, dc->id.data, &o, &old)) != STORE_OK)
+	if ((rc = store_dav_lock_collection(st, c, res_r, owner, dc->id.data, &o, &old)) != STORE_OK)
 		return rc;
 	/* Identity and sync state are the store's. */
 	rec.name = old->name;
@@ -402,7 +401,7 @@ int store_dav_collection_delete(store *st, const uint8_t owner[16], const uint8_
 	store_dav_owner *o = NULL;
 	int rc;
 
-	if ((rc = lock_collection(st, c, res_r, owner, id, &o, &old)) != STORE_OK)
+	if ((rc = store_dav_lock_collection(st, c, res_r, owner, id, &o, &old)) != STORE_OK)
 		return rc;
 	sk_dav_collection(lo, owner, id);
 	if (sk_prefix_end(lo, sizeof(lo), hi) != 0) {

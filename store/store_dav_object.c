@@ -163,22 +163,6 @@ static int etag_matches(const Tern__DavObject *cur, const char *want)
 	return cur->etag && strlen(cur->etag) == n && memcmp(cur->etag, want, n) == 0;
 }
 
-/* Lock the owner and read the collection: STORE_OK (locked, *dc_r) or c failed. */
-static int lock_coll(store *st, store_commit *c, store_sync_result *res_r, const uint8_t owner[16],
-		     const uint8_t coll[16], store_dav_owner **o_r, Tern__DavCollection **dc_r)
-{
-	int rc;
-
-	if (store_dav_lock(st, owner, o_r) != STORE_OK)
-		return store_commit_fail(st, c, res_r, STORE_ENOTFOUND, "the owner was removed");
-	if ((rc = store_dav_collection_get_by_id(st, owner, coll, dc_r)) != STORE_OK) {
-		store_dav_unlock(*o_r);
-		return store_commit_fail(st, c, res_r, rc, rc == STORE_ENOTFOUND ? "no such collection"
-					 : "cannot read the collection");
-	}
-	return STORE_OK;
-}
-
 /* The preconditions of a put, checked under the lock against the current object `old`:
  * STORE_OK or an error with c's message set. */
 static int put_checks(store *st, store_commit *c, const store_dav_write *w,
@@ -241,6 +225,19 @@ static void delete_uid_row(store *st, store_commit *c, const uint8_t owner[16],
 	tbuf_free(&k);
 }
 
+/* A write refused under the lock (c's message set): unlock, free what was read and
+ * report rc. */
+static int write_refused(store *st, store_commit *c, store_sync_result *res_r, store_dav_owner *o,
+			 Tern__DavCollection *dc, Tern__DavObject *old, int rc)
+{
+	store_dav_unlock(o);
+	if (old)
+		tern__dav_object__free_unpacked(old, NULL);
+	tern__dav_collection__free_unpacked(dc, NULL);
+	c->res.rc = rc;
+	return store_commit_run(st, c, res_r);
+}
+
 int store_dav_put(store *st, const store_dav_write *w, store_cb cb, store_sync_result *res_r)
 {
 	store_commit *c = store_commit_new(cb);
@@ -258,7 +255,7 @@ int store_dav_put(store *st, const store_dav_write *w, store_cb cb, store_sync_r
 	if (obj->data.len == 0 || (obj->uid && strlen(obj->uid) > UID_MAX) ||
 	    (obj->component && strlen(obj->component) > COMPONENT_MAX))
 		return store_commit_fail(st, c, res_r, STORE_EINVAL, "invalid object %s", obj->href);
-	if ((rc = lock_coll(st, c, res_r, w->owner, w->collection, &o, &dc)) != STORE_OK)
+	if ((rc = store_dav_lock_collection(st, c, res_r, w->owner, w->collection, &o, &dc)) != STORE_OK)
 		return rc;
 	rc = store_dav_object_get(st, w->owner, w->collection, obj->href, &old);
 	if (rc == STORE_ENOTFOUND)
@@ -267,14 +264,8 @@ int store_dav_put(store *st, const store_dav_write *w, store_cb cb, store_sync_r
 		store_cfg_err(c, rc, "cannot read %s", obj->href);
 	if (rc == STORE_OK)
 		rc = put_checks(st, c, w, old);
-	if (rc != STORE_OK) {
-		store_dav_unlock(o);
-		if (old)
-			tern__dav_object__free_unpacked(old, NULL);
-		tern__dav_collection__free_unpacked(dc, NULL);
-		c->res.rc = rc;
-		return store_commit_run(st, c, res_r);
-	}
+	if (rc != STORE_OK)
+		return write_refused(st, c, res_r, o, dc, old, rc);
 	uint64_t now = (uint64_t)tern_now(), modseq = bump_collection(st, c, w->owner, dc);
 
 	make_etag(obj, modseq, etag);
@@ -316,21 +307,15 @@ int store_dav_delete(store *st, const uint8_t owner[16], const uint8_t coll[16],
 
 	if (!valid_href(href))
 		return store_commit_fail(st, c, res_r, STORE_ENOTFOUND, "no such object");
-	if ((rc = lock_coll(st, c, res_r, owner, coll, &o, &dc)) != STORE_OK)
+	if ((rc = store_dav_lock_collection(st, c, res_r, owner, coll, &o, &dc)) != STORE_OK)
 		return rc;
 	rc = store_dav_object_get(st, owner, coll, href, &old);
 	if (rc != STORE_OK)
 		store_cfg_err(c, rc, rc == STORE_ENOTFOUND ? "no such object %s" : "cannot read %s", href);
 	else if (if_match && !etag_matches(old, if_match))
 		rc = store_cfg_err(c, STORE_ECONFLICT, "If-Match: %s has another ETag", href);
-	if (rc != STORE_OK) {
-		store_dav_unlock(o);
-		if (old)
-			tern__dav_object__free_unpacked(old, NULL);
-		tern__dav_collection__free_unpacked(dc, NULL);
-		c->res.rc = rc;
-		return store_commit_run(st, c, res_r);
-	}
+	if (rc != STORE_OK)
+		return write_refused(st, c, res_r, o, dc, old, rc);
 	uint64_t modseq = bump_collection(st, c, owner, dc);
 
 	sk_dav_object(&k, owner, coll, href);

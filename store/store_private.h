@@ -386,6 +386,11 @@ struct store_dav_owner {
 /* Lock owner's state once idle: STORE_OK (locked) or STORE_ENOTFOUND (removed). */
 int store_dav_lock(store *st, const uint8_t owner[16], store_dav_owner **o_r);
 void store_dav_unlock(store_dav_owner *o);
+/* Lock owner and read its collection id: STORE_OK with *o_r locked and *dc_r, or c
+ * failed (and run) with the error. */
+int store_dav_lock_collection(store *st, store_commit *c, store_sync_result *res_r,
+			      const uint8_t owner[16], const uint8_t id[16], store_dav_owner **o_r,
+			      Tern__DavCollection **dc_r);
 /* Queue c for the locked owner o (in flight until written), unlock, and in the blocking
  * form wait until durable and fill *res_r. */
 int store_dav_finish(store *st, store_commit *c, store_dav_owner *o, store_sync_result *res_r);

@@ -14,7 +14,7 @@
 #include <strings.h>
 #include "auth_sasl.h"
 #include "cluster.h"
-#include "dav_private.h"
+#include "dav_proxy.h"
 
 static const char dav_allow[] = "OPTIONS, GET, HEAD, PUT, DELETE, POST, PROPFIND, PROPPATCH, MKCALENDAR, "
 				"MKCOL, REPORT";
@@ -28,6 +28,7 @@ dav *dav_new(const dav_env *env)
 	d->env = *env;
 	pthread_mutex_init(&d->lock, NULL);
 	tern_random(d->secret, sizeof(d->secret));
+	d->fb = dav_fb_start(&d->env);
 	return d;
 }
 
@@ -35,6 +36,7 @@ void dav_free(dav **d)
 {
 	if (*d == NULL)
 		return;
+	dav_fb_stop(&(*d)->fb);
 	pthread_mutex_destroy(&(*d)->lock);
 	explicit_bzero((*d)->cache, sizeof((*d)->cache));
 	free(*d);
@@ -396,8 +398,11 @@ static int parse_basic(dav_req *r, const char *hdr)
 static int authenticate(dav_req *r)
 {
 	uint8_t key[32];
+	int node = dav_proxy_node_login(r);   /* a node on a user's behalf: r->account */
+	if (node < 0)
+		return -1;
 	cache_key(r->d, r->login_user, r->login_pass, key);
-	if (!cache_lookup(r->d, key, r->account, sizeof(r->account))) {
+	if (node == 0 && !cache_lookup(r->d, key, r->account, sizeof(r->account))) {
 		auth_sasl_env env = { r->env->st, r->env->lockout, NULL };
 		const char *reason = NULL;
 		if (auth_check_password(&env, r->login_user, r->login_pass, r->ip, r->account, sizeof(r->account),
@@ -529,8 +534,7 @@ static void dav_job(void *arg)
 	}
 	char home[128];
 	if (r->env->st != NULL && cluster_user_home(r->env->st, r->account, home, sizeof(home)) == 1) {
-		dav_error(r, 503, "the calendars of %s are on node %s; proxying DAV requests between nodes is "
-			  "not available yet: connect to that node", r->account, home);
+		dav_proxy_prepare(r, home);   /* r->proxy, or the answer (502/503) */
 		return;
 	}
 	provision_once(r->d, r->uid, 0);
@@ -549,6 +553,7 @@ static void dav_req_free(dav_req *r)
 	}
 	free(r->login_user);
 	free(r->full_name);
+	dav_proxy_free(&r->proxy);
 	store_free_record(r->resource);
 	tbuf_free(&r->body);
 	free(r);
@@ -566,7 +571,11 @@ static void dav_finish(dav_req *r)
 
 static void dav_job_done(void *arg)
 {
-	dav_finish(arg);
+	dav_req *r = arg;
+	if (r->proxy != NULL)
+		dav_proxy_run(r, dav_finish);   /* dav_finish follows with the home node's answer */
+	else
+		dav_finish(r);
 }
 
 void dav_handle(http_request *req, void *ctx)
@@ -581,6 +590,7 @@ void dav_handle(http_request *req, void *ctx)
 	r->io = tern_conn_io(req->conn);
 	tbuf_init(&r->body);
 	snprintf(r->ip, sizeof(r->ip), "%s", tern_conn_peer_ip(req->conn));
+	r->tls = tern_conn_is_tls(req->conn);
 	http_add_header(req, "DAV", dav_caps);
 	int prc = dav_path_parse(req->target, req->path, &r->path);
 	if (prc == -2) {

@@ -4,10 +4,15 @@
  * time (the owner lock of dav_sched_store.c) and an accepted booking is stored in the
  * resource's calendar before the lock is released, so concurrent requests for the same
  * slot never both succeed. The reservation manager edits that calendar over CalDAV: a
- * booking moved, declined or deleted there is read as it is now. */
+ * booking moved, declined or deleted there is read as it is now.
+ *
+ * In a distributed domain resources are homed on the master: a slave forwards every
+ * decision (and cancellation) there with cluster_book, and the master takes it with the
+ * same code (its book handler, dav_fb_push.c), so one lock decides for the whole domain. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include "cluster.h"
 #include "dav_sched_int.h"
 
 void dav_book_address(const Tern__Resource *r, char *out, size_t n)
@@ -224,22 +229,33 @@ static int book_locked(const dav_env *env, const Tern__Resource *r, const char *
 	return rc;
 }
 
+/* 1 when this node is a slave: the master decides bookings. */
+static int book_remote(const dav_env *env)
+{
+	return env->cl != NULL && cluster_get_role(env->cl) == CLUSTER_SLAVE;
+}
+
 int dav_book(const dav_env *env, const Tern__Resource *r, const char *organizer, const char *uid,
 	     const char *ical, size_t len, tbuf *why)
 {
 	char self[SCHED_ADDR_MAX];
+	int rc, remote = book_remote(env);
 
 	if (r->id.len != 16 || uid == NULL || uid[0] == '\0') {
 		tbuf_append_str(why, "invalid booking request");
 		return -1;
 	}
 	dav_book_address(r, self, sizeof(self));
-	sched_lock(r->id.data);
-	int rc = book_locked(env, r, self, organizer, uid, ical, len, why);
-	sched_unlock(r->id.data);
-	tlog(TLOG_OPERATIONS, "Booking: %s by %s, UID %s: %s%s%s", self, organizer, uid,
-	     rc == 1 ? "accepted" : rc == 0 ? "declined" : "failed", rc == 1 ? "" : ", ",
-	     rc == 1 ? "" : tbuf_cstr(why));
+	if (remote) {
+		rc = cluster_book(env->cl, self, organizer, uid, ical, len, 0, why);
+	} else {
+		sched_lock(r->id.data);
+		rc = book_locked(env, r, self, organizer, uid, ical, len, why);
+		sched_unlock(r->id.data);
+	}
+	tlog(TLOG_OPERATIONS, "Booking: %s by %s, UID %s: %s%s%s%s", self, organizer, uid,
+	     rc == 1 ? "accepted" : rc == 0 ? "declined" : "failed", remote ? " by the master" : "",
+	     rc == 1 ? "" : ", ", rc == 1 ? "" : tbuf_cstr(why));
 	return rc;
 }
 
@@ -251,6 +267,18 @@ int dav_book_cancel(const dav_env *env, const Tern__Resource *r, const char *uid
 
 	if (r->id.len != 16)
 		return STORE_EINVAL;
+	if (book_remote(env)) {
+		char self[SCHED_ADDR_MAX];
+		tbuf why = TBUF_INIT;
+
+		dav_book_address(r, self, sizeof(self));
+		rc = cluster_book(env->cl, self, "", uid, NULL, 0, 1, &why);
+		if (rc != 1)
+			tlog(TLOG_WARNING, "Booking: cancellation of UID %s at %s not done by the master: %s", uid, self,
+			     tbuf_cstr(&why));
+		tbuf_free(&why);
+		return rc == 1 ? STORE_OK : STORE_EINVAL;
+	}
 	sched_lock(r->id.data);
 	rc = store_dav_collection_get(env->st, r->id.data, "calendar", &cal);
 	if (rc == STORE_OK && (rc = store_dav_object_find_uid(env->st, r->id.data, cal->id.data, uid, &o)) == STORE_OK)

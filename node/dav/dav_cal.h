@@ -43,6 +43,9 @@ typedef struct dav_busy {
 	Tern__BusyPeriod__Type type;
 } dav_busy;
 int dav_ical_busy(const Tern__DavObject *o, int64_t start, int64_t end, dav_busy **list, size_t *n);
+/* The busy time of o within [start, end) as its busy periods (o->busy, o->n_busy, set
+ * only when there is some): what a stored calendar object carries for free/busy. */
+void dav_ical_busy_set(Tern__DavObject *o, int64_t start, int64_t end);
 /* A VFREEBUSY (METHOD:REPLY when reply, else no METHOD) for attendee (mailto address)
  * over [start, end) with the periods merged and sorted; never any event detail. */
 void dav_freebusy_render(const dav_busy *list, size_t n, int64_t start, int64_t end,

@@ -15,20 +15,13 @@ struct dav_time_range {
 	int64_t start, end;
 };
 
-struct dav_param_filter {
-	char *name;
-	int not_defined;
-	int has_tm;
-	dav_text_match tm;
-};
-
 struct dav_prop_filter {
 	char *name;
 	int not_defined, anyof;
 	struct dav_time_range tr;
 	int has_tm;
 	dav_text_match tm;
-	struct dav_param_filter *params;
+	dav_param_filter *params;
 	size_t n_params;
 };
 
@@ -54,40 +47,6 @@ struct dav_fparse {
 
 static void dav_comp_filter_clear(struct dav_comp_filter *cf);
 
-/* The name attribute (required), malloc'ed. */
-static char *dav_filter_name(xmlNode *n, struct dav_fparse *ps)
-{
-	char *a = dav_xml_attr(n, "name");
-	if (!a || !*a) {
-		tbuf_appendf(ps->err, "%s without a name", (const char *)n->name);
-		xmlFree(a);
-		return NULL;
-	}
-	char *s = strdup(a);
-	xmlFree(a);
-	if (!s)
-		abort();
-	return s;
-}
-
-/* test="anyof"|"allof" (absent: allof, as RFC 4791 has no test attribute). */
-static int dav_filter_test(xmlNode *n, int *anyof, struct dav_fparse *ps)
-{
-	char *a = dav_xml_attr(n, "test");
-	int rc = 0;
-	*anyof = 0;
-	if (a) {
-		if (strcmp(a, "anyof") == 0)
-			*anyof = 1;
-		else if (strcmp(a, "allof") != 0) {
-			tbuf_appendf(ps->err, "bad test attribute %.50s", a);
-			rc = -1;
-		}
-		xmlFree(a);
-	}
-	return rc;
-}
-
 static int dav_time_range_parse(xmlNode *n, struct dav_time_range *tr, struct dav_fparse *ps)
 {
 	char *s = dav_xml_attr(n, "start"), *e = dav_xml_attr(n, "end");
@@ -105,61 +64,43 @@ static int dav_time_range_parse(xmlNode *n, struct dav_time_range *tr, struct da
 	return rc;
 }
 
-/* Grow an array of elements of size sz by one zeroed element; returns it. */
-static void *dav_grow(void **arr, size_t *n, size_t sz)
+/* The children that prop-filter and comp-filter share: 1 when k is taken here (not an
+ * element, is-not-defined, the first time-range), 0 when it is the caller's, -1 on error
+ * (too many elements, a bad time-range). */
+static int dav_filter_common(xmlNode *k, int *not_defined, struct dav_time_range *tr, struct dav_fparse *ps)
 {
-	char *a = realloc(*arr, (*n + 1) * sz);
-	if (!a)
-		abort();
-	memset(a + *n * sz, 0, sz);
-	*arr = a;
-	return a + (*n)++ * sz;
-}
-
-static int dav_param_filter_parse(xmlNode *n, struct dav_param_filter *pf, struct dav_fparse *ps)
-{
-	if (!(pf->name = dav_filter_name(n, ps)))
+	if (k->type != XML_ELEMENT_NODE)
+		return 1;
+	if (++ps->nodes > DAV_FILTER_MAX_NODES) {
+		tbuf_append_str(ps->err, "filter too large");
 		return -1;
-	for (xmlNode *k = n->children; k; k = k->next) {
-		if (k->type != XML_ELEMENT_NODE)
-			continue;
-		if (dav_xml_is(k, DAV_NS_CALDAV, "is-not-defined")) {
-			pf->not_defined = 1;
-		} else if (dav_xml_is(k, DAV_NS_CALDAV, "text-match") && !pf->has_tm) {
-			if (dav_text_match_parse(k, DAV_COLL_ASCII, &pf->tm, ps->err) < 0)
-				return -1;
-			pf->has_tm = 1;
-		} else {
-			tbuf_appendf(ps->err, "unexpected %s in param-filter", (const char *)k->name);
-			return -1;
-		}
 	}
+	if (dav_xml_is(k, DAV_NS_CALDAV, "is-not-defined")) {
+		*not_defined = 1;
+		return 1;
+	}
+	if (dav_xml_is(k, DAV_NS_CALDAV, "time-range") && !tr->set)
+		return dav_time_range_parse(k, tr, ps) < 0 ? -1 : 1;
 	return 0;
 }
 
 static int dav_prop_filter_parse(xmlNode *n, struct dav_prop_filter *pf, struct dav_fparse *ps)
 {
-	if (!(pf->name = dav_filter_name(n, ps)) || dav_filter_test(n, &pf->anyof, ps) < 0)
+	if (!(pf->name = dav_filter_name(n, 0, ps->err)) || dav_filter_test(n, 0, &pf->anyof, ps->err) < 0)
 		return -1;
 	for (xmlNode *k = n->children; k; k = k->next) {
-		if (k->type != XML_ELEMENT_NODE)
-			continue;
-		if (++ps->nodes > DAV_FILTER_MAX_NODES) {
-			tbuf_append_str(ps->err, "filter too large");
+		int common = dav_filter_common(k, &pf->not_defined, &pf->tr, ps);
+		if (common < 0)
 			return -1;
-		}
-		if (dav_xml_is(k, DAV_NS_CALDAV, "is-not-defined")) {
-			pf->not_defined = 1;
-		} else if (dav_xml_is(k, DAV_NS_CALDAV, "time-range") && !pf->tr.set) {
-			if (dav_time_range_parse(k, &pf->tr, ps) < 0)
-				return -1;
-		} else if (dav_xml_is(k, DAV_NS_CALDAV, "text-match") && !pf->has_tm) {
+		if (common > 0)
+			continue;
+		if (dav_xml_is(k, DAV_NS_CALDAV, "text-match") && !pf->has_tm) {
 			if (dav_text_match_parse(k, DAV_COLL_ASCII, &pf->tm, ps->err) < 0)
 				return -1;
 			pf->has_tm = 1;
 		} else if (dav_xml_is(k, DAV_NS_CALDAV, "param-filter")) {
-			struct dav_param_filter *p = dav_grow((void **)&pf->params, &pf->n_params, sizeof(*p));
-			if (dav_param_filter_parse(k, p, ps) < 0)
+			dav_param_filter *p = dav_filter_grow((void **)&pf->params, &pf->n_params, sizeof(*p));
+			if (dav_param_filter_parse(k, DAV_NS_CALDAV, DAV_COLL_ASCII, 0, NULL, 0, p, ps->err) < 0)
 				return -1;
 		} else {
 			tbuf_appendf(ps->err, "unexpected %s in prop-filter", (const char *)k->name);
@@ -175,26 +116,20 @@ static int dav_comp_filter_parse(xmlNode *n, struct dav_comp_filter *cf, int dep
 		tbuf_append_str(ps->err, "comp-filter nested too deep");
 		return -1;
 	}
-	if (!(cf->name = dav_filter_name(n, ps)) || dav_filter_test(n, &cf->anyof, ps) < 0)
+	if (!(cf->name = dav_filter_name(n, 0, ps->err)) || dav_filter_test(n, 0, &cf->anyof, ps->err) < 0)
 		return -1;
 	for (xmlNode *k = n->children; k; k = k->next) {
-		if (k->type != XML_ELEMENT_NODE)
-			continue;
-		if (++ps->nodes > DAV_FILTER_MAX_NODES) {
-			tbuf_append_str(ps->err, "filter too large");
+		int common = dav_filter_common(k, &cf->not_defined, &cf->tr, ps);
+		if (common < 0)
 			return -1;
-		}
-		if (dav_xml_is(k, DAV_NS_CALDAV, "is-not-defined")) {
-			cf->not_defined = 1;
-		} else if (dav_xml_is(k, DAV_NS_CALDAV, "time-range") && !cf->tr.set) {
-			if (dav_time_range_parse(k, &cf->tr, ps) < 0)
-				return -1;
-		} else if (dav_xml_is(k, DAV_NS_CALDAV, "prop-filter")) {
-			struct dav_prop_filter *p = dav_grow((void **)&cf->props, &cf->n_props, sizeof(*p));
+		if (common > 0)
+			continue;
+		if (dav_xml_is(k, DAV_NS_CALDAV, "prop-filter")) {
+			struct dav_prop_filter *p = dav_filter_grow((void **)&cf->props, &cf->n_props, sizeof(*p));
 			if (dav_prop_filter_parse(k, p, ps) < 0)
 				return -1;
 		} else if (dav_xml_is(k, DAV_NS_CALDAV, "comp-filter")) {
-			struct dav_comp_filter *c = dav_grow((void **)&cf->comps, &cf->n_comps, sizeof(*c));
+			struct dav_comp_filter *c = dav_filter_grow((void **)&cf->comps, &cf->n_comps, sizeof(*c));
 			if (dav_comp_filter_parse(k, c, depth + 1, ps) < 0)
 				return -1;
 		} else {
@@ -244,10 +179,8 @@ static void dav_prop_filter_clear(struct dav_prop_filter *pf)
 {
 	free(pf->name);
 	dav_text_match_clear(&pf->tm);
-	for (size_t i = 0; i < pf->n_params; i++) {
-		free(pf->params[i].name);
-		dav_text_match_clear(&pf->params[i].tm);
-	}
+	for (size_t i = 0; i < pf->n_params; i++)
+		dav_param_filter_clear(&pf->params[i]);
 	free(pf->params);
 }
 
@@ -377,7 +310,7 @@ static char *dav_prop_text(icalproperty *p)
 	return s ? s : strdup("");
 }
 
-static int dav_param_filter_match(const struct dav_param_filter *pf, icalproperty *p)
+static int dav_param_filter_match(const dav_param_filter *pf, icalproperty *p)
 {
 	int found = 0, hit = 0;
 	for (icalparameter *a = icalproperty_get_first_parameter(p, ICAL_ANY_PARAMETER); a && !hit;

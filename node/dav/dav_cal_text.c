@@ -1,5 +1,6 @@
 /* dav_cal_text.c - text-match (RFC 4791 §9.7.5, RFC 6352 §10.5.4) with its collations,
- * shared by the CalDAV and CardDAV filters, and small libxml2 helpers. */
+ * the parsing the CalDAV and CardDAV filters share (name and test attributes,
+ * param-filter), and small libxml2 helpers. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -14,6 +15,86 @@ int dav_xml_is(const xmlNode *n, const char *ns, const char *name)
 {
 	return n && n->type == XML_ELEMENT_NODE && n->ns && n->ns->href &&
 	       strcmp((const char *)n->ns->href, ns) == 0 && strcmp((const char *)n->name, name) == 0;
+}
+
+char *dav_filter_name(xmlNode *n, int upper, tbuf *err)
+{
+	char *a = dav_xml_attr(n, "name");
+	if (!a || !*a) {
+		tbuf_appendf(err, "%s without a name", (const char *)n->name);
+		xmlFree(a);
+		return NULL;
+	}
+	char *s = strdup(a);
+	xmlFree(a);
+	if (!s)
+		abort();
+	for (char *c = s; upper && *c; c++)
+		if (*c >= 'a' && *c <= 'z')
+			*c = (char)(*c - 32);
+	return s;
+}
+
+int dav_filter_test(xmlNode *n, int def, int *anyof, tbuf *err)
+{
+	char *a = dav_xml_attr(n, "test");
+	int rc = 0;
+	*anyof = def;
+	if (a) {
+		if (strcmp(a, "anyof") == 0)
+			*anyof = 1;
+		else if (strcmp(a, "allof") == 0)
+			*anyof = 0;
+		else {
+			tbuf_appendf(err, "bad test attribute %.50s", a);
+			rc = -1;
+		}
+		xmlFree(a);
+	}
+	return rc;
+}
+
+void *dav_filter_grow(void **arr, size_t *n, size_t sz)
+{
+	char *a = realloc(*arr, (*n + 1) * sz);
+	if (!a)
+		abort();
+	memset(a + *n * sz, 0, sz);
+	*arr = a;
+	return a + (*n)++ * sz;
+}
+
+int dav_param_filter_parse(xmlNode *n, const char *ns, enum dav_collation coll, int upper, size_t *budget,
+			   size_t max, dav_param_filter *pf, tbuf *err)
+{
+	if (!(pf->name = dav_filter_name(n, upper, err)))
+		return -1;
+	for (xmlNode *k = n->children; k; k = k->next) {
+		if (k->type != XML_ELEMENT_NODE)
+			continue;
+		if (dav_xml_is(k, ns, "is-not-defined")) {
+			pf->not_defined = 1;
+		} else if (dav_xml_is(k, ns, "text-match") && !pf->has_tm) {
+			if (budget && ++*budget > max) {
+				tbuf_append_str(err, "filter too large");
+				return -1;
+			}
+			if (dav_text_match_parse(k, coll, &pf->tm, err) < 0)
+				return -1;
+			pf->has_tm = 1;
+		} else {
+			tbuf_appendf(err, "unexpected %s in param-filter", (const char *)k->name);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void dav_param_filter_clear(dav_param_filter *pf)
+{
+	free(pf->name);
+	pf->name = NULL;
+	dav_text_match_clear(&pf->tm);
 }
 
 /* One code point from UTF-8 at s (advancing *i); invalid bytes stand for themselves. */

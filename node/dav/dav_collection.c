@@ -27,6 +27,23 @@ int dav_target_coll(dav_req *r, Tern__DavCollection **c_r)
 	return 0;
 }
 
+int dav_target_coll_write(dav_req *r, Tern__DavCollection **c_r)
+{
+	*c_r = NULL;
+	if (r->access < DAV_ACCESS_WRITE) {
+		dav_precondition(r, 403, DAV_NS, "need-privileges", NULL);
+		return -1;
+	}
+	int t = dav_target_coll(r, c_r);
+	if (t < 0)
+		return -1;
+	if (t == 1) {
+		dav_error(r, 403, "the global address list is read-only");
+		return -1;
+	}
+	return 0;
+}
+
 void dav_obj_href(const dav_req *r, const char *coll, const char *obj, tbuf *out)
 {
 	dav_coll_href(r, r->path.card, coll, out);
@@ -85,6 +102,30 @@ int dav_gal_objects(dav_req *r, Tern__DavObject ***list_r, size_t *n_r, char *ct
 	return STORE_OK;
 }
 
+Tern__DavObject *dav_gal_object(dav_req *r, const char *name)
+{
+	Tern__DavObject **list = NULL, *o = NULL;
+	size_t n = 0;
+	if (dav_gal_objects(r, &list, &n, NULL, 0) == STORE_OK)
+		for (size_t i = 0; i < n && o == NULL; i++)
+			if (strcmp(list[i]->href, name) == 0) {
+				o = list[i];
+				list[i] = NULL;
+			}
+	store_free_list((void **)list, n);
+	return o;
+}
+
+void dav_obj_response(dav_req *r, const char *coll, const Tern__DavCollection *c, const Tern__DavObject *o,
+		      const dav_propreq *pr, tbuf *out)
+{
+	tbuf href = TBUF_INIT;
+	dav_obj_href(r, coll, o->href, &href);
+	dav_res res = { DAV_RES_OBJ, tbuf_cstr(&href), r->path.card, c, o };
+	dav_response(r, &res, pr, out);
+	tbuf_free(&href);
+}
+
 /* ---- PROPFIND ---- */
 
 typedef struct pf_scan {
@@ -97,11 +138,7 @@ typedef struct pf_scan {
 static int pf_object(const Tern__DavObject *o, void *arg)
 {
 	pf_scan *s = arg;
-	tbuf href = TBUF_INIT;
-	dav_obj_href(s->r, s->c->name, o->href, &href);
-	dav_res res = { DAV_RES_OBJ, tbuf_cstr(&href), s->r->path.card, s->c, o };
-	dav_response(s->r, &res, s->pr, s->out);
-	tbuf_free(&href);
+	dav_obj_response(s->r, s->c->name, s->c, o, s->pr, s->out);
 	return 0;
 }
 
@@ -115,13 +152,8 @@ static void pf_gal(dav_req *r, const dav_propreq *pr, int depth, tbuf *out)
 	dav_res res = { DAV_RES_GAL, tbuf_cstr(&href), 1, NULL, NULL };
 	dav_response(r, &res, pr, out);
 	if (depth > 0 && dav_gal_objects(r, &list, &n, NULL, 0) == STORE_OK) {
-		for (size_t i = 0; i < n; i++) {
-			tbuf oh = TBUF_INIT;
-			dav_obj_href(r, DAV_GAL, list[i]->href, &oh);
-			dav_res o = { DAV_RES_OBJ, tbuf_cstr(&oh), 1, NULL, list[i] };
-			dav_response(r, &o, pr, out);
-			tbuf_free(&oh);
-		}
+		for (size_t i = 0; i < n; i++)
+			dav_obj_response(r, DAV_GAL, NULL, list[i], pr, out);
 	}
 	store_free_list((void **)list, n);
 	tbuf_free(&href);
@@ -234,24 +266,14 @@ void dav_do_propfind(dav_req *r)
 			break;
 		}
 		if (t == 1) {   /* one GAL entry */
-			Tern__DavObject **list = NULL;
-			size_t n = 0;
-			int found = 0;
-			if (dav_gal_objects(r, &list, &n, NULL, 0) == STORE_OK)
-				for (size_t i = 0; i < n && !found; i++)
-					if (strcmp(list[i]->href, r->path.obj) == 0) {
-						tbuf oh = TBUF_INIT;
-						dav_obj_href(r, DAV_GAL, list[i]->href, &oh);
-						dav_res o = { DAV_RES_OBJ, tbuf_cstr(&oh), 1, NULL, list[i] };
-						dav_response(r, &o, &pr, &out);
-						tbuf_free(&oh);
-						found = 1;
-					}
-			store_free_list((void **)list, n);
-			if (!found) {
+			Tern__DavObject *o = dav_gal_object(r, r->path.obj);
+			if (o != NULL) {
+				dav_obj_response(r, DAV_GAL, NULL, o, &pr, &out);
+			} else {
 				dav_error(r, 404, "no such contact");
 				ok = -1;
 			}
+			store_free_record(o);
 			break;
 		}
 		pf_scan s = { r, &pr, c, &out };
@@ -282,10 +304,7 @@ void dav_do_propfind(dav_req *r)
 	}
 	if (ok == 1) {
 		dav_ms_end(&out);
-		r->status = 207;
-		r->ctype = "application/xml; charset=utf-8";
-		tbuf_free(&r->body);
-		r->body = out;
+		dav_reply_xml(r, 207, &out);
 	} else {
 		if (ok == 0)
 			dav_error(r, 500, "cannot read the collection");
@@ -359,6 +378,12 @@ static int apply_prop(Tern__DavCollection *c, const xmlNode *p, int remove, int 
 		set_str(&c->description, text);
 	} else if (strcmp(ns, DAV_NS_APPLE) == 0 && strcmp(name, "calendar-color") == 0) {
 		set_str(&c->color, text);
+	} else if (strcmp(ns, DAV_NS_TERN) == 0 && strcmp(name, "published") == 0 && cal) {
+		/* "1": everyone may read the calendar at /ical/public/DOMAIN/NAME.ics */
+		if (!remove && strcmp(text, "1") != 0 && strcmp(text, "0") != 0)
+			st = 409;
+		else
+			c->public_ = !remove && strcmp(text, "1") == 0;
 	} else if (strcmp(ns, DAV_NS_CAL) == 0 && strcmp(name, "calendar-timezone") == 0 && cal) {
 		if (!remove && *text && strstr(text, "BEGIN:VTIMEZONE") == NULL)
 			st = 409;
@@ -480,18 +505,9 @@ void dav_do_proppatch(dav_req *r)
 		dav_error(r, 403, "only collection properties can be changed");
 		return;
 	}
-	if (r->access < DAV_ACCESS_WRITE) {
-		dav_precondition(r, 403, DAV_NS, "need-privileges", NULL);
-		return;
-	}
 	Tern__DavCollection *c = NULL;
-	int t = dav_target_coll(r, &c);
-	if (t < 0)
+	if (dav_target_coll_write(r, &c) < 0)
 		return;
-	if (t == 1) {
-		dav_error(r, 403, "the global address list is read-only");
-		return;
-	}
 	xmlDoc *doc = dav_xml_parse(r);
 	if (doc == NULL) {
 		store_free_record(c);
@@ -528,10 +544,7 @@ void dav_do_proppatch(dav_req *r)
 		pp_group(&out, items, n, statuses[i], failed);
 	tbuf_append_str(&out, "</d:response>\n");
 	dav_ms_end(&out);
-	tbuf_free(&r->body);
-	r->body = out;
-	r->status = 207;
-	r->ctype = "application/xml; charset=utf-8";
+	dav_reply_xml(r, 207, &out);
 out:
 	free(items);
 	xmlFreeDoc(doc);

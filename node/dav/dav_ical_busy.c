@@ -149,6 +149,31 @@ int dav_ical_busy(const Tern__DavObject *o, int64_t start, int64_t end, dav_busy
 	return 0;
 }
 
+void dav_ical_busy_set(Tern__DavObject *o, int64_t start, int64_t end)
+{
+	dav_busy *list = NULL;
+	size_t n = 0;
+	if (dav_ical_busy(o, start, end, &list, &n) < 0 || n == 0) {
+		free(list);
+		return;
+	}
+	o->busy = calloc(n, sizeof(*o->busy));
+	if (o->busy == NULL)
+		abort();
+	for (size_t i = 0; i < n; i++) {
+		Tern__BusyPeriod *b = malloc(sizeof(*b));
+		if (b == NULL)
+			abort();
+		tern__busy_period__init(b);
+		b->start = list[i].start;
+		b->end = list[i].end;
+		b->type = list[i].type;
+		o->busy[i] = b;
+	}
+	o->n_busy = n;
+	free(list);
+}
+
 /* A boundary of a busy period in the sweep of dav_freebusy_render. */
 struct dav_edge {
 	int64_t t;

@@ -79,6 +79,27 @@ int dav_text_match_parse(xmlNode *n, enum dav_collation def, dav_text_match *tm,
 int dav_text_match_test(const dav_text_match *tm, const char *value);
 void dav_text_match_clear(dav_text_match *tm);
 
+/* Parse helpers of the CalDAV and CardDAV filters. The name attribute of a filter
+ * element (required; upper-cased when upper), malloc'ed; NULL with a text in err. */
+char *dav_filter_name(xmlNode *n, int upper, tbuf *err);
+/* test="anyof"|"allof" of n into *anyof (def when absent). 0, or -1 with a text in err. */
+int dav_filter_test(xmlNode *n, int def, int *anyof, tbuf *err);
+/* Grow the array *arr of *n elements of sz bytes by one zeroed element; returns it. */
+void *dav_filter_grow(void **arr, size_t *n, size_t sz);
+
+/* A param-filter: is-not-defined, or at most one text-match on the parameter's value. */
+typedef struct dav_param_filter {
+	char *name;
+	int not_defined, has_tm;
+	dav_text_match tm;
+} dav_param_filter;
+/* Parse the param-filter element n of namespace ns (CALDAV or CARDDAV); coll: the
+ * default collation of its text-match; upper: upper-case the name (vCard). budget (NULL:
+ * none) counts the text-match against max. 0, or -1 with a text in err. */
+int dav_param_filter_parse(xmlNode *n, const char *ns, enum dav_collation coll, int upper, size_t *budget,
+			   size_t max, dav_param_filter *pf, tbuf *err);
+void dav_param_filter_clear(dav_param_filter *pf);
+
 /* Helpers on libxml2 nodes: the attribute value (NULL when absent; xmlFree it) and whether
  * a node is the element ns:name. */
 char *dav_xml_attr(xmlNode *n, const char *name);

@@ -20,6 +20,8 @@
 #define DAV_NS_CARD "urn:ietf:params:xml:ns:carddav"
 #define DAV_NS_CS "http://calendarserver.org/ns/"
 #define DAV_NS_APPLE "http://apple.com/ns/ical/"
+/* Tern's own properties: published (a calendar served at /ical/public/..., "1" or "0"). */
+#define DAV_NS_TERN "urn:tern:params:xml:ns:dav"
 #define DAV_SYNC_PREFIX "http://tern/sync/"
 #define DAV_GAL "gal"
 #define DAV_AUTH_CACHE 64          /* recent Basic logins (yescrypt is slow on purpose) */
@@ -53,6 +55,16 @@ typedef struct dav_path {
  * raw: the raw request target (to see encoded slashes); path: percent-decoded. */
 int dav_path_parse(const char *raw, const char *path, dav_path *p);
 
+/* ---- distributed free/busy and bookings (dav_fb_push.c) ---- */
+typedef struct dav_fb dav_fb;
+/* Start the push worker and install the control plane's handlers; NULL without a
+ * cluster (env->cl NULL). */
+dav_fb *dav_fb_start(const dav_env *env);
+void dav_fb_stop(dav_fb **fb);
+/* A calendar of owner changed (after a PUT or DELETE succeeded): on a slave, its busy
+ * time is pushed to the master shortly after (debounced, on the worker). Never blocks. */
+void dav_fb_changed(dav_fb *fb, const uint8_t owner[16]);
+
 typedef struct dav_cache_entry {
 	uint8_t key[32];
 	char account[400];
@@ -67,6 +79,7 @@ struct dav {
 	unsigned cache_next;
 	uint8_t provisioned[DAV_PROVISIONED_MAX][16];
 	unsigned nprovisioned;
+	dav_fb *fb;                /* NULL without a cluster */
 };
 
 /* How the authenticated user may use the target owner's collections. */
@@ -78,6 +91,7 @@ typedef struct dav_req {
 	http_request *req;
 	tern_io *io;
 	char ip[64];
+	int tls;                   /* the client connection is TLS (read on the I/O thread) */
 	char *login_user;
 	char *login_pass;
 	const char *fail_reason;   /* authentication refused: why (security log) */
@@ -86,6 +100,8 @@ typedef struct dav_req {
 	char account[400];         /* name@domain, lower case */
 	char user[128], domain[256];
 	char *full_name;
+	int via_node;              /* a node sent it on the user's behalf (dav_proxy.h) */
+	struct dav_proxy *proxy;   /* set: forward to the user's home node (dav_proxy.c) */
 	/* the target */
 	dav_path path;
 	int has_owner;
@@ -138,6 +154,8 @@ char *dav_xml_text(const xmlNode *node);
 int dav_xml_dump(const xmlNode *node, tbuf *out);
 /* "HTTP/1.1 200 OK" */
 void dav_status_line(tbuf *b, int status);
+/* Answer status with the XML document *xml (taken over: *xml is left empty). */
+void dav_reply_xml(dav_req *r, int status, tbuf *xml);
 
 /* ---- properties and collection methods (dav_propfind.c) ---- */
 typedef enum {
@@ -174,11 +192,21 @@ void dav_coll_href(const dav_req *r, int card, const char *coll, tbuf *out);
 /* The collection of the target path (COLL or OBJ): 0 with *c_r; 1 for the GAL address
  * book (*c_r NULL); -1 with the answer set (404). */
 int dav_target_coll(dav_req *r, Tern__DavCollection **c_r);
+/* The collection a write goes to (COLL or OBJ): 0 with *c_r; -1 with the answer set
+ * (403 need-privileges without write access, 403 for the read-only GAL, 404). */
+int dav_target_coll_write(dav_req *r, Tern__DavCollection **c_r);
 /* The GAL of the owner's domain as vCard objects (href ADDRESS.vcf, etag of the
  * content); free with store_free_list. ctag_r (may be NULL): a tag of the whole list. */
 int dav_gal_objects(dav_req *r, Tern__DavObject ***list_r, size_t *n_r, char *ctag_r, size_t ctag_n);
 /* Write an object's href (collection href + encoded name) into out. */
 void dav_obj_href(const dav_req *r, const char *coll, const char *obj, tbuf *out);
+/* The GAL entry named name ("ADDRESS.vcf") as a vCard object, or NULL (free with
+ * store_free_record). */
+Tern__DavObject *dav_gal_object(dav_req *r, const char *name);
+/* One DAV:response for object o of the collection named coll (c its record, NULL for
+ * the GAL) with the requested properties. */
+void dav_obj_response(dav_req *r, const char *coll, const Tern__DavCollection *c, const Tern__DavObject *o,
+		      const dav_propreq *pr, tbuf *out);
 void dav_do_propfind(dav_req *r);
 void dav_do_proppatch(dav_req *r);
 void dav_do_mkcol(dav_req *r, int calendar);

@@ -43,6 +43,7 @@ static const struct {
 	{ DAV_NS_CARD, "max-resource-size", 0 },
 	{ DAV_NS_CS, "getctag", 0 },
 	{ DAV_NS_APPLE, "calendar-color", 1 },
+	{ DAV_NS_TERN, "published", 1 },
 };
 #define NLIVE (sizeof(live_props) / sizeof(live_props[0]))
 
@@ -333,6 +334,8 @@ static int prop_value(const dav_req *r, const dav_res *res, const dav_propreq *p
 		tbuf_append_str(&v, c->transparent ? "<c:transparent/>" : "<c:opaque/>");
 	} else if (IS(DAV_NS_APPLE, "calendar-color") && is_cal && c->color[0]) {
 		dav_xml_esc(&v, c->color, strlen(c->color));
+	} else if (IS(DAV_NS_TERN, "published") && is_cal) {
+		tbuf_append_str(&v, c->public_ ? "1" : "0");
 	} else if ((IS(DAV_NS_CAL, "calendar-data") || IS(DAV_NS_CARD, "address-data")) && obj) {
 		if (object_data(pr, ob, &v) < 0)
 			have = 0;

@@ -1,6 +1,8 @@
 /* dav_publish.c - read-only views over plain HTTP GET: a calendar as one iCalendar file
  * (/ical/DOMAIN/USER/COLL.ics for its owner, /ical/public/... for calendars marked
- * public, GET on a calendar collection) and the free/busy URL /freebusy/USER@DOMAIN. */
+ * public, GET on a calendar collection) and the free/busy URL /freebusy/USER@DOMAIN.
+ * In a distributed domain the free/busy of a user homed on another node, or (on a slave)
+ * of a resource, which is homed on the master, comes from the master (cluster.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -226,6 +228,31 @@ static int time_param(dav_req *r, const char *name, int64_t def, int64_t *t_r)
 	return rc;
 }
 
+/* Busy time of addr, homed on another node, from the master (or, on the master, from
+ * what the home node pushed): 0 with *list_r, -1 with the answer set (503). */
+static int remote_busy(dav_req *r, const char *addr, int64_t start, int64_t end, dav_busy **list_r, size_t *n_r)
+{
+	cluster_busy *cb = NULL;
+	size_t n = 0;
+	tbuf err = TBUF_INIT;
+
+	if (cluster_freebusy_get(r->env->cl, addr, start, end, &cb, &n, &err) < 0) {
+		dav_error(r, 503, "free/busy of %s is not available: %s", addr, tbuf_cstr(&err));
+		tbuf_free(&err);
+		return -1;
+	}
+	tbuf_free(&err);
+	dav_busy *list = n ? malloc(n * sizeof(*list)) : NULL;
+	if (n && list == NULL)
+		abort();
+	for (size_t i = 0; i < n; i++)
+		list[i] = (dav_busy){ cb[i].start, cb[i].end, cb[i].type };
+	free(cb);
+	*list_r = list;
+	*n_r = n;
+	return 0;
+}
+
 void dav_do_freebusy(dav_req *r)
 {
 	int64_t now = tern_now(), start, end;
@@ -246,22 +273,20 @@ void dav_do_freebusy(dav_req *r)
 	}
 	dav_owner_address(r, addr, sizeof(addr));
 	uint8_t owner[16];
-	int unavailable = 0;
+	int unavailable = 0, remote = 0;
 	Tern__User *u = NULL;
 	Tern__Resource *res = NULL;
 	if (store_user_get(r->env->st, r->path.domain, r->path.user, &u) == STORE_OK && u->id.len == 16) {
 		memcpy(owner, u->id.data, 16);
 		store_free_record(u);
-		if (cluster_user_home(r->env->st, addr, home, sizeof(home)) == 1) {
-			dav_error(r, 503, "%s is homed on node %s: ask that node for its free/busy time", addr, home);
-			return;
-		}
+		remote = r->env->cl != NULL && cluster_user_home(r->env->st, addr, home, sizeof(home)) == 1;
 	} else if (store_resource_get(r->env->st, r->path.domain, r->path.user, &res) == STORE_OK &&
 		   res->id.len == 16) {
 		store_free_record(u);
 		memcpy(owner, res->id.data, 16);
 		unavailable = !res->available;
 		store_free_record(res);
+		remote = r->env->cl != NULL && cluster_get_role(r->env->cl) == CLUSTER_SLAVE;
 	} else {
 		store_free_record(u);
 		store_free_record(res);
@@ -270,7 +295,10 @@ void dav_do_freebusy(dav_req *r)
 	}
 	dav_busy *list = NULL;
 	size_t n = 0;
-	if (unavailable) {
+	if (remote) {
+		if (remote_busy(r, addr, start, end, &list, &n) < 0)
+			return;
+	} else if (unavailable) {
 		list = malloc(sizeof(*list));
 		if (list == NULL)
 			abort();

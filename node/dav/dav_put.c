@@ -45,11 +45,12 @@ static int none_match_hits(const char *hdr, const char *etag)
 	return 0;
 }
 
-static void etag_header(dav_req *r, const char *etag)
+/* A header whose value is a quoted tag (ETag, Schedule-Tag). */
+static void tag_header(dav_req *r, const char *name, const char *tag)
 {
 	char q[128];
-	snprintf(q, sizeof(q), "\"%s\"", etag);
-	dav_header(r, "ETag", q);
+	snprintf(q, sizeof(q), "\"%s\"", tag);
+	dav_header(r, name, q);
 }
 
 static int is_calendar_coll(const Tern__DavCollection *c)
@@ -76,23 +77,15 @@ void dav_do_get(dav_req *r, int head)
 	if (t < 0)
 		return;
 	Tern__DavObject *o = NULL;
-	if (t == 1) {
-		Tern__DavObject **list = NULL;
-		size_t n = 0;
-		if (dav_gal_objects(r, &list, &n, NULL, 0) == STORE_OK)
-			for (size_t i = 0; i < n && o == NULL; i++)
-				if (strcmp(list[i]->href, r->path.obj) == 0) {
-					o = list[i];
-					list[i] = NULL;
-				}
-		store_free_list((void **)list, n);
-	} else if (store_dav_object_get(r->env->st, r->owner, c->id.data, r->path.obj, &o) != STORE_OK) {
+	if (t == 1)
+		o = dav_gal_object(r, r->path.obj);
+	else if (store_dav_object_get(r->env->st, r->owner, c->id.data, r->path.obj, &o) != STORE_OK) {
 		o = NULL;
 	}
 	if (o == NULL) {
 		dav_error(r, 404, "no such object");
 	} else {
-		etag_header(r, o->etag);
+		tag_header(r, "ETag", o->etag);
 		const char *inm = http_header_get(r->req, "If-None-Match");
 		if (inm != NULL && none_match_hits(inm, o->etag)) {
 			dav_set(r, 304, NULL, NULL);
@@ -102,11 +95,8 @@ void dav_do_get(dav_req *r, int head)
 								      : "text/calendar; charset=utf-8";
 			tbuf_reset(&r->body);
 			tbuf_append(&r->body, o->data.data, o->data.len);
-			if (o->schedule_tag[0]) {
-				char q[128];
-				snprintf(q, sizeof(q), "\"%s\"", o->schedule_tag);
-				dav_header(r, "Schedule-Tag", q);
-			}
+			if (o->schedule_tag[0])
+				tag_header(r, "Schedule-Tag", o->schedule_tag);
 		}
 	}
 	store_free_record(o);
@@ -160,32 +150,12 @@ static int put_check(dav_req *r, const Tern__DavCollection *c, Tern__DavObject *
 
 /* Busy periods of a new calendar object within a horizon around now (for nodes that
  * push free/busy without re-expanding). */
-static void put_busy(dav_req *r, Tern__DavObject *o)
+static void put_busy(Tern__DavObject *o)
 {
 	if (strcmp(o->component, "VEVENT") != 0)
 		return;
 	int64_t now = tern_now();
-	dav_busy *list = NULL;
-	size_t n = 0;
-	if (dav_ical_busy(o, now - 31 * 86400, now + 366 * 86400, &list, &n) < 0 || n == 0) {
-		free(list);
-		return;
-	}
-	o->busy = calloc(n, sizeof(*o->busy));
-	if (o->busy == NULL)
-		abort();
-	for (size_t i = 0; i < n; i++) {
-		Tern__BusyPeriod *b = malloc(sizeof(*b));
-		if (b == NULL)
-			abort();
-		tern__busy_period__init(b);
-		b->start = list[i].start;
-		b->end = list[i].end;
-		b->type = list[i].type;
-		o->busy[o->n_busy++] = b;
-	}
-	free(list);
-	(void)r;
+	dav_ical_busy_set(o, now - 31 * 86400, now + 366 * 86400);
 }
 
 /* A new object record for body (data copied, href set). */
@@ -257,17 +227,12 @@ void dav_do_put(dav_req *r)
 		dav_error(r, 405, "PUT stores objects inside a calendar or address book");
 		return;
 	}
-	if (r->access < DAV_ACCESS_WRITE) {
-		dav_precondition(r, 403, DAV_NS, "need-privileges", NULL);
-		return;
-	}
 	Tern__DavCollection *c = NULL;
-	int t = dav_target_coll(r, &c);
-	if (t < 0)
+	if (dav_target_coll_write(r, &c) < 0)
 		return;
 	Tern__DavObject *o = NULL, *old = NULL;
-	if (t == 1 || c->kind == TERN__DAV_COLLECTION__KIND__SCHEDULE_OUTBOX) {
-		dav_error(r, 403, t == 1 ? "the global address list is read-only" : "the outbox takes POST only");
+	if (c->kind == TERN__DAV_COLLECTION__KIND__SCHEDULE_OUTBOX) {
+		dav_error(r, 403, "the outbox takes POST only");
 		goto out;
 	}
 	int card = c->kind == TERN__DAV_COLLECTION__KIND__ADDRESSBOOK;
@@ -310,7 +275,7 @@ void dav_do_put(dav_req *r)
 		}
 	}
 	if (is_calendar_coll(c))
-		put_busy(r, o);
+		put_busy(o);
 	char etag[64];
 	if (put_store(r, c, o, if_match, if_none, etag, sizeof(etag)) < 0)
 		goto out;
@@ -327,7 +292,7 @@ void dav_do_put(dav_req *r)
 			char *const *allowed;
 			size_t n = dav_coll_components(c, &allowed);
 			if (dav_ical_check(upd.data, upd.len, allowed, n, o2, &prec, &why) == 0) {
-				put_busy(r, o2);
+				put_busy(o2);
 				store_dav_write w = { r->owner, c->id.data, o2, etag, 0 };
 				store_sync_result res;
 				if (store_dav_put(r->env->st, &w, STORE_SYNC, &res) == STORE_OK) {
@@ -345,7 +310,9 @@ void dav_do_put(dav_req *r)
 	}
 	/* a changed object is not what the client sent: no ETag, so it fetches it again */
 	if (!changed)
-		etag_header(r, etag);
+		tag_header(r, "ETag", etag);
+	if (is_calendar_coll(c))
+		dav_fb_changed(r->d->fb, r->owner);
 	dav_set(r, old == NULL ? 201 : 204, NULL, NULL);
 out:
 	store_free_record(o);
@@ -361,18 +328,9 @@ void dav_do_delete(dav_req *r)
 		dav_error(r, 403, "only collections and objects can be deleted");
 		return;
 	}
-	if (r->access < DAV_ACCESS_WRITE) {
-		dav_precondition(r, 403, DAV_NS, "need-privileges", NULL);
-		return;
-	}
 	Tern__DavCollection *c = NULL;
-	int t = dav_target_coll(r, &c);
-	if (t < 0)
+	if (dav_target_coll_write(r, &c) < 0)
 		return;
-	if (t == 1) {
-		dav_error(r, 403, "the global address list is read-only");
-		return;
-	}
 	store_sync_result res;
 	memset(&res, 0, sizeof(res));
 	if (r->path.kind == DAV_P_COLL) {
@@ -386,6 +344,7 @@ void dav_do_delete(dav_req *r)
 			else
 				dav_error(r, dav_store_status(rc), "cannot delete the collection: %s", res.error);
 		}
+		dav_fb_changed(r->d->fb, r->owner);
 		store_free_record(c);
 		return;
 	}
@@ -421,6 +380,7 @@ void dav_do_delete(dav_req *r)
 		dav_sched_after_write(r->env, &a, old, NULL, &upd);
 		tbuf_free(&upd);
 	}
+	dav_fb_changed(r->d->fb, r->owner);
 	dav_set(r, 204, NULL, NULL);
 out:
 	store_free_record(old);
@@ -456,10 +416,7 @@ void dav_do_post(dav_req *r)
 		dav_error(r, 400, "%s", err.len ? tbuf_cstr(&err) : "bad scheduling request");
 		tbuf_free(&out);
 	} else {
-		tbuf_free(&r->body);
-		r->body = out;
-		r->status = 200;
-		r->ctype = "application/xml; charset=utf-8";
+		dav_reply_xml(r, 200, &out);
 	}
 	tbuf_free(&err);
 }

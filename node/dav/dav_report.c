@@ -120,20 +120,20 @@ typedef struct rp_ctx {
 
 static void rp_response(rp_ctx *x, const Tern__DavObject *o)
 {
-	tbuf href = TBUF_INIT;
-	dav_obj_href(x->r, x->coll_name, o->href, &href);
-	dav_res res = { DAV_RES_OBJ, tbuf_cstr(&href), x->r->path.card, x->c, o };
-	dav_response(x->r, &res, x->pr, x->out);
-	tbuf_free(&href);
+	dav_obj_response(x->r, x->coll_name, x->c, o, x->pr, x->out);
 }
 
-static void rp_status(rp_ctx *x, const char *href, int status)
+/* A DAV:response of href with a status alone (and a DAV:error fragment, may be NULL). */
+static void rp_status(rp_ctx *x, const char *href, int status, const char *error)
 {
 	tbuf_append_str(x->out, "<d:response><d:href>");
 	dav_xml_esc(x->out, href, strlen(href));
 	tbuf_append_str(x->out, "</d:href><d:status>");
 	dav_status_line(x->out, status);
-	tbuf_append_str(x->out, "</d:status></d:response>\n");
+	tbuf_append_str(x->out, "</d:status>");
+	if (error != NULL)
+		tbuf_append_str(x->out, error);
+	tbuf_append_str(x->out, "</d:response>\n");
 }
 
 static int rp_query_one(const Tern__DavObject *o, void *arg)
@@ -170,21 +170,10 @@ static int rp_each(rp_ctx *x, int (*fn)(const Tern__DavObject *o, void *arg))
 static Tern__DavObject *rp_get(rp_ctx *x, const char *name)
 {
 	Tern__DavObject *o = NULL;
-	if (x->c != NULL) {
-		if (store_dav_object_get(x->r->env->st, x->r->owner, x->c->id.data, name, &o) != STORE_OK)
-			return NULL;
-		return o;
-	}
-	Tern__DavObject **list = NULL;
-	size_t n = 0;
-	if (dav_gal_objects(x->r, &list, &n, NULL, 0) == STORE_OK)
-		for (size_t i = 0; i < n; i++)
-			if (strcmp(list[i]->href, name) == 0) {
-				o = list[i];
-				list[i] = NULL;
-				break;
-			}
-	store_free_list((void **)list, n);
+	if (x->c == NULL)
+		return dav_gal_object(x->r, name);
+	if (store_dav_object_get(x->r->env->st, x->r->owner, x->c->id.data, name, &o) != STORE_OK)
+		return NULL;
 	return o;
 }
 
@@ -203,7 +192,7 @@ static void rp_multiget(rp_ctx *x, const xmlNode *root)
 		if (o != NULL)
 			rp_response(x, o);
 		else
-			rp_status(x, href, 404);
+			rp_status(x, href, 404, NULL);
 		store_free_record(o);
 		free(href);
 	}
@@ -299,7 +288,7 @@ static int rp_sync(rp_ctx *x, const xmlNode *root)
 				} else {
 					tbuf h = TBUF_INIT;
 					dav_obj_href(r, x->coll_name, l.v[i].href, &h);
-					rp_status(x, tbuf_cstr(&h), 404);
+					rp_status(x, tbuf_cstr(&h), 404, NULL);
 					tbuf_free(&h);
 				}
 				store_free_record(o);
@@ -423,12 +412,7 @@ void dav_do_report(dav_req *r)
 		if (rc == STORE_OK && x.truncated) {
 			tbuf h = TBUF_INIT;
 			dav_coll_href(r, 1, x.coll_name, &h);
-			tbuf_append_str(&out, "<d:response><d:href>");
-			dav_xml_esc(&out, h.data, h.len);
-			tbuf_append_str(&out, "</d:href><d:status>");
-			dav_status_line(&out, 507);
-			tbuf_append_str(&out, "</d:status><d:error><d:number-of-matches-within-limits/></d:error>"
-				       "</d:response>\n");
+			rp_status(&x, tbuf_cstr(&h), 507, "<d:error><d:number-of-matches-within-limits/></d:error>");
 			tbuf_free(&h);
 		}
 	} else if ((cal && dav_el_is(root, DAV_NS_CAL, "calendar-multiget")) ||
@@ -446,11 +430,7 @@ void dav_do_report(dav_req *r)
 		goto done;
 	}
 	dav_ms_end(&out);
-	tbuf_free(&r->body);
-	r->body = out;
-	tbuf_init(&out);
-	r->status = 207;
-	r->ctype = "application/xml; charset=utf-8";
+	dav_reply_xml(r, 207, &out);
 done:
 	tbuf_free(&out);
 	tbuf_free(&err);

@@ -39,33 +39,6 @@ int64_t sched_span_end(const dav_env *env, const Tern__DavObject *o)
 	return o->end > 0 && o->end < horizon ? o->end : horizon;
 }
 
-/* The busy periods of o within the free/busy horizon, as o->busy. */
-static void object_busy(const dav_env *env, Tern__DavObject *o)
-{
-	int64_t end = sched_span_end(env, o);
-	dav_busy *list = NULL;
-	size_t n = 0;
-
-	if (end <= o->start || dav_ical_busy(o, o->start, end, &list, &n) < 0 || n == 0) {
-		free(list);
-		return;
-	}
-	if ((o->busy = calloc(n, sizeof(*o->busy))) == NULL)
-		abort();
-	for (size_t i = 0; i < n; i++) {
-		Tern__BusyPeriod *b = malloc(sizeof(*b));
-		if (b == NULL)
-			abort();
-		tern__busy_period__init(b);
-		b->start = list[i].start;
-		b->end = list[i].end;
-		b->type = list[i].type;
-		o->busy[i] = b;
-	}
-	o->n_busy = n;
-	free(list);
-}
-
 Tern__DavObject *sched_object(const dav_env *env, const char *text, size_t len, tbuf *why)
 {
 	static char *const allowed[] = { "VEVENT", "VTODO" };
@@ -83,7 +56,10 @@ Tern__DavObject *sched_object(const dav_env *env, const char *text, size_t len, 
 		abort();
 	memcpy(o->data.data, text, len);
 	o->data.len = len;
-	object_busy(env, o);
+	/* the busy periods within the free/busy horizon */
+	int64_t end = sched_span_end(env, o);
+	if (end > o->start)
+		dav_ical_busy_set(o, o->start, end);
 	return o;
 }
 
@@ -106,10 +82,7 @@ int sched_find_uid(store *st, const uint8_t owner[16], const char *uid, Tern__Da
 			list[i] = NULL;
 		}
 	}
-	for (size_t i = 0; i < n; i++)
-		if (list[i] != NULL)
-			store_free_record(list[i]);
-	free(list);
+	store_free_list((void **)list, n);
 	return rc;
 }
 
@@ -231,10 +204,8 @@ int sched_default_calendar(store *st, const uint8_t owner[16], Tern__DavCollecti
 			list[i] = NULL;
 			rc = STORE_OK;
 		}
-		if (list[i] != NULL)
-			store_free_record(list[i]);
 	}
-	free(list);
+	store_free_list((void **)list, n);
 	return rc;
 }
 
@@ -264,12 +235,10 @@ int sched_owner_busy(store *st, const uint8_t owner[16], int64_t start, int64_t 
 	if (rc != STORE_OK)
 		return rc;
 	busy_scan b = { start, end, list, n, 0 };
-	for (size_t i = 0; i < nc; i++) {
+	for (size_t i = 0; i < nc; i++)
 		if (cols[i]->kind == TERN__DAV_COLLECTION__KIND__CALENDAR && !cols[i]->transparent &&
 		    cols[i]->id.len == 16)
 			store_dav_object_scan(st, owner, cols[i]->id.data, busy_one, &b);
-		store_free_record(cols[i]);
-	}
-	free(cols);
+	store_free_list((void **)cols, nc);
 	return b.rc < 0 ? STORE_EIO : STORE_OK;
 }

@@ -8,18 +8,12 @@
 
 #define DAV_CARD_FILTER_MAX 256    /* prop-filters, param-filters and text-matches in all */
 
-struct dav_card_param {
-	char *name;
-	int not_defined, has_tm;
-	dav_text_match tm;
-};
-
 struct dav_card_prop {
 	char *name;
 	int not_defined, anyof;
 	dav_text_match *tms;
 	size_t n_tms;
-	struct dav_card_param *params;
+	dav_param_filter *params;
 	size_t n_params;
 };
 
@@ -29,77 +23,9 @@ struct dav_card_filter {
 	size_t n_props;
 };
 
-/* Parse helpers: the (upper-cased) name attribute and test="anyof|allof". */
-static char *dav_card_name(xmlNode *n, tbuf *err)
-{
-	char *a = dav_xml_attr(n, "name");
-	if (!a || !*a) {
-		tbuf_appendf(err, "%s without a name", (const char *)n->name);
-		xmlFree(a);
-		return NULL;
-	}
-	char *s = strdup(a);
-	xmlFree(a);
-	if (!s)
-		abort();
-	for (char *c = s; *c; c++)
-		if (*c >= 'a' && *c <= 'z')
-			*c = (char)(*c - 32);
-	return s;
-}
-
-static int dav_card_test(xmlNode *n, int *anyof, tbuf *err)
-{
-	char *a = dav_xml_attr(n, "test");
-	int rc = 0;
-	*anyof = 1;     /* RFC 6352: anyof by default */
-	if (a) {
-		if (strcmp(a, "allof") == 0)
-			*anyof = 0;
-		else if (strcmp(a, "anyof") != 0) {
-			tbuf_appendf(err, "bad test attribute %.50s", a);
-			rc = -1;
-		}
-		xmlFree(a);
-	}
-	return rc;
-}
-
-static void *dav_card_grow(void **arr, size_t *n, size_t sz)
-{
-	char *a = realloc(*arr, (*n + 1) * sz);
-	if (!a)
-		abort();
-	memset(a + *n * sz, 0, sz);
-	*arr = a;
-	return a + (*n)++ * sz;
-}
-
-static int dav_card_param_parse(xmlNode *n, struct dav_card_param *pf, size_t *budget, tbuf *err)
-{
-	if (!(pf->name = dav_card_name(n, err)))
-		return -1;
-	for (xmlNode *k = n->children; k; k = k->next) {
-		if (k->type != XML_ELEMENT_NODE)
-			continue;
-		if (dav_xml_is(k, DAV_NS_CARDDAV, "is-not-defined")) {
-			pf->not_defined = 1;
-		} else if (dav_xml_is(k, DAV_NS_CARDDAV, "text-match") && !pf->has_tm) {
-			if (++*budget > DAV_CARD_FILTER_MAX ||
-			    dav_text_match_parse(k, DAV_COLL_UNICODE, &pf->tm, err) < 0)
-				return -1;
-			pf->has_tm = 1;
-		} else {
-			tbuf_appendf(err, "unexpected %s in param-filter", (const char *)k->name);
-			return -1;
-		}
-	}
-	return 0;
-}
-
 static int dav_card_prop_parse(xmlNode *n, struct dav_card_prop *pf, size_t *budget, tbuf *err)
 {
-	if (!(pf->name = dav_card_name(n, err)) || dav_card_test(n, &pf->anyof, err) < 0)
+	if (!(pf->name = dav_filter_name(n, 1, err)) || dav_filter_test(n, 1, &pf->anyof, err) < 0)
 		return -1;
 	for (xmlNode *k = n->children; k; k = k->next) {
 		if (k->type != XML_ELEMENT_NODE)
@@ -111,12 +37,13 @@ static int dav_card_prop_parse(xmlNode *n, struct dav_card_prop *pf, size_t *bud
 		if (dav_xml_is(k, DAV_NS_CARDDAV, "is-not-defined")) {
 			pf->not_defined = 1;
 		} else if (dav_xml_is(k, DAV_NS_CARDDAV, "text-match")) {
-			dav_text_match *tm = dav_card_grow((void **)&pf->tms, &pf->n_tms, sizeof(*tm));
+			dav_text_match *tm = dav_filter_grow((void **)&pf->tms, &pf->n_tms, sizeof(*tm));
 			if (dav_text_match_parse(k, DAV_COLL_UNICODE, tm, err) < 0)
 				return -1;
 		} else if (dav_xml_is(k, DAV_NS_CARDDAV, "param-filter")) {
-			struct dav_card_param *p = dav_card_grow((void **)&pf->params, &pf->n_params, sizeof(*p));
-			if (dav_card_param_parse(k, p, budget, err) < 0)
+			dav_param_filter *p = dav_filter_grow((void **)&pf->params, &pf->n_params, sizeof(*p));
+			if (dav_param_filter_parse(k, DAV_NS_CARDDAV, DAV_COLL_UNICODE, 1, budget, DAV_CARD_FILTER_MAX, p,
+						   err) < 0)
 				return -1;
 		} else {
 			tbuf_appendf(err, "unexpected %s in prop-filter", (const char *)k->name);
@@ -137,7 +64,7 @@ int dav_card_filter_parse(xmlNode *filter, dav_card_filter **f_r, tbuf *err)
 	if (!f)
 		abort();
 	size_t budget = 0;
-	int rc = dav_card_test(filter, &f->anyof, err);
+	int rc = dav_filter_test(filter, 1, &f->anyof, err);   /* RFC 6352: anyof by default */
 	for (xmlNode *k = filter->children; k && rc == 0; k = k->next) {
 		if (k->type != XML_ELEMENT_NODE)
 			continue;
@@ -148,7 +75,7 @@ int dav_card_filter_parse(xmlNode *filter, dav_card_filter **f_r, tbuf *err)
 			tbuf_append_str(err, "filter too large");
 			rc = -1;
 		} else {
-			struct dav_card_prop *p = dav_card_grow((void **)&f->props, &f->n_props, sizeof(*p));
+			struct dav_card_prop *p = dav_filter_grow((void **)&f->props, &f->n_props, sizeof(*p));
 			rc = dav_card_prop_parse(k, p, &budget, err);
 		}
 	}
@@ -170,10 +97,8 @@ void dav_card_filter_free(dav_card_filter **f)
 		for (size_t j = 0; j < p->n_tms; j++)
 			dav_text_match_clear(&p->tms[j]);
 		free(p->tms);
-		for (size_t j = 0; j < p->n_params; j++) {
-			free(p->params[j].name);
-			dav_text_match_clear(&p->params[j].tm);
-		}
+		for (size_t j = 0; j < p->n_params; j++)
+			dav_param_filter_clear(&p->params[j]);
 		free(p->params);
 	}
 	free((*f)->props);
@@ -183,7 +108,7 @@ void dav_card_filter_free(dav_card_filter **f)
 
 /* A param-filter on one property: the parameter exists (its comma-separated values
  * tested one by one against the text-match). */
-static int dav_card_param_match(const struct dav_card_param *pf, const dav_vprop *p)
+static int dav_card_param_match(const dav_param_filter *pf, const dav_vprop *p)
 {
 	int found = 0, hit = 0;
 	for (size_t i = 0; i < p->n_params && !hit; i++) {

@@ -11,6 +11,7 @@ static const struct {
 	const char *ns, *prefix;
 } dav_prefixes[] = {
 	{ DAV_NS, "d" }, { DAV_NS_CAL, "c" }, { DAV_NS_CARD, "cr" }, { DAV_NS_CS, "cs" }, { DAV_NS_APPLE, "ical" },
+	{ DAV_NS_TERN, "t" },
 };
 
 const char *dav_ns_prefix(const char *ns)
@@ -216,4 +217,13 @@ void dav_status_line(tbuf *b, int status)
 	const char *t = status == 424 ? "Failed Dependency" : status == 507 ? "Insufficient Storage"
 										 : http_status_text(status);
 	tbuf_appendf(b, "HTTP/1.1 %d %s", status, t);
+}
+
+void dav_reply_xml(dav_req *r, int status, tbuf *xml)
+{
+	tbuf_free(&r->body);
+	r->body = *xml;
+	tbuf_init(xml);
+	r->status = status;
+	r->ctype = "application/xml; charset=utf-8";
 }

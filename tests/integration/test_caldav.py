@@ -84,6 +84,11 @@ class CalDavTest(ternlib.NodeTestCase):
         self.addCleanup(c.close)
         return c
 
+    def put_event(self, c, path, uid, start, end, summary):
+        """PUT a single event at path with connection c; it must be stored (201 or 204)."""
+        r = c.request("PUT", path, ical_event(uid, start, end, summary), {"Content-Type": "text/calendar"})
+        self.assertIn(r.status, (201, 204), r)
+
     def client(self, user=ALICE, path="/"):
         c = ternlib.dav_client(self.node, user, path=path)
         self.addCleanup(c.close)
@@ -469,10 +474,7 @@ class CalDavTest(ternlib.NodeTestCase):
     def test_freebusy_query_report(self):
         c = self.conn(CAROL)
         cal = home(CAROL) + "calendar/"
-        r = c.request("PUT", cal + "fbq.ics",
-                      ical_event("fbq", ts(2031, 10, 1, 9), ts(2031, 10, 1, 11), "Private"),
-                      {"Content-Type": "text/calendar"})
-        self.assertIn(r.status, (201, 204), r)
+        self.put_event(c, cal + "fbq.ics", "fbq", ts(2031, 10, 1, 9), ts(2031, 10, 1, 11), "Private")
         body = ('<?xml version="1.0" encoding="utf-8"?>\n<c:free-busy-query xmlns:c="urn:ietf:params:xml:ns:caldav">'
                 '<c:time-range start="20311001T000000Z" end="20311002T000000Z"/></c:free-busy-query>')
         r = c.report(cal, body, depth=1)
@@ -485,10 +487,8 @@ class CalDavTest(ternlib.NodeTestCase):
         c = self.conn(CAROL)
         cal = home(CAROL) + "calendar/"
         for i in range(3):
-            r = c.request("PUT", cal + "ics-%d.ics" % i,
-                          ical_event("ics-%d" % i, ts(2031, 11, 1 + i, 9), ts(2031, 11, 1 + i, 10), "Ics %d" % i),
-                          {"Content-Type": "text/calendar"})
-            self.assertIn(r.status, (201, 204), r)
+            self.put_event(c, cal + "ics-%d.ics" % i, "ics-%d" % i, ts(2031, 11, 1 + i, 9), ts(2031, 11, 1 + i, 10),
+                           "Ics %d" % i)
         r = c.request("GET", "/ical/%s/carol/calendar.ics" % D)
         self.assertEqual(r.status, 200, r)
         self.assertIn("text/calendar", r.header("Content-Type", ""))
@@ -501,6 +501,20 @@ class CalDavTest(ternlib.NodeTestCase):
         self.assertEqual(c.request("GET", "/ical/%s/carol/calendar.ics" % D, auth=False).status, 401)
         # not public: the public URL does not have it
         self.assertIn(c.request("GET", "/ical/public/%s/calendar.ics" % D, auth=False).status, (403, 404))
+        # published with Tern's property, it is served to anyone at the public URL
+        patch = ('<?xml version="1.0" encoding="utf-8"?>\n<d:propertyupdate xmlns:d="DAV:" '
+                 'xmlns:t="urn:tern:params:xml:ns:dav"><d:set><d:prop><t:published>1</t:published>'
+                 '</d:prop></d:set></d:propertyupdate>')
+        r = c.request("PROPPATCH", cal, patch)
+        self.assertEqual(r.status, 207, r)
+        self.assertIn("200", r.text())
+        r = c.request("GET", "/ical/public/%s/carol/calendar.ics" % D, auth=False)
+        self.assertEqual(r.status, 200, r)
+        uids = {ternlib.ical_value(comp["UID"][0]) for comp in ical_components(r.text())}
+        self.assertTrue({"ics-0", "ics-1", "ics-2"} <= uids, uids)
+        patch = patch.replace(">1<", ">0<")
+        self.assertEqual(c.request("PROPPATCH", cal, patch).status, 207)
+        self.assertIn(c.request("GET", "/ical/public/%s/carol/calendar.ics" % D, auth=False).status, (403, 404))
 
     # ---- scheduling between local users (RFC 6638) ----
 
@@ -559,10 +573,8 @@ class CalDavTest(ternlib.NodeTestCase):
 
     def test_outbox_freebusy_post(self):
         c = self.conn(CAROL)
-        r = c.request("PUT", home(CAROL) + "calendar/obx.ics",
-                      ical_event("obx", ts(2031, 12, 20, 13), ts(2031, 12, 20, 14), "Hidden detail"),
-                      {"Content-Type": "text/calendar"})
-        self.assertIn(r.status, (201, 204), r)
+        self.put_event(c, home(CAROL) + "calendar/obx.ics", "obx", ts(2031, 12, 20, 13), ts(2031, 12, 20, 14),
+                       "Hidden detail")
         req = "\r\n".join(["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//Tern tests//EN", "METHOD:REQUEST",
                             "BEGIN:VFREEBUSY", "UID:fbreq-1", "DTSTAMP:20300101T000000Z",
                             "DTSTART:20311220T000000Z", "DTEND:20311221T000000Z",
@@ -599,10 +611,8 @@ class CalDavTest(ternlib.NodeTestCase):
                                        "kind": "caldav", "ext": ".ics", "coll": "calendar"})
         c = self.conn(user)
         cal = home(user) + "calendar/"
-        r = c.request("PUT", cal + "from-server.ics",
-                      ical_event("from-server", ts(2031, 12, 1, 9), ts(2031, 12, 1, 10), "Server side"),
-                      {"Content-Type": "text/calendar"})
-        self.assertIn(r.status, (201, 204), r)
+        self.put_event(c, cal + "from-server.ics", "from-server", ts(2031, 12, 1, 9), ts(2031, 12, 1, 10),
+                       "Server side")
         ternlib.vdirsyncer_run(conf, "discover")
         ternlib.vdirsyncer_run(conf, "sync")
         ldir = os.path.join(tmp, "local", "calendar")

@@ -1,7 +1,8 @@
 /* net_test_util.h - the socket side of the protocol servers' unit tests (SMTP, POP3,
- * IMAP): a tern_server listening on free loopback ports and run on its own thread, a user
- * with a password, and a plain client that dials, sends and reads reply lines (and an
- * IMAP command's response up to its tagged line). Include after store_test_util.h (cmocka
+ * IMAP, DAV): the store, configuration, auth pool and lockout they share, a tern_server
+ * listening on free loopback ports and run on its own thread, a user with a password,
+ * and a plain client that dials, sends and reads reply lines (and an IMAP command's
+ * response up to its tagged line). Include after store_test_util.h (cmocka
  * and the store). */
 #ifndef TERN_NET_TEST_UTIL_H
 #define TERN_NET_TEST_UTIL_H
@@ -78,6 +79,37 @@ static inline void nt_stop(nt_server *ns)
 	tern_server_stop(ns->srv);
 	pthread_join(ns->thread, NULL);
 	tern_server_free(&ns->srv);
+}
+
+/* What the protocol servers' tests share besides their server: a temporary store, the
+ * configuration conf_text, an auth pool of 2 threads and a lockout after 5 failures for
+ * 10 minutes. */
+typedef struct nt_fixture {
+	test_store *ts;
+	tern_conf conf;
+	tern_pool *auth_pool;
+	auth_lockout *lockout;
+} nt_fixture;
+
+static inline void nt_fixture_init(nt_fixture *f, const char *conf_text)
+{
+	char *err = NULL;
+
+	f->ts = ts_new();
+	if (tern_conf_load_string(&f->conf, conf_text, 0, &err) < 0)
+		fail_msg("conf: %s", err);
+	f->auth_pool = tern_pool_new("auth", 2, 64);
+	f->lockout = auth_lockout_new(5, 600);
+}
+
+/* Free what nt_fixture_init made: the auth pool first (unless the caller freed it
+ * already, before its server), then the lockout, the configuration and the store. */
+static inline void nt_fixture_free(nt_fixture *f)
+{
+	tern_pool_free(&f->auth_pool);
+	auth_lockout_free(&f->lockout);
+	tern_conf_free(&f->conf);
+	ts_free(&f->ts);
 }
 
 /* An enabled user name@example.test with password (and its SCRAM keys), homed on the node

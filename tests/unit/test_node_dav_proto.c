@@ -21,11 +21,8 @@
 #include "net_test_util.h"
 
 static struct {
-	test_store *ts;
-	tern_conf conf;
+	nt_fixture f;
 	nt_server net;
-	tern_pool *auth_pool;
-	auth_lockout *lockout;
 	dav *dav;
 	http_service *http;
 	unsigned port;
@@ -45,18 +42,13 @@ static void basic(const char *user, const char *pass, char *out, size_t n)
 
 static int group_setup(void **state)
 {
-	char *err = NULL;
 	(void)state;
-	T.ts = ts_new();
-	ts_add_domain(T.ts->st);
-	nt_add_user(T.ts->st, "bob", "pencil", NULL);
-	nt_add_user(T.ts->st, "ann", "paper", NULL);
-	if (tern_conf_load_string(&T.conf, "[server]\nio_threads = 1\nhostname = mx.example.test\n"
-				  "[dav]\nmax_body_kb = 64\nfreebusy_max_days = 100\n", 0, &err) < 0)
-		fail_msg("conf: %s", err);
-	T.auth_pool = tern_pool_new("auth", 2, 64);
-	T.lockout = auth_lockout_new(5, 600);
-	dav_env env = { .st = T.ts->st, .conf = &T.conf, .auth_pool = T.auth_pool, .lockout = T.lockout,
+	nt_fixture_init(&T.f, "[server]\nio_threads = 1\nhostname = mx.example.test\n"
+			"[dav]\nmax_body_kb = 64\nfreebusy_max_days = 100\n");
+	ts_add_domain(T.f.ts->st);
+	nt_add_user(T.f.ts->st, "bob", "pencil", NULL);
+	nt_add_user(T.f.ts->st, "ann", "paper", NULL);
+	dav_env env = { .st = T.f.ts->st, .conf = &T.f.conf, .auth_pool = T.f.auth_pool, .lockout = T.f.lockout,
 			.node_name = "n1", .hostname = "mx.example.test" };
 	T.dav = dav_new(&env);
 	assert_non_null(T.dav);
@@ -66,19 +58,17 @@ static int group_setup(void **state)
 	basic("ann@example.test", "paper", T.ann_auth, sizeof(T.ann_auth));
 	const tern_service_id svc = TERN_SVC_http_alt;
 	const tern_service_handler *h = http_service_handler(T.http);
-	return nt_start(&T.net, &T.conf, T.ts->dir, "127.0.0.1", &svc, &h, 1, &T.port);
+	return nt_start(&T.net, &T.f.conf, T.f.ts->dir, "127.0.0.1", &svc, &h, 1, &T.port);
 }
 
 static int group_teardown(void **state)
 {
 	(void)state;
 	nt_stop(&T.net);
-	tern_pool_free(&T.auth_pool);
+	tern_pool_free(&T.f.auth_pool);   /* no request job runs on while the handlers go */
 	http_service_free(&T.http);
 	dav_free(&T.dav);
-	auth_lockout_free(&T.lockout);
-	tern_conf_free(&T.conf);
-	ts_free(&T.ts);
+	nt_fixture_free(&T.f);
 	return 0;
 }
 

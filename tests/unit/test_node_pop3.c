@@ -26,11 +26,8 @@
 #define MSG3_BODY "Subject: three\r\n\r\nno final newline"
 
 static struct {
-	test_store *ts;
-	tern_conf conf;
+	nt_fixture f;
 	nt_server net;
-	tern_pool *auth_pool;
-	auth_lockout *lockout;
 	pop3_server *pop3;
 	unsigned port;
 	uint8_t bob[16], ann[16], big[16];
@@ -54,7 +51,7 @@ static uint32_t append(const uint8_t user[16], const char *prefix, const void *b
 			   .header_prefix_len = prefix ? strlen(prefix) : 0, .body = body, .body_len = len };
 	store_sync_result r;
 
-	assert_int_equal(store_msg_append(T.ts->st, &a, STORE_SYNC, &r), STORE_OK);
+	assert_int_equal(store_msg_append(T.f.ts->st, &a, STORE_SYNC, &r), STORE_OK);
 	T.uidvalidity = r.res.uidvalidity;
 	return r.res.uid;
 }
@@ -71,15 +68,13 @@ static void make_big(tbuf *b)
 
 static int group_setup(void **state)
 {
-	char *err = NULL;
-
 	(void)state;
-	T.ts = ts_new();
-	ts_add_domain(T.ts->st);
-	nt_add_user(T.ts->st, "bob", "pencil", T.bob);
-	nt_add_user(T.ts->st, "ann", "pencil", T.ann);
-	nt_add_user(T.ts->st, "big", "pencil", T.big);
-	nt_add_user(T.ts->st, "eve", "pencil", (uint8_t[16]){ 0 });
+	nt_fixture_init(&T.f, "[server]\nio_threads = 1\nhostname = pop.example.test\n");
+	ts_add_domain(T.f.ts->st);
+	nt_add_user(T.f.ts->st, "bob", "pencil", T.bob);
+	nt_add_user(T.f.ts->st, "ann", "pencil", T.ann);
+	nt_add_user(T.f.ts->st, "big", "pencil", T.big);
+	nt_add_user(T.f.ts->st, "eve", "pencil", (uint8_t[16]){ 0 });
 	T.uids[0] = append(T.bob, MSG1_PREFIX, MSG1_BODY, strlen(MSG1_BODY));
 	T.uids[1] = append(T.bob, NULL, MSG2_BODY, strlen(MSG2_BODY));
 	T.uids[2] = append(T.bob, NULL, MSG3_BODY, strlen(MSG3_BODY));
@@ -88,18 +83,13 @@ static int group_setup(void **state)
 	T.ann_uids[1] = append(T.ann, NULL, MSG3_BODY, strlen(MSG3_BODY));
 	make_big(&T.big_body);
 	append(T.big, NULL, T.big_body.data, T.big_body.len);
-	if (tern_conf_load_string(&T.conf, "[server]\nio_threads = 1\nhostname = pop.example.test\n", 0,
-				  &err) < 0)
-		fail_msg("conf: %s", err);
-	T.auth_pool = tern_pool_new("auth", 2, 64);
-	T.lockout = auth_lockout_new(5, 600);
-	pop3_env env = { .st = T.ts->st, .conf = &T.conf, .hostname = "pop.example.test",
-			 .auth_pool = T.auth_pool, .lockout = T.lockout, .pop3_login = hook };
+	pop3_env env = { .st = T.f.ts->st, .conf = &T.f.conf, .hostname = "pop.example.test",
+			 .auth_pool = T.f.auth_pool, .lockout = T.f.lockout, .pop3_login = hook };
 	T.pop3 = pop3_server_new(&env);
 	assert_non_null(T.pop3);
 	const tern_service_id svc = TERN_SVC_pop3;
 	const tern_service_handler *h = pop3_server_handler(T.pop3, svc);
-	return nt_start(&T.net, &T.conf, T.ts->dir, "127.0.0.1", &svc, &h, 1, &T.port);
+	return nt_start(&T.net, &T.f.conf, T.f.ts->dir, "127.0.0.1", &svc, &h, 1, &T.port);
 }
 
 static int group_teardown(void **state)
@@ -107,11 +97,8 @@ static int group_teardown(void **state)
 	(void)state;
 	nt_stop(&T.net);
 	pop3_server_free(&T.pop3);
-	tern_pool_free(&T.auth_pool);
-	auth_lockout_free(&T.lockout);
-	tern_conf_free(&T.conf);
 	tbuf_free(&T.big_body);
-	ts_free(&T.ts);
+	nt_fixture_free(&T.f);
 	return 0;
 }
 
@@ -530,8 +517,8 @@ static void test_expunged_meanwhile(void **state)
 	Tern__Folder *f = NULL;
 	(void)state;
 	client *c = login("ann");
-	assert_int_equal(store_folder_find(T.ts->st, T.ann, "INBOX", &f), STORE_OK);
-	assert_int_equal(store_msg_expunge(T.ts->st, T.ann, f->id.data, &T.ann_uids[0], 1, STORE_SYNC, &r),
+	assert_int_equal(store_folder_find(T.f.ts->st, T.ann, "INBOX", &f), STORE_OK);
+	assert_int_equal(store_msg_expunge(T.f.ts->st, T.ann, f->id.data, &T.ann_uids[0], 1, STORE_SYNC, &r),
 			 STORE_OK);
 	store_free_record(f);
 	say(c, "RETR 1\r\nSTAT\r\nRETR 2\r\n");
@@ -602,8 +589,8 @@ static void test_lockout(void **state)
 	expect(c, "+OK");
 	expect(c, "-ERR [AUTH] Invalid login or password");
 	quit(&c, "+OK");
-	assert_true(auth_lockout_is_locked(T.lockout, "eve@example.test", "127.0.0.1"));
-	assert_int_equal(auth_lockout_unlock(T.lockout, "eve@example.test"), 1);
+	assert_true(auth_lockout_is_locked(T.f.lockout, "eve@example.test", "127.0.0.1"));
+	assert_int_equal(auth_lockout_unlock(T.f.lockout, "eve@example.test"), 1);
 	c = login("eve");
 	quit(&c, "+OK");
 }
@@ -675,9 +662,9 @@ static void test_stls(void **state)
 static void test_policy(void **state)
 {
 	tbuf caps = TBUF_INIT;
-	char *saved = T.conf.security_auth_policy;
+	char *saved = T.f.conf.security_auth_policy;
 	(void)state;
-	T.conf.security_auth_policy = (char *)"encrypted";
+	T.f.conf.security_auth_policy = (char *)"encrypted";
 	client *c = dial();
 	expect(c, "+OK");
 	say(c, "CAPA\r\n");
@@ -690,7 +677,7 @@ static void test_policy(void **state)
 	expect(c, "-ERR [AUTH] Plaintext authentication disallowed");
 	expect(c, "-ERR [AUTH] Encryption required");
 	hangup(&c);
-	T.conf.security_auth_policy = (char *)"secure-auth";
+	T.f.conf.security_auth_policy = (char *)"secure-auth";
 	c = dial();
 	expect(c, "+OK");
 	say(c, "CAPA\r\nAUTH PLAIN AGJvYgBwZW5jaWw=\r\n");
@@ -707,7 +694,7 @@ static void test_policy(void **state)
 	say(c, "AUTH PLAIN AGJvYgBwZW5jaWw=\r\n");
 	expect(c, "+OK Logged in");
 	quit(&c, "+OK");
-	T.conf.security_auth_policy = saved;
+	T.f.conf.security_auth_policy = saved;
 	tbuf_free(&caps);
 }
 
@@ -715,9 +702,9 @@ static void test_policy(void **state)
 static void test_autologout(void **state)
 {
 	char line[64];
-	int64_t saved = T.conf.pop3_timeout;
+	int64_t saved = T.f.conf.pop3_timeout;
 	(void)state;
-	T.conf.pop3_timeout = 1;
+	T.f.conf.pop3_timeout = 1;
 	client *c = login("ann");
 	say(c, "DELE 1\r\n");
 	expect(c, "+OK Message 1 deleted");
@@ -725,7 +712,7 @@ static void test_autologout(void **state)
 	hear(c, line, sizeof(line));
 	assert_string_equal(line, "");
 	hangup(&c);
-	T.conf.pop3_timeout = saved;
+	T.f.conf.pop3_timeout = saved;
 	c = login("ann");
 	say(c, "STAT\r\n");
 	expect(c, "+OK 1 ");

@@ -23,11 +23,8 @@
 #include "net_test_util.h"
 
 static struct {
-	test_store *ts;
-	tern_conf conf;
+	nt_fixture f;
 	nt_server net;
-	tern_pool *auth_pool;
-	auth_lockout *lockout;
 	deliverer *dlv;
 	smtp_server *smtp;
 	unsigned port_smtp, port_submission;
@@ -58,29 +55,23 @@ static void add_peer_node(store *st)
 
 static int group_setup(void **state)
 {
-	char *err = NULL;
-
 	(void)state;
-	T.ts = ts_new();
-	store_set_node_name(T.ts->st, "a");
-	ts_add_domain(T.ts->st);
-	nt_add_user(T.ts->st, "bob", "pencil", NULL);
-	add_peer_node(T.ts->st);
-	if (tern_conf_load_string(&T.conf, "[server]\nio_threads = 1\nhostname = mx.example.test\n"
-				  "[smtpd]\nmax_message_kb = 64\n", 0, &err) < 0)
-		fail_msg("conf: %s", err);
-	T.auth_pool = tern_pool_new("auth", 2, 64);
-	T.lockout = auth_lockout_new(5, 600);
-	deliver_env denv = { T.ts->st, &T.conf, "mx.example.test", NULL };
+	nt_fixture_init(&T.f, "[server]\nio_threads = 1\nhostname = mx.example.test\n"
+			"[smtpd]\nmax_message_kb = 64\n");
+	store_set_node_name(T.f.ts->st, "a");
+	ts_add_domain(T.f.ts->st);
+	nt_add_user(T.f.ts->st, "bob", "pencil", NULL);
+	add_peer_node(T.f.ts->st);
+	deliver_env denv = { T.f.ts->st, &T.f.conf, "mx.example.test", NULL };
 	T.dlv = deliverer_new(&denv);
-	smtp_env env = { .st = T.ts->st, .conf = &T.conf, .hostname = "mx.example.test",
-			 .auth_pool = T.auth_pool, .lockout = T.lockout, .deliverer = T.dlv };
+	smtp_env env = { .st = T.f.ts->st, .conf = &T.f.conf, .hostname = "mx.example.test",
+			 .auth_pool = T.f.auth_pool, .lockout = T.f.lockout, .deliverer = T.dlv };
 	T.smtp = smtp_server_new(&env);
 	assert_non_null(T.smtp);
 	const tern_service_id svcs[2] = { TERN_SVC_smtp, TERN_SVC_submission };
 	const tern_service_handler *h[2] = { smtp_server_handler(T.smtp, svcs[0]),
 					     smtp_server_handler(T.smtp, svcs[1]) };
-	int rc = nt_start(&T.net, &T.conf, T.ts->dir, "", svcs, h, 2, &T.port_smtp);
+	int rc = nt_start(&T.net, &T.f.conf, T.f.ts->dir, "", svcs, h, 2, &T.port_smtp);
 	T.port_submission = T.port_smtp + 1;
 	return rc;
 }
@@ -90,11 +81,9 @@ static int group_teardown(void **state)
 	(void)state;
 	nt_stop(&T.net);
 	smtp_server_free(&T.smtp);
-	tern_pool_free(&T.auth_pool);
+	tern_pool_free(&T.f.auth_pool);
 	deliverer_free(&T.dlv);
-	auth_lockout_free(&T.lockout);
-	tern_conf_free(&T.conf);
-	ts_free(&T.ts);
+	nt_fixture_free(&T.f);
 	return 0;
 }
 
@@ -171,9 +160,9 @@ static void test_pipelined_delivery(void **state)
 	expect(fd, "250 2.0.0 Ok");
 	/* the message is in bob's INBOX, dot-unstuffed */
 	Tern__User *u = NULL;
-	assert_int_equal(store_user_find(T.ts->st, "bob@example.test", &u), STORE_OK);
+	assert_int_equal(store_user_find(T.f.ts->st, "bob@example.test", &u), STORE_OK);
 	Tern__Folder *f = NULL;
-	assert_int_equal(store_folder_find(T.ts->st, u->id.data, "INBOX", &f), STORE_OK);
+	assert_int_equal(store_folder_find(T.f.ts->st, u->id.data, "INBOX", &f), STORE_OK);
 	assert_int_equal(f->messages, 1);
 	store_free_record(f);
 	store_free_record(u);
@@ -240,8 +229,8 @@ static uint32_t bob_messages(void)
 	Tern__Folder *f = NULL;
 	uint32_t n;
 
-	assert_int_equal(store_user_find(T.ts->st, "bob@example.test", &u), STORE_OK);
-	assert_int_equal(store_folder_find(T.ts->st, u->id.data, "INBOX", &f), STORE_OK);
+	assert_int_equal(store_user_find(T.f.ts->st, "bob@example.test", &u), STORE_OK);
+	assert_int_equal(store_folder_find(T.f.ts->st, u->id.data, "INBOX", &f), STORE_OK);
 	n = f->messages;
 	store_free_record(f);
 	store_free_record(u);
@@ -290,7 +279,7 @@ static void test_cluster_peer(void **state)
 	expect(fd, "221 ");
 	close(fd);
 	assert_int_equal(bob_messages(), before + 1);
-	assert_int_equal(store_queue_list(T.ts->st, &list, &nq), STORE_OK);
+	assert_int_equal(store_queue_list(T.f.ts->st, &list, &nq), STORE_OK);
 	int found = 0;
 	for (size_t i = 0; i < nq; i++)
 		for (size_t j = 0; j < list[i]->n_rcpts; j++)

@@ -183,6 +183,8 @@ typedef struct dav_propreq {
 	const xmlNode *cal_data; /* C:calendar-data / CR:address-data element requested */
 } dav_propreq;
 
+/* 0 ok; -1 no DAV:prop (callers choose allprop or 400); -2 a CALDAV:expand without a
+ * valid start and end (400). */
 int dav_propreq_parse(const xmlNode *parent, dav_propreq *pr);
 void dav_propreq_free(dav_propreq *pr);
 /* One DAV:response for res with the requested properties. */

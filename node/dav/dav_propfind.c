@@ -89,6 +89,21 @@ int dav_propreq_parse(const xmlNode *parent, dav_propreq *pr)
 		if (dav_el_is(c, DAV_NS_CAL, "calendar-data") || dav_el_is(c, DAV_NS_CARD, "address-data"))
 			pr->cal_data = c;
 	}
+	/* RFC 4791 §9.6.5: CALDAV:expand names both ends of its range (an open range would
+	 * expand an endless rule as far as the instance bound goes). */
+	xmlNode *exp = pr->cal_data ? dav_xml_child(pr->cal_data, DAV_NS_CAL, "expand") : NULL;
+	if (exp != NULL) {
+		xmlChar *s = xmlGetProp(exp, (const xmlChar *)"start"), *e = xmlGetProp(exp, (const xmlChar *)"end");
+		int64_t ts, te;
+		int ok = s && e && dav_time_parse((const char *)s, &ts) == 0 &&
+			 dav_time_parse((const char *)e, &te) == 0 && te > ts;
+		xmlFree(s);
+		xmlFree(e);
+		if (!ok) {
+			pr->cal_data = NULL;
+			return -2;
+		}
+	}
 	return 0;
 }
 

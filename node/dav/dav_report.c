@@ -383,7 +383,12 @@ void dav_do_report(dav_req *r)
 		rp_freebusy(r, c, root);
 		goto done;
 	}
-	if (dav_propreq_parse(root, &pr) < 0)
+	int prc = dav_propreq_parse(root, &pr);
+	if (prc == -2) {
+		dav_error(r, 400, "CALDAV:expand needs a start and an end");
+		goto done;
+	}
+	if (prc < 0)
 		pr.allprop = 1;
 	dav_ms_begin(&out);
 	if (cal && dav_el_is(root, DAV_NS_CAL, "calendar-query")) {

@@ -230,6 +230,10 @@ class CalDavTest(ternlib.NodeTestCase):
         self.assertEqual(starts, SERIES_MARCH, series[0])
         moved = [c for c in comps if ternlib.ical_value(c["DTSTART"][0]) == "20310325T140000Z"]
         self.assertEqual(ternlib.ical_value(moved[0]["SUMMARY"][0]), "Weekly sync (moved)")
+        # expand names both ends of its range (RFC 4791 9.6.5): an open one is refused
+        body = calendar_query("20310301T000000Z", "20310401T000000Z", expand=True)
+        r = self.conn().report(home(ALICE) + "work/", body.replace(' end="20310401T000000Z"/>', "/>", 1))
+        self.assertEqual(r.status, 400, r)
 
         # the library's expand gives the same four instances
         found = cal.search(start=dt(2031, 3, 1), end=dt(2031, 4, 1), event=True, expand=True)

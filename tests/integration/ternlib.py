@@ -1846,3 +1846,145 @@ def read_dir(path):
         with open(os.path.join(path, fn)) as f:
             out[fn] = f.read()
     return out
+
+
+# ---- distributed domains (issues 6 and 7) ------------------------------------------
+
+class CleanupOnError:
+    """`with CleanupOnError(a, b):` cleans up the nodes when the block raises, then lets the
+    exception through: for setUpClass, after which tearDownClass does not run."""
+
+    def __init__(self, *nodes):
+        self.nodes = nodes
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, tb):
+        if kind is not None:
+            for n in self.nodes:
+                n.cleanup()
+        return False
+
+
+def assert_alive(test, *nodes):
+    """Fails test (a TestCase) with its output tail when a node's ternd has died."""
+    for n in nodes:
+        test.assertTrue(n.alive(), "%s died\n%s" % (n.name, n.output_tail()))
+
+
+def make_nodes(names, conf, domain="example.test"):
+    """One (unstarted) Node per name, all with the same domain and conf sections."""
+    return [Node(name=n, domain=domain, conf=conf) for n in names]
+
+
+def set_od_directory(node, domain, fx):
+    """Maps domain at node to the slapd of fx (tests/fixtures/dirfixture.py, which the test
+    has imported) as an Open Directory, bound with the fixture's service account."""
+    import dirfixture
+    bindpw = node.write_file("bind.pw", dirfixture.SERVICE_PASSWORD + "\n")
+    node.ctl("directory", "set", domain, "--type", "od",
+             "--server", "127.0.0.1:%d" % fx.primary.ldap_port,
+             "--bind-dn", dirfixture.OD_SERVICE_DN, "--bind-password-file", bindpw,
+             "--base", dirfixture.OD_BASE, "--auth", "bind")
+
+
+def cluster_join(master, node, fingerprint=None, admin=None, password_file=None, timeout=120):
+    """`ternctl cluster join` of node to master, pinning fingerprint (master's own when not
+    given), with master's admin login unless another is given: the CompletedProcess."""
+    return node.run_ctl("cluster", "join", "--master", "127.0.0.1:%d" % master.port(4040),
+                        "--admin", admin or master.admin_address,
+                        "--password-file", password_file or master.pwfile,
+                        "--master-fingerprint", fingerprint or fingerprint_of(master),
+                        json_out=False, timeout=timeout)
+
+
+def join_cluster(master, *slaves):
+    """Joins each of slaves to master; AssertionError naming the first join that failed."""
+    fp = fingerprint_of(master)
+    for n in slaves:
+        r = cluster_join(master, n, fingerprint=fp)
+        if r.returncode != 0:
+            raise AssertionError("cluster join of %s failed (%d): %s" % (n.name, r.returncode, r.stderr))
+
+
+def start_cluster(master, *slaves):
+    """Starts master and slaves, then joins the slaves to master (see join_cluster)."""
+    for n in (master,) + slaves:
+        n.start()
+    join_cluster(master, *slaves)
+
+
+class ClusterPairTestCase(unittest.TestCase):
+    """A test class with two nodes of its own in DOMAIN with CONF: alpha, the master, and
+    beta, joined to it; then the subclass's set_up_nodes (its users and the like) runs.
+    Both must still be alive after every test."""
+    DOMAIN = "example.test"
+    CONF = {}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.alpha, cls.beta = make_nodes(("alpha", "beta"), cls.CONF, domain=cls.DOMAIN)
+        with CleanupOnError(cls.alpha, cls.beta):
+            start_cluster(cls.alpha, cls.beta)
+            cls.set_up_nodes()
+
+    @classmethod
+    def set_up_nodes(cls):
+        """What the subclass adds to the joined nodes before its tests."""
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.alpha.cleanup()
+        cls.beta.cleanup()
+
+    def tearDown(self):
+        assert_alive(self, self.alpha, self.beta)
+
+
+def user_record(node, address):
+    """`ternctl user show address` at node: the parsed record, or None when it has no such user."""
+    r = node.run_ctl("user", "show", address)
+    return json.loads(r.stdout) if r.returncode == 0 else None
+
+
+def set_homes(master, homes):
+    """Moves each user of homes ({address: node name}) to that home, at master."""
+    for address, home in homes.items():
+        master.ctl("user", "set", address, "--home", home)
+
+
+def wait_homes(homes, *nodes, timeout=30.0, what=None):
+    """Waits until each of nodes has every user of homes ({address: node name, or None for
+    any home}) with that home: until the master's changes have replicated there."""
+    def ok(node):
+        for address, home in homes.items():
+            rec = user_record(node, address)
+            if rec is None or (home is not None and rec.get("home") != home):
+                return False
+        return True
+    for n in nodes:
+        n.wait_for(lambda: ok(n), timeout, what or "%s homed as set, seen by %s" % (", ".join(homes), n.name))
+
+
+def cluster_nodes(node):
+    """`ternctl cluster status` at node: {node name: its status entry}."""
+    return by_key(node.ctl("cluster", "status")["nodes"], "name")
+
+
+def wait_available(node, names, timeout=30.0):
+    """Waits until node sees each node of names available (or as itself)."""
+    def ok():
+        st = cluster_nodes(node)
+        return all(n in st and st[n]["status"] in ("available", "this server") for n in names)
+    node.wait_for(ok, timeout, "%s sees %s available" % (node.name, ", ".join(names)))
+
+
+def ical_attendee_partstat(text, address):
+    """PARTSTAT of the ATTENDEE address in the VEVENTs of text (NEEDS-ACTION when it has
+    none), or None when address is no attendee: a resource's answer in the organiser's copy."""
+    for comp in ical_components(text):
+        for line in comp.get("ATTENDEE", []):
+            if ical_value(line).lower() == "mailto:" + address.lower():
+                return ical_param(line, "PARTSTAT") or "NEEDS-ACTION"
+    return None

@@ -8,7 +8,6 @@ mail reaches members on every node; a CURVE key that never joined is refused at 
 handshake; with the master stopped the slaves serve their own users and queue mail for
 the master's, and all of it arrives and the slaves catch up once it is back; leave and
 re-join. Every property with a time in it is waited for with a generous limit."""
-import json
 import os
 import sys
 import unittest
@@ -38,24 +37,16 @@ class Cluster(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.fx = dirfixture.start(ldap=True, backup=False, kdc=False)
-        cls.a = ternlib.Node(name="node-a", conf=CONF)
-        cls.b = ternlib.Node(name="node-b", conf=CONF)
-        cls.c = ternlib.Node(name="node-c", conf=CONF)
+        cls.a, cls.b, cls.c = ternlib.make_nodes(("node-a", "node-b", "node-c"), CONF)
         for n in (cls.a, cls.b, cls.c):
             n.start()
-        bindpw = cls.a.write_file("bind.pw", dirfixture.SERVICE_PASSWORD + "\n")
-        cls.a.ctl("directory", "set", D, "--type", "od",
-                  "--server", "127.0.0.1:%d" % cls.fx.primary.ldap_port,
-                  "--bind-dn", dirfixture.OD_SERVICE_DN, "--bind-password-file", bindpw,
-                  "--base", dirfixture.OD_BASE, "--auth", "bind")
+        ternlib.set_od_directory(cls.a, D, cls.fx)
         cls.a.wait_for(lambda: cls.user(cls.a, "bob") is not None, WAIT, "bob mapped on the master")
         cls.fp_a = ternlib.fingerprint_of(cls.a)
-        for n in (cls.b, cls.c):
-            cls.join(n)
+        ternlib.join_cluster(cls.a, cls.b, cls.c)
         # bob lives on C, alice stays on the master.
-        cls.a.ctl("user", "set", addr("bob"), "--home", "node-c")
-        cls.c.wait_for(lambda: (cls.user(cls.c, "bob") or {}).get("home") == "node-c", WAIT,
-                       "bob homed on node-c, seen by node-c")
+        ternlib.set_homes(cls.a, {addr("bob"): "node-c"})
+        ternlib.wait_homes({addr("bob"): "node-c"}, cls.c, timeout=WAIT, what="bob homed on node-c, seen by node-c")
 
     @classmethod
     def tearDownClass(cls):
@@ -67,27 +58,18 @@ class Cluster(unittest.TestCase):
 
     @classmethod
     def join(cls, node, fingerprint=None, password_file=None, admin=None):
-        return node.run_ctl("cluster", "join", "--master", "127.0.0.1:%d" % cls.a.port(4040),
-                            "--admin", admin or cls.a.admin_address,
-                            "--password-file", password_file or cls.a.pwfile,
-                            "--master-fingerprint", fingerprint or cls.fp_a, json_out=False)
+        return ternlib.cluster_join(cls.a, node, fingerprint or cls.fp_a, admin, password_file)
 
     @staticmethod
     def user(node, name):
-        r = node.run_ctl("user", "show", addr(name))
-        if r.returncode != 0:
-            return None
-        return json.loads(r.stdout)
+        return ternlib.user_record(node, addr(name))
 
     @staticmethod
     def status(node):
-        return ternlib.by_key(node.ctl("cluster", "status")["nodes"], "name")
+        return ternlib.cluster_nodes(node)
 
     def wait_available(self, node, names):
-        def ok():
-            st = self.status(node)
-            return all(n in st and st[n]["status"] in ("available", "this server") for n in names)
-        node.wait_for(ok, WAIT, "%s sees %s available" % (node.name, ", ".join(names)))
+        ternlib.wait_available(node, names, WAIT)
 
     def imap_login(self, node, name):
         return node.imap(addr(name), U[name]["password"])

@@ -32,16 +32,12 @@ class ClusterAdminTest(unittest.TestCase):
     def setUpClass(cls):
         cls.master = ternlib.Node(name=MASTER, domain=D, conf=CONF)
         cls.slave = ternlib.Node(name=SLAVE, domain=D, conf=CONF)
-        try:
+        with ternlib.CleanupOnError(cls.master, cls.slave):
             cls.master.start()
             cls.slave.start()
             cls.fp = ternlib.fingerprint_of(cls.master)
             cls.master.add_user("plain@" + D)
             cls.master.add_user("ro@" + D, "--rights", "read-only")
-        except Exception:
-            cls.master.cleanup()
-            cls.slave.cleanup()
-            raise
 
     @classmethod
     def tearDownClass(cls):
@@ -51,15 +47,11 @@ class ClusterAdminTest(unittest.TestCase):
             cls.master.cleanup()
 
     def tearDown(self):
-        for n in (self.master, self.slave):
-            self.assertTrue(n.alive(), "ternd %s died\n%s" % (n.name, n.output_tail()))
+        ternlib.assert_alive(self, self.master, self.slave)
 
     def join(self, admin=None, pwfile=None, fp=None):
         """ternctl cluster join on the slave; the CompletedProcess."""
-        return self.slave.run_ctl("cluster", "join", "--master", "127.0.0.1:%d" % self.master.port(4040),
-                                  "--admin", admin or self.master.admin_address,
-                                  "--password-file", pwfile or self.master.pwfile,
-                                  "--master-fingerprint", fp or self.fp, json_out=False, timeout=120)
+        return ternlib.cluster_join(self.master, self.slave, fp or self.fp, admin, pwfile)
 
     def assert_master_alone(self):
         st = self.master.ctl("cluster", "status")

@@ -8,8 +8,6 @@ Resources: a room added on the master is booked by organisers on B and C for the
 slot at once (20 PUTs at each): every decision is taken by the master, one at a time, so
 exactly one organiser's copy shows the room ACCEPTED and every other one DECLINED, and the
 room's free/busy shows that one booking."""
-import calendar as pycal
-import json
 import os
 import sys
 import threading
@@ -21,7 +19,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "fixtures"))
 import ternlib  # noqa: E402
 import dirfixture  # noqa: E402
-from ternlib import DavConn, ical_components, ical_param, ical_value  # noqa: E402
+from ternlib import DavConn, ical_attendee_partstat  # noqa: E402
 
 D = "example.test"
 U = dirfixture.USERS
@@ -43,14 +41,6 @@ def cal_path(name):
     return "/calendars/%s/%s/calendar/" % (D, name)
 
 
-def attendee_partstat(text, address):
-    for comp in ical_components(text):
-        for line in comp.get("ATTENDEE", []):
-            if ical_value(line).lower() == "mailto:" + address.lower():
-                return ical_param(line, "PARTSTAT") or "NEEDS-ACTION"
-    return None
-
-
 def invitation(uid, organiser, start, end):
     extra = ["ORGANIZER:mailto:" + organiser,
              "ATTENDEE;PARTSTAT=ACCEPTED;ROLE=CHAIR:mailto:" + organiser,
@@ -62,31 +52,18 @@ class ClusterDav(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.fx = dirfixture.start(ldap=True, backup=False, kdc=False)
-        cls.a = ternlib.Node(name="node-a", conf=CONF)
-        cls.b = ternlib.Node(name="node-b", conf=CONF)
-        cls.c = ternlib.Node(name="node-c", conf=CONF)
+        cls.a, cls.b, cls.c = ternlib.make_nodes(("node-a", "node-b", "node-c"), CONF)
         try:
             for n in (cls.a, cls.b, cls.c):
                 n.start()
-            bindpw = cls.a.write_file("bind.pw", dirfixture.SERVICE_PASSWORD + "\n")
-            cls.a.ctl("directory", "set", D, "--type", "od",
-                      "--server", "127.0.0.1:%d" % cls.fx.primary.ldap_port,
-                      "--bind-dn", dirfixture.OD_SERVICE_DN, "--bind-password-file", bindpw,
-                      "--base", dirfixture.OD_BASE, "--auth", "bind")
+            ternlib.set_od_directory(cls.a, D, cls.fx)
             cls.a.wait_for(lambda: cls.user(cls.a, "dave") is not None, WAIT, "users mapped on the master")
-            fp = ternlib.fingerprint_of(cls.a)
-            for n in (cls.b, cls.c):
-                r = n.run_ctl("cluster", "join", "--master", "127.0.0.1:%d" % cls.a.port(4040),
-                              "--admin", cls.a.admin_address, "--password-file", cls.a.pwfile,
-                              "--master-fingerprint", fp, json_out=False)
-                if r.returncode != 0:
-                    raise AssertionError("join of %s failed: %s" % (n.name, r.stderr))
-            cls.a.ctl("user", "set", addr("bob"), "--home", "node-c")
-            cls.a.ctl("user", "set", addr("dave"), "--home", "node-b")
+            ternlib.join_cluster(cls.a, cls.b, cls.c)
+            homes = {addr("bob"): "node-c", addr("dave"): "node-b"}
+            ternlib.set_homes(cls.a, homes)
             cls.a.ctl("resource", "add", ROOM, "--type", "room")
+            ternlib.wait_homes(homes, cls.b, cls.c, timeout=WAIT)
             for n in (cls.b, cls.c):
-                n.wait_for(lambda: (cls.user(n, "bob") or {}).get("home") == "node-c" and
-                           (cls.user(n, "dave") or {}).get("home") == "node-b", WAIT, "homes on " + n.name)
                 n.wait_for(lambda: n.run_ctl("resource", "show", ROOM).returncode == 0, WAIT,
                            "the room replicated to " + n.name)
             for n in (cls.a, cls.b, cls.c):
@@ -107,8 +84,7 @@ class ClusterDav(unittest.TestCase):
 
     @staticmethod
     def user(node, name):
-        r = node.run_ctl("user", "show", addr(name))
-        return json.loads(r.stdout) if r.returncode == 0 else None
+        return ternlib.user_record(node, addr(name))
 
     def conn(self, node, name):
         c = DavConn(node, addr(name), password=U[name]["password"])
@@ -157,7 +133,7 @@ class ClusterDav(unittest.TestCase):
 
             def decided():
                 r = c.request("GET", cal_path(name) + uid + ".ics")
-                ps = attendee_partstat(r.text(), ROOM) if r.status == 200 else None
+                ps = ical_attendee_partstat(r.text(), ROOM) if r.status == 200 else None
                 decisions[uid] = ps
                 return ps not in (None, "NEEDS-ACTION")
             node.wait_for(decided, WAIT, "the room's decision on " + uid)

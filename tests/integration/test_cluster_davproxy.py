@@ -14,8 +14,6 @@ import os
 import signal
 import sys
 import time
-import json
-import unittest
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -45,47 +43,18 @@ def calendar_query():
             '</c:comp-filter></c:comp-filter></c:filter></c:calendar-query>')
 
 
-class ClusterDavProxyTest(unittest.TestCase):
+class ClusterDavProxyTest(ternlib.ClusterPairTestCase):
+    DOMAIN = D
+    CONF = conf()
 
     @classmethod
-    def setUpClass(cls):
-        cls.alpha = ternlib.Node(name="alpha", domain=D, conf=conf())
-        cls.beta = ternlib.Node(name="beta", domain=D, conf=conf())
-        try:
-            cls.alpha.start()
-            cls.beta.start()
-            fp = ternlib.fingerprint_of(cls.alpha)
-            r = cls.beta.run_ctl("cluster", "join", "--master", "127.0.0.1:%d" % cls.alpha.port(4040),
-                                 "--admin", cls.alpha.admin_address, "--password-file", cls.alpha.pwfile,
-                                 "--master-fingerprint", fp, json_out=False)
-            if r.returncode != 0:
-                raise AssertionError("cluster join failed (%d): %s" % (r.returncode, r.stderr))
-            cls.alpha.add_user(CAROL, "--home", "beta")
-            cls.alpha.add_user(DAVE)
-            cls.beta.wait_for(lambda: cls._home_at_beta(CAROL, "beta") and cls._home_at_beta(DAVE, None),
-                              20, "carol and dave replicated to beta")
-            ternlib.wait_dav(cls.alpha)
-            ternlib.wait_dav(cls.beta)
-        except Exception:
-            cls.alpha.cleanup()
-            cls.beta.cleanup()
-            raise
-
-    @classmethod
-    def _home_at_beta(cls, user, home):
-        r = cls.beta.run_ctl("user", "show", user)
-        if r.returncode != 0:
-            return False
-        return home is None or json.loads(r.stdout).get("home") == home
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.alpha.cleanup()
-        cls.beta.cleanup()
-
-    def tearDown(self):
-        self.assertTrue(self.alpha.alive(), "alpha died\n" + self.alpha.output_tail())
-        self.assertTrue(self.beta.alive(), "beta died\n" + self.beta.output_tail())
+    def set_up_nodes(cls):
+        cls.alpha.add_user(CAROL, "--home", "beta")
+        cls.alpha.add_user(DAVE)
+        ternlib.wait_homes({CAROL: "beta", DAVE: None}, cls.beta, timeout=20,
+                           what="carol and dave replicated to beta")
+        ternlib.wait_dav(cls.alpha)
+        ternlib.wait_dav(cls.beta)
 
     def conn(self, node=None, user=CAROL, password=PW, tls=False):
         c = DavConn(node or self.alpha, user, password=password, tls=tls)

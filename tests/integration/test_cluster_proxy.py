@@ -11,12 +11,10 @@ lockout. A home node that does not answer (stopped with SIGSTOP) makes the login
 with NO [UNAVAILABLE] / -ERR [SYS/TEMP] within [cluster] request_timeout, and warning.log
 says why; once beta answers again logins work again."""
 import base64
-import json
 import os
 import signal
 import sys
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ternlib  # noqa: E402
@@ -34,45 +32,16 @@ def conf():
             "smtpd": {"max_msgs_per_hour_per_ip": 0, "max_unknown_rcpts": 0}}
 
 
-class ClusterProxyTest(unittest.TestCase):
+class ClusterProxyTest(ternlib.ClusterPairTestCase):
+    DOMAIN = D
+    CONF = conf()
 
     @classmethod
-    def setUpClass(cls):
-        cls.alpha = ternlib.Node(name="alpha", domain=D, conf=conf())
-        cls.beta = ternlib.Node(name="beta", domain=D, conf=conf())
-        try:
-            cls.alpha.start()
-            cls.beta.start()
-            fp = ternlib.fingerprint_of(cls.alpha)
-            r = cls.beta.run_ctl("cluster", "join", "--master", "127.0.0.1:%d" % cls.alpha.port(4040),
-                                 "--admin", cls.alpha.admin_address, "--password-file", cls.alpha.pwfile,
-                                 "--master-fingerprint", fp, json_out=False)
-            if r.returncode != 0:
-                raise AssertionError("cluster join failed (%d): %s" % (r.returncode, r.stderr))
-            cls.user = "carol@" + D
-            cls.alpha.add_user(cls.user, "--home", "beta")
-            cls.beta.wait_for(lambda: cls._home_at_beta(cls.user), 20, "carol replicated to beta")
-            cls.first = cls.beta.deliver(cls.user, ternlib.make_message("proxied-one", to=cls.user))
-        except Exception:
-            cls.alpha.cleanup()
-            cls.beta.cleanup()
-            raise
-
-    @classmethod
-    def _home_at_beta(cls, user):
-        r = cls.beta.run_ctl("user", "show", user)
-        if r.returncode != 0:
-            return False
-        return json.loads(r.stdout).get("home") == "beta"
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.alpha.cleanup()
-        cls.beta.cleanup()
-
-    def tearDown(self):
-        self.assertTrue(self.alpha.alive(), "alpha died\n" + self.alpha.output_tail())
-        self.assertTrue(self.beta.alive(), "beta died\n" + self.beta.output_tail())
+    def set_up_nodes(cls):
+        cls.user = "carol@" + D
+        cls.alpha.add_user(cls.user, "--home", "beta")
+        ternlib.wait_homes({cls.user: "beta"}, cls.beta, timeout=20, what="carol replicated to beta")
+        cls.first = cls.beta.deliver(cls.user, ternlib.make_message("proxied-one", to=cls.user))
 
     def raw(self, node=None):
         r = (node or self.alpha).raw_imap(source=CLIENT)

@@ -14,7 +14,7 @@ import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ternlib  # noqa: E402
-from ternlib import DavConn, ical_components, ical_param, ical_value  # noqa: E402
+from ternlib import DavConn, ical_attendee_partstat, ical_components, ical_param, ical_value  # noqa: E402
 
 D = "example.test"
 ROOM = "room1@" + D
@@ -39,15 +39,6 @@ def invitation(uid, organiser, resource, start, end, summary, cutype="ROOM", oth
     extra += ["ATTENDEE;PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:" + o for o in others]
     extra.append("LOCATION:" + resource)
     return ternlib.ical_event(uid, start, end, summary, extra=extra)
-
-
-def attendee_partstat(text, address):
-    """PARTSTAT of the ATTENDEE address in the (first) VEVENT of text, or None."""
-    for comp in ical_components(text):
-        for line in comp.get("ATTENDEE", []):
-            if ical_value(line).lower() == "mailto:" + address.lower():
-                return ical_param(line, "PARTSTAT") or "NEEDS-ACTION"
-    return None
 
 
 class ResourceBookingTest(ternlib.NodeTestCase):
@@ -86,7 +77,7 @@ class ResourceBookingTest(ternlib.NodeTestCase):
             if r.status != 200:
                 last[0] = r
                 return False
-            last[0] = attendee_partstat(r.text(), resource)
+            last[0] = ical_attendee_partstat(r.text(), resource)
             return last[0] not in (None, "NEEDS-ACTION")
         try:
             self.node.wait_for(decided, timeout, "a decision of %s on %s" % (resource, uid))

@@ -3,37 +3,19 @@
  * cluster objects in this process). The master's handlers stand in for node/dav: a
  * fixed busy time for its own user and a booking table for one resource. The tests run
  * in order and build on each other. */
-#include <arpa/inet.h>
-#include <ftw.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 #include <unistd.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <cmocka.h>
-#include "cluster.h"
+#include "cluster_test_util.h"
 #include "cluster_wire.h"
 
-#define WAIT_MS 20000
 #define T0 1900000000       /* a time well in the future */
 
-typedef struct tnode {
-	char dir[64], db[128];
-	char name[16];
-	store *st;
-	tern_conf conf;
-	cluster *cl;
-} tnode;
-
 static tnode A, B, C;
-static char logdir[64];
 
 /* ---- the master's handlers ---- */
 
@@ -93,83 +75,17 @@ static int book_handler(void *arg, const char *resource, const char *organizer, 
 
 /* ---- nodes ---- */
 
-static unsigned free_port(void)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	assert_true(fd >= 0);
-	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	close(fd);
-	return ntohs(sa.sin_port);
-}
-
-static void node_start(tnode *n)
-{
-	cluster_options o = { n->st, &n->conf, n->dir, n->name,
-			      "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" };
-	char *err = NULL;
-
-	if (cluster_open(&o, &n->cl, &err) != 0)
-		fail_msg("cluster_open %s: %s", n->name, err);
-	if (n == &A) {
-		cluster_handlers h = { fb_handler, book_handler, NULL };
-		cluster_set_handlers(A.cl, &h);
-	}
-}
-
-static void node_init(tnode *n, const char *name)
-{
-	store_options so;
-	char text[256], *err = NULL;
-
-	snprintf(n->name, sizeof(n->name), "%s", name);
-	snprintf(n->dir, sizeof(n->dir), "/tmp/tern-clfb-XXXXXX");
-	assert_non_null(mkdtemp(n->dir));
-	snprintf(n->db, sizeof(n->db), "%s/db", n->dir);
-	store_options_default(&so);
-	so.path = n->db;
-	so.sweep_interval = 0;
-	so.disk_check_interval = 0;
-	so.disk_soft_limit = so.disk_hard_limit = 0;
-	so.cache_bytes = 4u << 20;
-	if (store_open(&so, &n->st, &err) != 0)
-		fail_msg("store_open: %s", err);
-	snprintf(text, sizeof(text), "[cluster]\nport = %u\nlisten = 127.0.0.1\naddress = 127.0.0.1\n"
-		 "heartbeat_interval = 1\nunavailable_after = 3\nrequest_timeout = 3\nmax_frame = 65536\n",
-		 free_port());
-	assert_int_equal(tern_conf_load_string(&n->conf, text, 0, &err), 0);
-	node_start(n);
-}
-
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb; (void)flag; (void)ftw;
-	return remove(p);
-}
-
-static void node_free(tnode *n)
-{
-	cluster_close(&n->cl);
-	store_close(&n->st);
-	tern_conf_free(&n->conf);
-	nftw(n->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
+static const cluster_handlers a_handlers = { fb_handler, book_handler, NULL };
 
 static int group_setup(void **state)
 {
-	tlog_options lo = { 0, 0, 0 };
-	const char *lerr = NULL;
-
 	(void)state;
-	snprintf(logdir, sizeof(logdir), "/tmp/tern-clfb-logs-XXXXXX");
-	if (mkdtemp(logdir) == NULL || tlog_open(logdir, &lo, &lerr) != 0)
+	if (logs_open("tern-clfb") != 0)
 		return -1;
-	node_init(&A, "a");
-	node_init(&B, "b");
-	node_init(&C, "c");
+	A.handlers = &a_handlers;
+	node_init(&A, "a", "tern-clfb");
+	node_init(&B, "b", "tern-clfb");
+	node_init(&C, "c", "tern-clfb");
 	return 0;
 }
 
@@ -179,54 +95,8 @@ static int group_teardown(void **state)
 	node_free(&C);
 	node_free(&B);
 	node_free(&A);
-	tlog_close();
-	nftw(logdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	logs_close();
 	return 0;
-}
-
-static int log_has(const char *file, const char *needle)
-{
-	char path[128], chunk[4096];
-	tbuf b = TBUF_INIT;
-	size_t n;
-
-	snprintf(path, sizeof(path), "%s/%s", logdir, file);
-	FILE *f = fopen(path, "r");
-	if (f == NULL)
-		return 0;
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		tbuf_append(&b, chunk, n);
-	fclose(f);
-	int found = strstr(tbuf_cstr(&b), needle) != NULL;
-	tbuf_free(&b);
-	return found;
-}
-
-#define WAIT_FOR(cond) do { \
-	int64_t until_ = tern_mono_ms() + WAIT_MS; \
-	int ok_; \
-	while (!(ok_ = (cond)) && tern_mono_ms() < until_) \
-		usleep(50000); \
-	assert_true(ok_); \
-} while (0)
-
-static int has_user(store *st, const char *addr)
-{
-	Tern__User *u = NULL;
-	int rc = store_user_find(st, addr, &u);
-
-	store_free_record(u);
-	return rc == STORE_OK;
-}
-
-static void add_user(store *st, const char *name)
-{
-	Tern__User u = TERN__USER__INIT;
-	store_sync_result r;
-
-	u.name = (char *)name;
-	u.domain = (char *)"example.test";
-	assert_int_equal(store_user_add(st, &u, STORE_SYNC, &r), STORE_OK);
 }
 
 static void join(tnode *n)
@@ -274,9 +144,9 @@ static void test_setup_domain(void **state)
 	(void)state;
 	d.name = (char *)"example.test";
 	assert_int_equal(store_domain_add(A.st, &d, STORE_SYNC, &r), STORE_OK);
-	add_user(A.st, "alice");
-	add_user(A.st, "bob");
-	add_user(A.st, "carol");
+	add_user(A.st, "alice", STORE_OK);
+	add_user(A.st, "bob", STORE_OK);
+	add_user(A.st, "carol", STORE_OK);
 	join(&B);
 	join(&C);
 	WAIT_FOR(has_user(B.st, "bob@example.test") && has_user(C.st, "carol@example.test"));

@@ -405,7 +405,8 @@ static int ternd_dav(ternd *t, admin_env *env, tbuf *err)
 {
 	dav_env de = { .st = t->st, .conf = &t->conf, .auth_pool = t->auth_pool, .lockout = t->lockout,
 		       .dlv = t->dlv, .cl = t->cl, .node_name = t->node_name,
-		       .hostname = tern_conf_hostname(&t->conf) };
+		       .hostname = tern_conf_hostname(&t->conf),
+		       .gssapi = t->gss_ok[TERND_GSS_HTTP] ? &t->gss[TERND_GSS_HTTP] : NULL };
 	t->dav = dav_new(&de);
 	http_limits lim = { (size_t)t->conf.dav_max_header_kb * 1024, (size_t)t->conf.dav_max_body_kb * 1024,
 			    (int)t->conf.dav_keepalive_timeout, (int)t->conf.dav_request_timeout };

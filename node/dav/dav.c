@@ -393,11 +393,33 @@ static int parse_basic(dav_req *r, const char *hdr)
 	return 0;
 }
 
-/* Worker: check the credentials (cache, then auth_check_password with the lockout) and
- * load the user. 0 ok; -1 with r->fail_reason. */
+static int authenticate_account(dav_req *r);
+
+/* Worker: check the credentials (a Kerberos ticket by SPNEGO, or Basic: the cache, then
+ * auth_check_password with the lockout) and load the user. 0 ok; -1 with r->fail_reason. */
 static int authenticate(dav_req *r)
 {
 	uint8_t key[32];
+	if (r->negotiate != NULL) {
+		char principal[AUTH_PRINCIPAL_MAX], login[AUTH_PRINCIPAL_MAX];
+		tbuf out = TBUF_INIT;
+		if (auth_spnego_accept(r->env->gssapi, r->negotiate, strlen(r->negotiate), &out, principal,
+				       sizeof(principal), login, sizeof(login), &r->fail_reason) < 0) {
+			tbuf_free(&out);
+			return -1;
+		}
+		if (out.len > 0) {
+			tbuf h = TBUF_INIT;
+			tbuf_appendf(&h, "Negotiate %s", tbuf_cstr(&out));
+			dav_header(r, "WWW-Authenticate", tbuf_cstr(&h));
+			tbuf_free(&h);
+		}
+		tbuf_free(&out);
+		snprintf(r->account, sizeof(r->account), "%s", login);
+		tern_lower(r->account);
+		tlog(TLOG_DEBUG, "DAV Negotiate login of %s as %s from %s", principal, r->account, r->ip);
+		return authenticate_account(r);
+	}
 	int node = dav_proxy_node_login(r);   /* a node on a user's behalf: r->account */
 	if (node < 0)
 		return -1;
@@ -412,6 +434,13 @@ static int authenticate(dav_req *r)
 		}
 		cache_store(r->d, key, r->account);
 	}
+	return authenticate_account(r);
+}
+
+/* Worker: load the account r->account names (it must exist and be enabled) into r.
+ * 0 ok; -1 with r->fail_reason. */
+static int authenticate_account(dav_req *r)
+{
 	Tern__User *u = NULL;
 	if (store_user_find(r->env->st, r->account, &u) != STORE_OK || u->id.len != 16 || !u->enabled) {
 		store_free_record(u);
@@ -528,6 +557,8 @@ static void dav_job(void *arg)
 	}
 	if (authenticate(r) < 0) {
 		tlog(TLOG_SECURITY, "Failed DAV login from %s, %s", r->ip, r->fail_reason);
+		if (r->env->gssapi != NULL)
+			dav_header(r, "WWW-Authenticate", "Negotiate");
 		dav_header(r, "WWW-Authenticate", "Basic realm=\"Tern\", charset=\"UTF-8\"");
 		dav_error(r, 401, "authentication failed");
 		return;
@@ -552,6 +583,7 @@ static void dav_req_free(dav_req *r)
 		free(r->login_pass);
 	}
 	free(r->login_user);
+	free(r->negotiate);
 	free(r->full_name);
 	dav_proxy_free(&r->proxy);
 	store_free_record(r->resource);
@@ -626,9 +658,22 @@ void dav_handle(http_request *req, void *ctx)
 			return;
 		}
 		const char *authz = http_header_get(req, "Authorization");
-		if (parse_basic(r, authz) < 0) {
+		if (d->env.gssapi != NULL && authz != NULL && strncasecmp(authz, "Negotiate ", 10) == 0) {
+			const char *tok = authz + 10;
+			while (*tok == ' ')
+				tok++;
+			/* base64 of at most AUTH_GSSAPI_TOKEN_MAX bytes */
+			if (*tok != '\0' && strlen(tok) <= (AUTH_GSSAPI_TOKEN_MAX / 3 + 1) * 4) {
+				r->negotiate = strdup(tok);
+				if (r->negotiate == NULL)
+					abort();
+			}
+		}
+		if (r->negotiate == NULL && parse_basic(r, authz) < 0) {
 			if (authz != NULL)
 				tlog(TLOG_SECURITY, "Failed DAV login from %s, malformed credentials", r->ip);
+			if (d->env.gssapi != NULL)
+				http_add_header(req, "WWW-Authenticate", "Negotiate");
 			http_add_header(req, "WWW-Authenticate", "Basic realm=\"Tern\", charset=\"UTF-8\"");
 			dav_error(r, 401, "authentication required");
 			dav_finish(r);

@@ -19,6 +19,7 @@
 #ifndef TERN_DAV_H
 #define TERN_DAV_H
 #include "auth.h"
+#include "auth_gssapi.h"
 #include "deliver.h"
 #include "http.h"
 #include "store.h"
@@ -34,6 +35,9 @@ typedef struct dav_env {
 	cluster *cl;                 /* NULL when standalone */
 	const char *node_name;
 	const char *hostname;        /* Internet hostname (absolute URLs, iMIP From) */
+	/* Kerberos single sign-on ("Authorization: Negotiate", RFC 4559) with the HTTP/
+	 * service key; NULL = Basic only. */
+	const auth_gssapi_conf *gssapi;
 } dav_env;
 
 typedef struct dav dav;

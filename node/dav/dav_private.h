@@ -94,6 +94,7 @@ typedef struct dav_req {
 	int tls;                   /* the client connection is TLS (read on the I/O thread) */
 	char *login_user;
 	char *login_pass;
+	char *negotiate;           /* the token of "Authorization: Negotiate" (base64), or NULL */
 	const char *fail_reason;   /* authentication refused: why (security log) */
 	/* the authenticated user */
 	uint8_t uid[16];

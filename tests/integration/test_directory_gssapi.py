@@ -219,6 +219,35 @@ class DirectoryGssapi(unittest.TestCase):
         r, _ = self.https({"Authorization": "Negotiate AAAA"})
         self.assertEqual(r.status, 401)
 
+    def dav(self, headers):
+        """PROPFIND of the principal on the DAV HTTPS port (8443 + base)."""
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        h = http.client.HTTPSConnection("127.0.0.1", self.node.port(8443), context=ctx, timeout=30)
+        body = ('<?xml version="1.0" encoding="utf-8"?>\n<d:propfind xmlns:d="DAV:"><d:prop>'
+                '<d:current-user-principal/></d:prop></d:propfind>')
+        h.request("PROPFIND", "/dav/principals/", body=body,
+                  headers=dict(headers, **{"Depth": "0", "Content-Type": "application/xml"}))
+        r = h.getresponse()
+        data = r.read()
+        h.close()
+        return r, data
+
+    def test_dav_negotiate(self):
+        r, _ = self.dav({})
+        self.assertEqual(r.status, 401)
+        schemes = [v for k, v in r.getheaders() if k.lower() == "www-authenticate"]
+        self.assertIn("Negotiate", schemes)
+        self.assertTrue(any(s.startswith("Basic") for s in schemes))
+        # alice's ticket logs her in to CalDAV/CardDAV without a password
+        r, body = self.dav({"Authorization": self.negotiate_header()})
+        self.assertEqual(r.status, 207, body)
+        self.assertIn(("/dav/principals/%s/alice/" % D).encode(), body)
+        r, _ = self.dav({"Authorization": "Negotiate AAAA"})
+        self.assertEqual(r.status, 401)
+        self.assertIn("Failed DAV login", self.node.log_text("security"))
+
 
     def test_no_keytab_not_offered(self):
         conf = dict(CONF, directory=dict(CONF["directory"], keytab="FILE:" + os.path.join(self.tmp, "none.kt")))

@@ -73,7 +73,8 @@ static int setup(void **state)
 	f->pool = tern_pool_new("cpu", 2, 64);
 	deliver_env denv = { f->t->st, &f->conf, "mx.example.test", f->pool };
 	f->dlv = deliverer_new(&denv);
-	f->env = (dav_env){ f->t->st, &f->conf, NULL, NULL, f->dlv, NULL, "n1", "mx.example.test" };
+	f->env = (dav_env){ .st = f->t->st, .conf = &f->conf, .dlv = f->dlv, .node_name = "n1",
+			    .hostname = "mx.example.test" };
 	f->room = add_room(f, "room1", 1, "anyone", "ann@example.test");
 	*state = f;
 	return 0;

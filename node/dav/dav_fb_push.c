@@ -176,6 +176,20 @@ static void *fb_main(void *arg)
 	return NULL;
 }
 
+/* The node's push worker, for calendar changes made outside a DAV request (scheduling
+ * of delivered iMIP, invitations written into attendees' calendars): a node runs one DAV
+ * service, so one worker at most. */
+static pthread_mutex_t running_mu = PTHREAD_MUTEX_INITIALIZER;
+static dav_fb *running;
+
+void dav_fb_calendar_changed(const uint8_t owner[16])
+{
+	pthread_mutex_lock(&running_mu);
+	if (running != NULL)
+		dav_fb_changed(running, owner);
+	pthread_mutex_unlock(&running_mu);
+}
+
 void dav_fb_changed(dav_fb *fb, const uint8_t owner[16])
 {
 	if (fb == NULL || cluster_get_role(fb->env.cl) != CLUSTER_SLAVE)
@@ -295,6 +309,9 @@ dav_fb *dav_fb_start(const dav_env *env)
 	}
 	cluster_handlers h = { fb_handler, book_handler, fb };
 	cluster_set_handlers(env->cl, &h);
+	pthread_mutex_lock(&running_mu);
+	running = fb;
+	pthread_mutex_unlock(&running_mu);
 	return fb;
 }
 
@@ -304,6 +321,10 @@ void dav_fb_stop(dav_fb **fbp)
 
 	if (fb == NULL)
 		return;
+	pthread_mutex_lock(&running_mu);
+	if (running == fb)
+		running = NULL;
+	pthread_mutex_unlock(&running_mu);
 	cluster_set_handlers(fb->env.cl, NULL);
 	pthread_mutex_lock(&fb->mu);
 	fb->quit = 1;

@@ -52,4 +52,8 @@ int dav_book(const dav_env *env, const Tern__Resource *r, const char *organizer,
 int dav_sched_imip_in(const dav_env *env, const char *recipient, const char *sender,
 		      const char *ical, size_t len);
 
+/* Scheduling changed owner's calendar (an invitation, a reply, a cancel): its busy time
+ * is pushed to the master again (node/dav/dav_fb_push.c; nothing when not a slave). */
+void dav_fb_calendar_changed(const uint8_t owner[16]);
+
 #endif

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include "cluster.h"
 #include "dav_sched_int.h"
 
 /* The component of cal with the same RECURRENCE-ID as like (none: the master), or NULL. */
@@ -130,6 +131,8 @@ int sched_apply_request(const dav_env *env, const uint8_t owner[16], const char 
 		icalcomponent *first = sched_first(msg);
 		if (first && icalcomponent_get_first_property(first, ICAL_RECURRENCEID_PROPERTY) == NULL) {
 			rc = store_dav_delete(env->st, owner, c->id.data, o->href, o->etag, STORE_SYNC, NULL);
+			if (rc == STORE_OK)
+				dav_fb_calendar_changed(owner);
 		} else if (first) {
 			icalcomponent *inst = same_instance(existing, first);
 			if (inst != NULL) {
@@ -161,6 +164,13 @@ static int address_is_local_domain(store *st, const char *addr)
 	       store_domain_resolve(st, domain, canon, sizeof(canon)) == STORE_OK;
 }
 
+/* 1 when addr is a user of the distributed domain whose home is another node. */
+static int user_homed_elsewhere(store *st, const char *addr)
+{
+	char home[128];
+	return cluster_user_home(st, addr, home, sizeof(home)) == 1;
+}
+
 const char *sched_deliver(const dav_env *env, const char *from, const char *from_name, const char *to,
 			  icalproperty_method method, const char *itip, size_t len,
 			  const char **partstat_r)
@@ -186,6 +196,11 @@ const char *sched_deliver(const dav_env *env, const char *from, const char *from
 			status = "3.8";
 		}
 		store_free_record(r);
+	} else if (user_homed_elsewhere(env->st, to)) {
+		/* its calendars live on its home node: the message goes there by mail (iMIP over
+		 * the cluster's routing), where it is applied like any incoming iTIP */
+		status = sched_imip_send(env, from, from_name, to, method, sched_summary(msg), itip, len) == 0
+				 ? "1.1" : "5.1";
 	} else if (store_user_find(env->st, to, &u) == STORE_OK) {
 		int rc = method == ICAL_METHOD_REPLY ? sched_apply_reply(env, u->id.data, from, msg, itip, len)
 						     : sched_apply_request(env, u->id.data, to, method, msg, itip, len);

@@ -144,6 +144,8 @@ int sched_put(const dav_env *env, const uint8_t owner[16], const uint8_t coll[16
 		make_href(NULL, name, sizeof(name));
 	}
 	tern__dav_object__free_unpacked(o, NULL);
+	if (rc == STORE_OK)
+		dav_fb_calendar_changed(owner);
 	return rc;
 }
 

@@ -9,6 +9,7 @@ slot at once (20 PUTs at each): every decision is taken by the master, one at a 
 exactly one organiser's copy shows the room ACCEPTED and every other one DECLINED, and the
 room's free/busy shows that one booking."""
 import os
+import re
 import sys
 import threading
 import time
@@ -185,6 +186,53 @@ class ClusterDav(unittest.TestCase):
         self.a.wait_for(lambda: (start, end) not in (self.freebusy(self.a, "alice", addr("bob"), lo, hi)[1] or []),
                         WAIT, "bob's deleted event gone from the master's free/busy answer")
 
+    def test_03_invitation_across_nodes(self):
+        """bob (home C) invites dave (home B): the invitation reaches dave's calendar on B
+        by iMIP over the cluster's routing, dave's busy time reaches the master, and his
+        acceptance comes back into bob's copy on C."""
+        hour = int(time.time()) // 3600 * 3600
+        start, end = hour + 7 * 86400, hour + 7 * 86400 + 3600
+        uid = "cross-invite-1"
+        extra = ["ORGANIZER:mailto:" + addr("bob"),
+                 "ATTENDEE;PARTSTAT=ACCEPTED;ROLE=CHAIR:mailto:" + addr("bob"),
+                 "ATTENDEE;PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:" + addr("dave")]
+        ev = ternlib.ical_event(uid, start, end, "Cross-site review", extra=extra)
+        bob = self.conn(self.c, "bob")
+        r = bob.request("PUT", cal_path("bob") + uid + ".ics", ev, ICAL_CT)
+        self.assertEqual(r.status, 201, r)
+        dave = self.conn(self.b, "dave")
+        got = {}
+
+        def invited():
+            # the invitation may be stored under any name: look for the UID
+            body = ('<?xml version="1.0" encoding="utf-8"?>\n<c:calendar-query xmlns:d="DAV:" '
+                    'xmlns:c="urn:ietf:params:xml:ns:caldav"><d:prop><d:getetag/><c:calendar-data/>'
+                    '</d:prop><c:filter><c:comp-filter name="VCALENDAR"><c:comp-filter name="VEVENT">'
+                    '<c:prop-filter name="UID"><c:text-match collation="i;octet">%s</c:text-match>'
+                    '</c:prop-filter></c:comp-filter></c:comp-filter></c:filter></c:calendar-query>' % uid)
+            r = dave.request("REPORT", cal_path("dave"), body, {"Depth": "1"})
+            for href, e in (ternlib.multistatus(r).items() if r.status == 207 else []):
+                data = e["props"].get("{urn:ietf:params:xml:ns:caldav}calendar-data")
+                if data is not None and uid in (data.text or ""):
+                    got["href"], got["text"] = href, data.text
+                    return True
+            return False
+        self.b.wait_for(invited, WAIT, "bob's invitation in dave's calendar on node-b")
+        self.assertIn("Cross-site review", got["text"])
+        lo, hi = start - 86400, end + 86400
+        self.a.wait_for(lambda: (start, end) in (self.freebusy(self.a, "alice", addr("dave"), lo, hi)[1] or []),
+                        WAIT, "the invitation in dave's free/busy at the master")
+        # dave accepts on B: the REPLY travels to bob's home and updates his copy on C
+        lines = got["text"].replace("\r\n", "\n").replace("\n ", "").split("\n")
+        lines = [re.sub(r"PARTSTAT=[A-Z-]+", "PARTSTAT=ACCEPTED", ln)
+                 if ln.startswith("ATTENDEE") and ("mailto:" + addr("dave")) in ln else ln for ln in lines]
+        r = dave.request("PUT", got["href"], "\r\n".join(lines), ICAL_CT)
+        self.assertIn(r.status, (201, 204), r)
+
+        def accepted():
+            r = bob.request("GET", cal_path("bob") + uid + ".ics")
+            return r.status == 200 and ical_attendee_partstat(r.text(), addr("dave")) == "ACCEPTED"
+        self.c.wait_for(accepted, WAIT, "dave's acceptance in bob's copy on node-c")
 
 if __name__ == "__main__":
     ternlib.main()

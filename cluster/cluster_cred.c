@@ -68,22 +68,16 @@ int cluster_user_home(store *st, const char *address, char *home_r, size_t n)
 		return 0;
 	if (rc != STORE_OK)
 		return rc;
-	rc = 0;
-	const char *home = u->home != NULL ? u->home : "";
-	Tern__ClusterSelf *cs = NULL;
+	char home[128];
 
-	/* The master writes explicit homes; a row without one that reached a slave belongs
-	 * to the master, as the store reads it (store_home_follow). */
-	if (home[0] == '\0' && store_repl_get_mode(st) == STORE_REPL_SLAVE &&
-	    store_cluster_self_get(st, &cs) == STORE_OK && cs->master_name != NULL)
-		home = cs->master_name;
+	/* A home of "" is the master's (store_home_node). */
+	store_home_node(st, u->home, home, sizeof(home));
+	rc = 0;
 	if (home[0] != '\0' && (self == NULL || strcasecmp(home, self) != 0)) {
 		int w = snprintf(home_r, n, "%s", home);
 
 		rc = w > 0 && (size_t)w < n ? 1 : STORE_EINVAL;
 	}
-	if (cs != NULL)
-		store_free_record(cs);
 	store_free_record(u);
 	return rc;
 }

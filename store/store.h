@@ -259,6 +259,10 @@ int store_node_put(store *st, const Tern__Node *n, store_cb cb, store_sync_resul
 int store_node_remove(store *st, const char *name, store_cb cb, store_sync_result *res_r);
 /* Users (any domain) homed on the node: their count. */
 unsigned store_node_user_count(store *st, const char *name);
+/* The node a user's home names, into out: home itself when set; a home of "" (rows
+ * written before the domain was distributed) is the master's - this node on a master,
+ * the master on a slave - and "" stays "" on a standalone node. */
+void store_home_node(store *st, const char *home, char *out, size_t n);
 /* Node-local cluster records: "cluster/self" (ClusterSelf) and "cluster/curve" (CurveKeys).
  * get: STORE_ENOTFOUND when absent. put of self with role STANDALONE deletes it. */
 int store_cluster_self_get(store *st, Tern__ClusterSelf **s_r);

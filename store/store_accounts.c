@@ -170,18 +170,22 @@ static int check_user(store *st, store_commit *c, const Tern__User *u)
 /* In a distributed domain every user has an explicit home: the master writes its own
  * name where the record has none (DESIGN.md §5), so "" never means "the node that reads
  * it" on another node. */
+static void set_home(Tern__User *u, const char *name)
+{
+	char *h = strdup(name);
+
+	if (!h)
+		abort();
+	if (u->home != protobuf_c_empty_string)
+		free(u->home);
+	u->home = h;
+}
+
 static void claim_home(store *st, Tern__User *u)
 {
 	if ((u->home == NULL || u->home[0] == '\0') && store_repl_get_mode(st) == STORE_REPL_MASTER &&
-	    store_node_name(st) != NULL) {
-		char *h = strdup(store_node_name(st));
-
-		if (!h)
-			abort();
-		if (u->home != protobuf_c_empty_string)
-			free(u->home);
-		u->home = h;
-	}
+	    store_node_name(st) != NULL)
+		set_home(u, store_node_name(st));
 }
 
 static void put_user(store *st, store_commit *c, const Tern__User *u)
@@ -502,13 +506,7 @@ static int claim_one(const char *k, size_t kn, const char *v, size_t vn, void *a
 	if (u == NULL)
 		return 0;
 	if (u->home == NULL || u->home[0] == '\0') {
-		char *h = strdup(cs->self);
-
-		if (!h)
-			abort();
-		if (u->home != protobuf_c_empty_string)
-			free(u->home);
-		u->home = h;
+		set_home(u, cs->self);
 		put_user(cs->st, cs->c, u);
 	}
 	tern__user__free_unpacked(u, NULL);

@@ -33,6 +33,30 @@ int store_home_is_here(store *st, const char *home)
 	return !home || !home[0] || (self && strcasecmp(home, self) == 0);
 }
 
+void store_home_node(store *st, const char *home, char *out, size_t n)
+{
+	Tern__ClusterSelf *cs = NULL;
+
+	out[0] = '\0';
+	if (home != NULL && home[0] != '\0') {
+		snprintf(out, n, "%s", home);
+		return;
+	}
+	switch (store_repl_get_mode(st)) {
+	case STORE_REPL_MASTER:
+		snprintf(out, n, "%s", st->node_name ? st->node_name : "");
+		break;
+	case STORE_REPL_SLAVE:
+		if (store_cluster_self_get(st, &cs) == STORE_OK) {
+			snprintf(out, n, "%s", cs->master_name ? cs->master_name : "");
+			store_free_record(cs);
+		}
+		break;
+	default:
+		break;
+	}
+}
+
 static int same_home(const char *a, const char *b)
 {
 	return strcasecmp(a ? a : "", b ? b : "") == 0;

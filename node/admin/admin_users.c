@@ -5,26 +5,10 @@
 #include <strings.h>
 #include "admin_private.h"
 
-/* The node a home of "" names, into out: this node on a master, the master on a slave
- * (the master's rows replicate as they are), "" when standalone. */
+/* The node a home of "" names (null in the JSON when standalone). */
 static void home_default(store *st, char *out, size_t n)
 {
-	const char *self = store_node_name(st);
-	Tern__ClusterSelf *cs = NULL;
-	out[0] = '\0';
-	switch (store_repl_get_mode(st)) {
-	case STORE_REPL_MASTER:
-		snprintf(out, n, "%s", self ? self : "");
-		break;
-	case STORE_REPL_SLAVE:
-		if (store_cluster_self_get(st, &cs) == STORE_OK) {
-			snprintf(out, n, "%s", cs->master_name);
-			store_free_record(cs);
-		}
-		break;
-	default:
-		break;
-	}
+	store_home_node(st, "", out, n);
 }
 
 /* USER of API.md with "" homes shown as dflt (null when dflt is ""). */

@@ -181,6 +181,9 @@ const char *sched_deliver(const dav_env *env, const char *from, const char *from
 	const char *status = "5.1";
 	tbuf why = TBUF_INIT;
 
+	/* a user whose calendars live on another node is reached like an external one */
+	const int away = user_homed_elsewhere(env->st, to);
+
 	*partstat_r = NULL;
 	if (msg == NULL || sched_uid(msg) == NULL) {
 		status = "5.1";
@@ -196,19 +199,17 @@ const char *sched_deliver(const dav_env *env, const char *from, const char *from
 			status = "3.8";
 		}
 		store_free_record(r);
-	} else if (user_homed_elsewhere(env->st, to)) {
-		/* its calendars live on its home node: the message goes there by mail (iMIP over
-		 * the cluster's routing), where it is applied like any incoming iTIP */
-		status = sched_imip_send(env, from, from_name, to, method, sched_summary(msg), itip, len) == 0
-				 ? "1.1" : "5.1";
-	} else if (store_user_find(env->st, to, &u) == STORE_OK) {
+	} else if (!away && store_user_find(env->st, to, &u) == STORE_OK) {
 		int rc = method == ICAL_METHOD_REPLY ? sched_apply_reply(env, u->id.data, from, msg, itip, len)
 						     : sched_apply_request(env, u->id.data, to, method, msg, itip, len);
 		status = rc == STORE_OK ? "1.2" : "5.1";
 		store_free_record(u);
-	} else if (address_is_local_domain(env->st, to)) {
+	} else if (!away && address_is_local_domain(env->st, to)) {
 		status = "3.7";
 	} else {
+		/* an external address, or a user whose calendars live on its home node: the
+		 * message goes by mail (iMIP; the cluster routes it home), where it is applied
+		 * like any incoming iTIP */
 		status = sched_imip_send(env, from, from_name, to, method, sched_summary(msg), itip, len) == 0
 				 ? "1.1" : "5.1";
 	}

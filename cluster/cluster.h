@@ -194,4 +194,48 @@ int cluster_freebusy_get(cluster *cl, const char *address, int64_t from, int64_t
 int cluster_book(cluster *cl, const char *resource, const char *organizer, const char *uid, const char *ical,
 		 size_t len, int cancel, tbuf *why);
 
+/* ---- migration: home moves and the bulk channel (DESIGN.md §6) ---- */
+
+/* A migration's change of the home-node map, asked by the target (on a slave: over the
+ * control plane to the master, [cluster] request_timeout; on the master: done here on
+ * the service thread's turn, one at a time with every other decision):
+ *   BEGIN   ACTIVE(source) -> MOVING(source -> target), source = the current home. A user
+ *           MOVING to the same target: ok (a resume). Refused: unknown user, home already
+ *           target, MOVING to another node ("a migration of USER to X is running"), target
+ *           or source not a registered node, a standalone node.
+ *   COMMIT  MOVING(source -> target) -> ACTIVE(target): the commit point. ACTIVE(target)
+ *           already: ok (a replay). Refused otherwise.
+ *   ABORT   MOVING(source -> target) -> ACTIVE(source). ACTIVE(not target): ok.
+ * Written with store_user_set_home_state (replicated). source_r (may be NULL) receives the
+ * home before the request. Blocking (worker thread). 0 done; -1 refused (err says why);
+ * -2 no answer from the master (try again later; nothing is known to have changed). */
+typedef enum { CLUSTER_MOVE_BEGIN = 1, CLUSTER_MOVE_COMMIT = 2, CLUSTER_MOVE_ABORT = 3 } cluster_move_op;
+int cluster_home_move(cluster *cl, const uint8_t user[16], cluster_move_op op, const char *target,
+		      char *source_r, size_t sn, tbuf *err);
+
+/* The bulk channel: every node of a distributed domain (master and slaves) binds a ROUTER
+ * on its bulk port ([cluster] bulk_port + port base, published as Node.bulk_port) with
+ * CURVE; its own ZAP check admits registered node keys only, as on the control port.
+ * It has its own thread and ZeroMQ context, so bulk data never delays control traffic.
+ * Frames are opaque to cluster/ (migrate/ puts proto/migrate.proto in them) and at most
+ * [cluster] max_frame bytes. */
+
+/* Serve other nodes' bulk requests: fn runs on the bulk thread, one request at a time,
+ * with the requesting node's name (from its CURVE key, never from the frame) and fills
+ * reply (empty = an empty reply). NULL removes it (waits for a running call). Without a
+ * handler requests get an empty reply. */
+typedef void (*cluster_bulk_fn)(void *arg, const char *peer, const void *req, size_t n, tbuf *reply);
+void cluster_bulk_set_handler(cluster *cl, cluster_bulk_fn fn, void *arg);
+
+/* A client connection to node `node`'s bulk port (CURVE, that node's public key from its
+ * Node record). Used by one thread at a time. Requests may be pipelined: each is sent with
+ * a tag and its reply comes back with the same tag, in order. 0 or -1 with err. */
+typedef struct cluster_bulk cluster_bulk;
+int cluster_bulk_open(cluster *cl, const char *node, cluster_bulk **b_r, tbuf *err);
+/* 0 queued, -1 failed (err). */
+int cluster_bulk_send(cluster_bulk *b, uint64_t tag, const void *req, size_t n, tbuf *err);
+/* Wait up to timeout_ms for the next reply: 1 with *tag_r and reply, 0 timeout, -1 error. */
+int cluster_bulk_recv(cluster_bulk *b, uint64_t *tag_r, tbuf *reply, int timeout_ms, tbuf *err);
+void cluster_bulk_close(cluster_bulk **b);
+
 #endif

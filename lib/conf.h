@@ -80,6 +80,16 @@
 	X(cluster, changelog_keep, INT, 100000, 100, 100000000, "change records the master keeps for slaves catching up (older: snapshot)") \
 	X(cluster, max_frame, INT, 16777216, 65536, 1073741824, "largest control-plane frame in bytes; larger ones are refused") \
 	X(cluster, relay_retry, INT, 60, 1, 86400, "seconds between attempts to relay queued mail to another node of the domain") \
+	X(cluster, bulk_port, INT, 4051, 1, 65535, "migration bulk-data port (ZeroMQ, CURVE); the port base is added") \
+	X(migrate, window, INT, 8, 1, 256, "bulk requests a migration keeps in flight (flow control)") \
+	X(migrate, chunk_kb, INT, 1024, 16, 16384, "rows per bulk request, in KiB of keys and values") \
+	X(migrate, delta_rounds, INT, 10, 1, 1000, "delta rounds at most before the cut-over") \
+	X(migrate, delta_small, INT, 200, 0, 1000000, "a delta of at most this many rows is small enough for the cut-over") \
+	X(migrate, retry_interval, INT, 5, 1, 3600, "seconds between attempts when a node or the master does not answer") \
+	X(migrate, request_timeout, INT, 30, 1, 3600, "seconds a bulk request waits for its reply") \
+	X(migrate, give_up, INT, 3600, 10, 604800, "seconds a migration keeps retrying an unreachable source before it fails (never once PREPARED)") \
+	X(migrate, keep_done, INT, 100, 1, 100000, "finished migrations kept for migrate status") \
+	X(migrate, fault, STR, "", 0, 0, "tests only: fault injection, see migrate/migrate.h") \
 	X(dav, max_body_kb, INT, 10240, 1, 1048576, "largest CalDAV/CardDAV request body in KiB (an event, a vCard, a REPORT)") \
 	X(dav, max_header_kb, INT, 64, 1, 1024, "largest HTTP request head in KiB on the DAV ports") \
 	X(dav, keepalive_timeout, INT, 60, 1, 3600, "seconds an idle HTTP keep-alive connection stays open") \

@@ -428,6 +428,127 @@ int store_msg_copy(store *st, const uint8_t user[16], const uint8_t from[16], co
 int store_changes_scan(store *st, const uint8_t user[16], const uint8_t folder[16], uint64_t since,
 		       int (*fn)(uint64_t modseq, const Tern__Change *c, void *arg), void *arg);
 
+/* ---- migration (DESIGN.md §6; migrate/ drives it) ----
+ * A mailbox held by a migration has a node-local state row "mbstate/<user-id hex>"
+ * (MailboxState; none = ACTIVE):
+ *   INCOMING  on the target while rows are copied in; PREPARED once verified, until the
+ *             master's commit. No session may open it (callers check the state) and every
+ *             ordinary write of the user's mailbox or DAV rows is refused with
+ *             STORE_EREFUSED; only store_mig_import writes it.
+ *   FROZEN    on the source at the cut-over: every write of the user's mailbox or DAV rows
+ *             is refused with STORE_EREFUSED ("the mailbox of USER is moving to node X"),
+ *             the batches in flight when the freeze was asked are durable before the freeze
+ *             row is, and once it is durable every watcher of the user (any folder) gets
+ *             an event of kind TERN__CHANGE__KIND__MOVED (sessions close).
+ * "Mailboxes follow homes" leaves a mailbox with a state row alone (never creates,
+ * refuses or removes it because of the home); the migration decides. */
+typedef enum {
+	STORE_MBOX_ACTIVE = 0, STORE_MBOX_INCOMING = 1, STORE_MBOX_PREPARED = 2, STORE_MBOX_FROZEN = 3,
+} store_mbox_state;
+
+/* The state of the user's mailbox here; *s_r = STORE_MBOX_ACTIVE without a row. The
+ * record (peer, migration id) when st_r is not NULL. Cheap (cached): sessions call it at
+ * login. STORE_OK or STORE_EIO. */
+int store_mbox_state_get(store *st, const uint8_t user[16], store_mbox_state *s_r,
+			 Tern__MailboxState **st_r);
+/* Set the state (ACTIVE deletes the row). FROZEN waits for the user's batches in flight
+ * first (see above). INCOMING on a user whose mailbox here holds data and has no state
+ * row is refused (STORE_EREFUSED): a migration never writes over a live mailbox. */
+int store_mbox_state_set(store *st, const uint8_t user[16], store_mbox_state s, const char *peer,
+			 const uint8_t migration_id[16], store_cb cb, store_sync_result *res_r);
+/* Every user with a state row here (for a restart's recovery): *ids_r malloc'd, n ids. */
+int store_mbox_state_list(store *st, uint8_t (**ids_r)[16], size_t *n_r);
+
+/* A user's rows, as one key range per column family. */
+typedef enum {
+	STORE_MIG_FOLDER = 1,    /* folder CF: the mailbox row (<user><zero id>) and folder rows */
+	STORE_MIG_MSG = 2,       /* msg CF */
+	STORE_MIG_CHANGES = 3,   /* changes CF (messages and DAV) */
+	STORE_MIG_DAV = 4,       /* dav CF: collections, objects, UID index rows */
+	STORE_MIG_BLOB = 5,      /* blob CF: <sha256><chunk be32>; only store_mig_import takes it */
+} store_mig_cf;
+typedef struct store_mig_row {
+	store_mig_cf cf;
+	const void *key;
+	size_t klen;
+	const void *val;
+	size_t vlen;
+	int deleted;             /* remove the key and what hangs on it (see store_mig_import) */
+} store_mig_row;
+typedef int (*store_mig_fn)(const store_mig_row *r, void *arg);
+
+/* Source, initial copy: the user's rows of cf (FOLDER, MSG, CHANGES or DAV) with key >
+ * after (NULL: from the first), in key order, until keys and values pass max_bytes (at
+ * least one row). *more_r = 1 when rows remain. Stops early when fn returns non-zero. */
+int store_mig_scan(store *st, const uint8_t user[16], store_mig_cf cf, const void *after, size_t an,
+		   size_t max_bytes, store_mig_fn fn, void *arg, int *more_r);
+/* Source: the "heads" - the mailbox row, every folder row and every DAV collection row
+ * (a collection row is a DAV row whose key is 32 bytes). */
+int store_mig_heads(store *st, const uint8_t user[16], store_mig_fn fn, void *arg);
+/* Source, delta: the changes of folder (dav = 0) or DAV collection (dav = 1) `id` with
+ * modseq > since, in modseq order until max_bytes pass: each changes row, then for every
+ * UID (or href) they name its current row - the msg row, or the DAV object row and its
+ * UID index row - or a deleted row (msg key / object key) when it is gone. *upto_r = the
+ * highest modseq included (since when none); *more_r = 1 when changes remain. */
+int store_mig_delta(store *st, const uint8_t user[16], const uint8_t id[16], int dav, uint64_t since,
+		    size_t max_bytes, store_mig_fn fn, void *arg, uint64_t *upto_r, int *more_r);
+/* Target: write rows of a user whose state here is INCOMING (else STORE_EREFUSED), in ONE
+ * batch together with the job record (config "migrate/job/<user-id hex>"; NULL = none):
+ *   FOLDER   put; deleted: a folder row also deletes that folder's msg and changes rows
+ *            (and blob references), the mailbox row nothing else.
+ *   MSG      put, replacing the blob reference of an earlier copy of the row, adding its
+ *            own; STORE_EINVAL when the blob is not here (store_blob_has); deleted: the row
+ *            and its blob reference.
+ *   CHANGES  put / delete.
+ *   DAV      put / delete; an object row (key > 32 bytes, byte 32 not NUL) replaces the
+ *            UID index row of the earlier copy; deleted collection row (32 bytes): the
+ *            collection with its objects, UID rows and changes rows.
+ *   BLOB     put a chunk; a blob's chunk 0 is imported last (store_blob_has looks at
+ *            it), and a new blob is left to the sweeper until a message refers to it.
+ * The cached state of the mailbox is reloaded afterwards. */
+int store_mig_import(store *st, const uint8_t user[16], const store_mig_row *rows, size_t n,
+		     const Tern__MigrateJob *job, store_cb cb, store_sync_result *res_r);
+/* 1 when blob sha256 is here (its chunk 0), 0 when not, STORE_EIO. */
+int store_blob_has(store *st, const uint8_t sha[32]);
+/* One stored chunk (STORE_BLOB_CHUNK_BYTES) of a blob into out, with the blob's chunk
+ * count. STORE_ENOTFOUND when there is no such chunk. */
+#define STORE_BLOB_CHUNK_BYTES (256 * 1024)
+int store_blob_chunk(store *st, const uint8_t sha[32], uint32_t chunk, tbuf *out, uint32_t *chunks_r);
+
+/* The digest both ends compare before the commit: one entry per folder (count, bytes,
+ * highest modseq, SHA-256 over UID, flags, keywords, modseq, internal date and blob hash of
+ * every message in UID order), one per DAV collection (count, modseq, SHA-256 over href,
+ * ETag and modseq of every object in href order), and one with a zero id for the mailbox
+ * row (count = items, bytes = quota usage). Sorted by (dav, id). Free with free(). */
+typedef struct store_mig_digest_entry {
+	uint8_t id[16];
+	int dav;
+	uint64_t count, bytes, modseq;
+	uint8_t sha[32];
+} store_mig_digest_entry;
+int store_mig_digest(store *st, const uint8_t user[16], store_mig_digest_entry **list_r, size_t *n_r);
+/* Totals for progress: the mailbox row's usage and the DAV object count. */
+int store_mig_totals(store *st, const uint8_t user[16], uint64_t *bytes_r, uint64_t *messages_r,
+		     uint64_t *dav_objects_r);
+/* Delete the user's whole key range here (mailbox, folders, messages, changes, blob
+ * references, DAV collections and objects) and its state row, whatever the home says:
+ * the source after the commit, the target on a cancel. Cached state dropped. */
+int store_mig_drop(store *st, const uint8_t user[16], store_cb cb, store_sync_result *res_r);
+
+/* The master's half of a migration: write the user's home-map entry (home, state,
+ * target) as is - never refused or acted on because a mailbox here holds data - as one
+ * replicated change. STORE_ENOTFOUND for an unknown user id. */
+int store_user_set_home_state(store *st, const uint8_t user[16], const char *home,
+			      Tern__HomeState state, const char *target, store_cb cb,
+			      store_sync_result *res_r);
+
+/* Migration jobs of this node (config "migrate/job/<user-id hex>", node-local). */
+int store_mig_job_get(store *st, const uint8_t user[16], Tern__MigrateJob **j_r);
+/* Every job, in `order`. */
+int store_mig_job_list(store *st, Tern__MigrateJob ***list_r, size_t *n_r);
+int store_mig_job_put(store *st, const Tern__MigrateJob *j, store_cb cb, store_sync_result *res_r);
+int store_mig_job_delete(store *st, const uint8_t user[16], store_cb cb, store_sync_result *res_r);
+
 /* ---- submission and the outgoing queue (queue CF) ---- */
 
 /* One accepted message in ONE durable batch: the local deliveries (each store_append may
@@ -461,7 +582,8 @@ typedef struct store_event {
 } store_event;
 typedef struct store_watch store_watch;
 /* Call fn on I/O thread io after every durable change to the folder (folder NULL: to any
- * folder of the user), in commit order. */
+ * folder of the user), in commit order. An event of kind TERN__CHANGE__KIND__MOVED (the
+ * user's mailbox was frozen for a migration) reaches every watch of the user. */
 store_watch *store_watch_add(store *st, const uint8_t user[16], const uint8_t *folder, tern_io *io,
 			     void (*fn)(const store_event *ev, void *arg), void *arg);
 void store_watch_remove(store *st, store_watch **w);

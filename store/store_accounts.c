@@ -309,6 +309,43 @@ int store_user_update(store *st, const Tern__User *u, store_cb cb, store_sync_re
 						      NULL), cb, res_r);
 }
 
+/* The home-map entry of a migration: written as given, without "mailboxes follow homes"
+ * (the migration creates and drops the mailbox rows itself). */
+static int apply_home_state(store *st, store_cfg_job *j, store_commit *c)
+{
+	Tern__User *u = NULL;
+	int rc = store_user_get_by_id(st, j->id, &u);
+
+	if (rc == STORE_ENOTFOUND)
+		return store_cfg_err(c, rc, "no such user");
+	if (rc != STORE_OK)
+		return store_cfg_err(c, rc, "cannot read the user");
+	set_home(u, j->s[0]);
+	free(u->home_target != protobuf_c_empty_string ? u->home_target : NULL);
+	u->home_target = strdup(j->s[1]);
+	if (!u->home_target)
+		abort();
+	u->home_state = (Tern__HomeState)atoi(j->s[2]);
+	put_user(st, c, u);
+	memcpy(c->res.id, u->id.data, 16);
+	tern__user__free_unpacked(u, NULL);
+	return STORE_OK;
+}
+
+int store_user_set_home_state(store *st, const uint8_t user[16], const char *home,
+			      Tern__HomeState state, const char *target, store_cb cb,
+			      store_sync_result *res_r)
+{
+	char sn[16];
+	store_cfg_job *j;
+
+	snprintf(sn, sizeof(sn), "%d", (int)state);
+	j = store_cfg_job_new(apply_home_state, NULL, home ? home : "", target ? target : "", sn,
+			      NULL);
+	memcpy(j->id, user, 16);
+	return store_cfg_submit(st, j, cb, res_r);
+}
+
 static int apply_user_remove(store *st, store_cfg_job *j, store_commit *c)
 {
 	Tern__User *u = NULL;

@@ -88,13 +88,18 @@ static void owner_hook(store *st, store_commit *c, int rc)
 	c->hook_arg = NULL;
 }
 
+void store_dav_track(store_commit *c, store_dav_owner *o)
+{
+	o->inflight++;
+	c->hook = owner_hook;
+	c->hook_arg = o;
+}
+
 int store_dav_finish(store *st, store_commit *c, store_dav_owner *o, store_sync_result *res_r)
 {
 	int blocking = c->cb.fn == NULL;
 
-	o->inflight++;
-	c->hook = owner_hook;
-	c->hook_arg = o;
+	store_dav_track(c, o);
 	store_commit_enqueue(st, c);
 	store_dav_unlock(o);
 	if (!blocking)
@@ -311,6 +316,7 @@ int store_dav_collection_create(store *st, const uint8_t owner[16], const Tern__
 	store_commit *c = store_commit_new(cb);
 	Tern__DavCollection rec = *dc, *old = NULL;
 	store_dav_owner *o = NULL;
+	char why[STORE_ERR_MAX];
 	uint8_t id[16];
 	int rc;
 
@@ -327,6 +333,10 @@ int store_dav_collection_create(store *st, const uint8_t owner[16], const Tern__
 		tern_uuid_new(id);
 	if (store_dav_lock(st, owner, &o) != STORE_OK)
 		return store_commit_fail(st, c, res_r, STORE_ENOTFOUND, "the owner was removed");
+	if ((rc = store_mbox_writable(st, owner, why, sizeof(why))) != STORE_OK) {
+		store_dav_unlock(o);
+		return store_commit_fail(st, c, res_r, rc, "%s", why);
+	}
 	rc = store_dav_collection_get(st, owner, dc->name, &old);
 	if (rc == STORE_ENOTFOUND)
 		rc = store_dav_collection_get_by_id(st, owner, id, &old);
@@ -353,10 +363,16 @@ int store_dav_lock_collection(store *st, store_commit *c, store_sync_result *res
 			      const uint8_t owner[16], const uint8_t id[16], store_dav_owner **o_r,
 			      Tern__DavCollection **dc_r)
 {
+	char why[STORE_ERR_MAX];
 	int rc;
 
 	if (store_dav_lock(st, owner, o_r) != STORE_OK)
 		return store_commit_fail(st, c, res_r, STORE_ENOTFOUND, "the owner was removed");
+	/* A migration holds the owner's rows: no ordinary write (checked under the lock). */
+	if ((rc = store_mbox_writable(st, owner, why, sizeof(why))) != STORE_OK) {
+		store_dav_unlock(*o_r);
+		return store_commit_fail(st, c, res_r, rc, "%s", why);
+	}
 	if ((rc = store_dav_collection_get_by_id(st, owner, id, dc_r)) != STORE_OK) {
 		store_dav_unlock(*o_r);
 		return store_commit_fail(st, c, res_r, rc, rc == STORE_ENOTFOUND ? "no such collection"

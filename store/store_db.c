@@ -164,6 +164,7 @@ static void init_locks(store *st)
 	pthread_mutex_init(&st->qw_mu, NULL);
 	pthread_mutex_init(&st->repl_mu, NULL);
 	pthread_mutex_init(&st->dav_mu, NULL);
+	pthread_mutex_init(&st->mbs_mu, NULL);
 }
 
 int store_open(const store_options *opt, store **st_r, char **error_r)
@@ -192,6 +193,7 @@ int store_open(const store_options *opt, store **st_r, char **error_r)
 	}
 	if (open_db(st, error_r) != 0 || check_format(st, error_r) != 0 ||
 	    store_uidvalidity_load(st, error_r) != 0 || store_repl_load(st, error_r) != 0 ||
+	    store_mbs_load(st, error_r) != 0 ||
 	    store_commit_start(st, error_r) != 0 || store_config_start(st, error_r) != 0 ||
 	    store_sweep_start(st, error_r) != 0) {
 		store_close(&st);
@@ -217,6 +219,7 @@ void store_close(store **stp)
 	store_blob_free_all(st);
 	store_queue_free_all(st);
 	store_repl_free(st);
+	store_mbs_free_all(st);
 	if (st->db) {
 		for (int i = 0; i < CF_COUNT; i++)
 			if (st->cf[i])

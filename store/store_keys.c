@@ -94,6 +94,32 @@ int sk_blobgc_parse(const char *k, size_t n, uint8_t sha[32])
 	return tern_unhex(hex, sha, 32);
 }
 
+void sk_mbstate(tbuf *k, const uint8_t user[16])
+{
+	tbuf_reset(k);
+	tbuf_append_str(k, SK_MBSTATE_PREFIX);
+	tbuf_append_hex(k, user, 16);
+}
+
+void sk_migjob(tbuf *k, const uint8_t user[16])
+{
+	tbuf_reset(k);
+	tbuf_append_str(k, SK_MIGJOB_PREFIX);
+	tbuf_append_hex(k, user, 16);
+}
+
+int sk_user_hex_parse(const char *prefix, const char *k, size_t n, uint8_t user[16])
+{
+	size_t plen = strlen(prefix);
+	char hex[33];
+
+	if (n != plen + 32 || memcmp(k, prefix, plen) != 0)
+		return -1;
+	memcpy(hex, k + plen, 32);
+	hex[32] = '\0';
+	return tern_unhex(hex, user, 16);
+}
+
 void sk_mailbox(uint8_t out[SK_FOLDER_LEN], const uint8_t user[16])
 {
 	memcpy(out, user, 16);

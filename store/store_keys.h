@@ -43,6 +43,14 @@ void sk_blobgc(tbuf *k, const uint8_t sha[32]);
 #define SK_REPL_STATE "repl/state"
 #define SK_CLUSTER_SELF "cluster/self"
 #define SK_CLUSTER_CURVE "cluster/curve"
+#define SK_MBSTATE_PREFIX "mbstate/"
+#define SK_MIGJOB_PREFIX "migrate/job/"
+/* "mbstate/<user-id hex>" (MailboxState) and "migrate/job/<user-id hex>" (MigrateJob):
+ * node-local rows of mailbox migrations. */
+void sk_mbstate(tbuf *k, const uint8_t user[16]);
+void sk_migjob(tbuf *k, const uint8_t user[16]);
+/* The user id of such a key (prefix: SK_MBSTATE_PREFIX or SK_MIGJOB_PREFIX); 0 ok, -1. */
+int sk_user_hex_parse(const char *prefix, const char *k, size_t n, uint8_t user[16]);
 /* "node/<name>": a node of the distributed domain. */
 void sk_node(tbuf *k, const char *name);
 /* "resource/<d>/<name>": a room or piece of equipment; prefix "resource/<d>/". */

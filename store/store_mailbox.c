@@ -158,6 +158,7 @@ int store_mbx_wait_idle(store *st, store_mbx *m)
 int store_mbx_lock_idle(store *st, store_commit *c, const uint8_t user[16],
 			store_sync_result *res_r, store_mbx **m_r)
 {
+	char why[STORE_ERR_MAX];
 	int rc;
 
 	if ((rc = store_mbx_lock(st, user, m_r)) != STORE_OK)
@@ -165,6 +166,27 @@ int store_mbx_lock_idle(store *st, store_commit *c, const uint8_t user[16],
 	if ((rc = store_mbx_wait_idle(st, *m_r)) != STORE_OK) {
 		store_mbx_unlock(*m_r);
 		return store_commit_fail(st, c, res_r, rc, "no such mailbox");
+	}
+	if ((rc = store_mbox_writable(st, user, why, sizeof(why))) != STORE_OK) {
+		store_mbx_unlock(*m_r);
+		return store_commit_fail(st, c, res_r, rc, "%s", why);
+	}
+	return STORE_OK;
+}
+
+/* Lock the mailbox of user for an ordinary change on behalf of c: STORE_OK with *m_r
+ * locked, or c failed (no such mailbox; a migration holds it) and its result returned. */
+static int lock_writable(store *st, store_commit *c, const uint8_t user[16],
+			 store_sync_result *res_r, store_mbx **m_r)
+{
+	char why[STORE_ERR_MAX];
+	int rc;
+
+	if ((rc = store_mbx_lock(st, user, m_r)) != STORE_OK)
+		return store_commit_fail(st, c, res_r, rc, "no such mailbox");
+	if ((rc = store_mbox_writable(st, user, why, sizeof(why))) != STORE_OK) {
+		store_mbx_unlock(*m_r);
+		return store_commit_fail(st, c, res_r, rc, "%s", why);
 	}
 	return STORE_OK;
 }
@@ -551,8 +573,8 @@ int store_folder_create(store *st, const uint8_t user[16], const char *name, con
 	if (!name || !valid_folder_name(name))
 		return store_commit_fail(st, c, res_r, STORE_EINVAL, "invalid folder name '%s'",
 					 name ? name : "");
-	if ((rc = store_mbx_lock(st, user, &m)) != STORE_OK)
-		return store_commit_fail(st, c, res_r, rc, "no such mailbox");
+	if ((rc = lock_writable(st, c, user, res_r, &m)) != STORE_OK)
+		return rc;
 	if (folder_by_name(m, name)) {
 		store_mbx_unlock(m);
 		return store_commit_fail(st, c, res_r, STORE_EEXISTS, "folder %s already exists", name);
@@ -582,8 +604,8 @@ int store_folder_rename(store *st, const uint8_t user[16], const uint8_t folder[
 	if (!new_name || !valid_folder_name(new_name) || strcasecmp(new_name, "INBOX") == 0)
 		return store_commit_fail(st, c, res_r, STORE_EINVAL, "invalid folder name '%s'",
 					 new_name ? new_name : "");
-	if ((rc = store_mbx_lock(st, user, &m)) != STORE_OK)
-		return store_commit_fail(st, c, res_r, rc, "no such mailbox");
+	if ((rc = lock_writable(st, c, user, res_r, &m)) != STORE_OK)
+		return rc;
 	Tern__Folder *f = store_mbx_folder(m, folder);
 
 	if (!f || strcasecmp(f->name, "INBOX") == 0 || folder_by_name(m, new_name)) {
@@ -620,8 +642,8 @@ int store_folder_subscribe(store *st, const uint8_t user[16], const uint8_t fold
 	store_mbx *m;
 	int rc;
 
-	if ((rc = store_mbx_lock(st, user, &m)) != STORE_OK)
-		return store_commit_fail(st, c, res_r, rc, "no such mailbox");
+	if ((rc = lock_writable(st, c, user, res_r, &m)) != STORE_OK)
+		return rc;
 	Tern__Folder *f = store_mbx_folder(m, folder);
 
 	if (!f) {

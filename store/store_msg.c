@@ -85,6 +85,9 @@ static int append_locked(store *st, store_commit *c, store_mbx *m, const store_a
 
 	if (!f)
 		return STORE_ENOTFOUND;
+	/* A migration holds the mailbox (checked under its lock, like the freeze). */
+	if (store_mbox_writable(st, m->user, NULL, 0) != STORE_OK)
+		return STORE_EREFUSED;
 	if (a->enforce_quota && over_quota(st, m, size))
 		return STORE_EQUOTA;
 	mm.uid = f->uidnext++;
@@ -127,6 +130,7 @@ static const char *append_error(int rc)
 	case STORE_ENOTFOUND: return "no such mailbox or folder";
 	case STORE_EQUOTA: return "mailbox is over quota";
 	case STORE_EDISK: return "disk space low, try again later";
+	case STORE_EREFUSED: return "the mailbox is moving to another node";
 	}
 	return store_strerror(rc);
 }
@@ -142,6 +146,7 @@ static int disk_full(store *st)
 int store_msg_append(store *st, const store_append *a, store_cb cb, store_sync_result *res_r)
 {
 	store_commit *c = store_commit_new(cb);
+	char why[STORE_ERR_MAX];
 	uint8_t sha[32];
 	store_mbx *m;
 	int rc;
@@ -151,6 +156,10 @@ int store_msg_append(store *st, const store_append *a, store_cb cb, store_sync_r
 	SHA256(a->body, a->body_len, sha);
 	if ((rc = store_mbx_lock(st, a->user, &m)) != STORE_OK)
 		return store_commit_fail(st, c, res_r, rc, "%s", append_error(rc));
+	if ((rc = store_mbox_writable(st, a->user, why, sizeof(why))) != STORE_OK) {
+		store_mbx_unlock(m);
+		return store_commit_fail(st, c, res_r, rc, "%s", why);
+	}
 	if ((rc = append_locked(st, c, m, a, sha)) != STORE_OK) {
 		store_mbx_unlock(m);
 		return store_commit_fail(st, c, res_r, rc, "%s", append_error(rc));

@@ -69,6 +69,9 @@ int store_home_follow(store *st, store_commit *c, const uint8_t id[16], const Te
 	char who[300];
 	int have, rc;
 
+	/* A migration holds the mailbox: it alone creates or removes its rows. */
+	if (store_mbs_held(st, id))
+		return STORE_OK;
 	if (u)
 		snprintf(who, sizeof(who), "%s@%s", u->name ? u->name : "", u->domain ? u->domain : "");
 	else

@@ -69,10 +69,13 @@ static void deliver(void *arg)
 	free(p);
 }
 
+/* MOVED (the user's mailbox was frozen for a migration) concerns every watch of the
+ * user, whatever folder it watches: its sessions close. */
 static int watch_matches(const store_watch *w, const store_event *e)
 {
 	return memcmp(w->user, e->user, 16) == 0 &&
-	       (w->any_folder || memcmp(w->folder, e->folder, 16) == 0);
+	       (w->any_folder || e->kind == TERN__CHANGE__KIND__MOVED ||
+		memcmp(w->folder, e->folder, 16) == 0);
 }
 
 /* Called by the commit thread, in commit order, once c is durable. A watcher without

@@ -154,6 +154,11 @@ struct store {
 	void (*repl_watch_fn)(void *arg);
 	void *repl_watch_arg;
 	char *node_name;                /* set once at start (store_set_node_name) */
+
+	/* migration states of mailboxes (store_mig_state.c): "mbstate/" rows, cached */
+	pthread_mutex_t mbs_mu;
+	struct store_mbs *mbs;
+	atomic_uint nmbs;               /* entries in mbs: 0 makes the write check free */
 };
 
 /* ---- store_db.c: reads ---- */
@@ -263,6 +268,20 @@ void store_queue_free_all(store *st);
 /* ---- store_notify.c ---- */
 void store_notify_publish(store *st, const store_commit *c);
 void store_notify_free_all(store *st);
+
+/* ---- store_mig_state.c: migration states of mailboxes (store_mbox_state_*) ---- */
+/* Read every "mbstate/" row into the cache at open. */
+int store_mbs_load(store *st, char **error_r);
+void store_mbs_free_all(store *st);
+/* STORE_OK when the user's mailbox and DAV rows take ordinary writes; STORE_EREFUSED,
+ * with why ("the mailbox of X is moving to node Y") when why is not NULL, while a
+ * migration holds them. Callers hold the user's mailbox or DAV owner lock, which the
+ * state change takes too, so no write slips past a freeze. */
+int store_mbox_writable(store *st, const uint8_t user[16], char *why, size_t n);
+/* 1 when the user has a state row here (mailboxes follow homes leaves it alone). */
+int store_mbs_held(store *st, const uint8_t user[16]);
+/* Forget the cached state of user (its row was deleted, e.g. by store_mig_drop). */
+void store_mbs_forget(store *st, const uint8_t user[16]);
 
 /* ---- store_sweep.c ---- */
 int store_sweep_start(store *st, char **error_r);
@@ -404,6 +423,8 @@ int store_dav_owner_remove_batch(store *st, store_commit *c, const uint8_t owner
 /* The removal batch of owner finished with rc: on success the owner takes no more
  * writes (until revived), on failure it is usable again. */
 void store_dav_owner_removed(store *st, const uint8_t owner[16], int rc);
+/* Count c in flight for the locked owner o (its hook is taken): writers of o wait for it. */
+void store_dav_track(store_commit *c, store_dav_owner *o);
 /* An owner id (re)appears (user or resource added with a given id): writes allowed. */
 void store_dav_owner_revive(store *st, const uint8_t owner[16]);
 void store_dav_free_all(store *st);

@@ -56,6 +56,7 @@ int cluster_open(const cluster_options *o, cluster **cl_r, char **error_r)
 	pthread_cond_init(&cl->cv, NULL);
 	store_set_node_name(cl->st, cl->name);
 	cl_fb_init(cl);
+	cl_bulk_init(cl);
 	if (cl_curve_load(cl, error_r) < 0 || cl_svc_start(cl, error_r) < 0 || cl_thread_start(cl, error_r) < 0) {
 		cluster_close(&cl);
 		return -1;
@@ -76,6 +77,8 @@ int cluster_open(const cluster_options *o, cluster **cl_r, char **error_r)
 		rc = 0;
 	}
 	store_free_record(self);
+	if (rc == 0 && role != CLUSTER_STANDALONE)
+		rc = cl_bulk_start(cl, &err);
 	if (rc < 0) {
 		tbuf e = TBUF_INIT;
 
@@ -96,11 +99,13 @@ void cluster_close(cluster **clp)
 
 	if (cl == NULL)
 		return;
+	cl_bulk_stop(cl);
 	cl_svc_stop(cl);
 	cl_thread_stop(cl);
 	if (cl->svc_inited)
 		cl_svc_free(cl);
 	cl_fb_free(cl);
+	cl_bulk_free(cl);
 	OPENSSL_cleanse(cl->sec, sizeof(cl->sec));
 	free(cl->peers);
 	free(cl->view);
@@ -220,6 +225,10 @@ static int become_master(cluster *cl, tbuf *err)
 
 	if (req(cl, CL_REQ_MASTER_START, NULL, err) < 0)
 		return -1;
+	if (cl_bulk_start(cl, err) < 0) {
+		req(cl, CL_REQ_STOP, NULL, NULL);
+		return -1;
+	}
 	uint64_t epoch = (uint64_t)tern_now() * 1000 + (uint64_t)(tern_mono_ms() % 1000);
 	store_repl_set_mode(cl->st, STORE_REPL_MASTER, epoch, NULL);
 	tern_random(cred, sizeof(cred));
@@ -253,6 +262,7 @@ static int become_master(cluster *cl, tbuf *err)
 		tbuf_appendf(err, "cannot become master: %s", res.error);
 		store_repl_set_mode(cl->st, STORE_REPL_OFF, 0, NULL);
 		req(cl, CL_REQ_STOP, NULL, NULL);
+		cl_bulk_stop(cl);
 		return -1;
 	}
 	tlog(TLOG_OPERATIONS, "cluster: node %s is now the master of a distributed domain (epoch %llu)", cl->name,
@@ -379,7 +389,7 @@ int cluster_join(cluster *cl, const cluster_admission *a, tbuf *err)
 			tbuf_append_str(err, "cannot read the accounts of this node");
 		goto out;
 	}
-	if (cl_secret_store(cl->data_dir, a->secret, err) < 0)
+	if (cl_secret_store(cl->data_dir, a->secret, err) < 0 || cl_bulk_start(cl, err) < 0)
 		goto out;
 	self.role = TERN__CLUSTER_SELF__ROLE__SLAVE;
 	self.master_name = a->master->name;
@@ -391,6 +401,7 @@ int cluster_join(cluster *cl, const cluster_admission *a, tbuf *err)
 	self.joined = (uint64_t)tern_now();
 	if (store_cluster_self_put(cl->st, &self, STORE_SYNC, &res) != STORE_OK) {
 		tbuf_appendf(err, "cannot store cluster/self: %s", res.error);
+		cl_bulk_stop(cl);
 		goto out;
 	}
 	snprintf(refusal, sizeof(refusal), "distributed-domain settings are changed on the master %s (%s:%u)",
@@ -401,6 +412,7 @@ int cluster_join(cluster *cl, const cluster_admission *a, tbuf *err)
 
 		store_repl_set_mode(cl->st, STORE_REPL_OFF, 0, NULL);
 		store_cluster_self_put(cl->st, &off, STORE_SYNC, NULL);
+		cl_bulk_stop(cl);
 		goto out;
 	}
 	tlog(TLOG_OPERATIONS, "cluster: node %s joined the distributed domain of master %s (%s)", cl->name,
@@ -427,6 +439,7 @@ int cluster_leave(cluster *cl, tbuf *err)
 	}
 	if (req(cl, CL_REQ_LEAVE, NULL, err) < 0)
 		goto out;
+	cl_bulk_stop(cl);
 	store_repl_set_mode(cl->st, STORE_REPL_OFF, 0, NULL);
 	if (store_cluster_self_put(cl->st, &off, STORE_SYNC, &res) != STORE_OK) {
 		tbuf_appendf(err, "cannot clear cluster/self: %s", res.error);

@@ -178,6 +178,7 @@ void cl_identity_fill(cluster *cl, Tern__Node *n)
 	n->curve_public.len = CL_KEY_LEN;
 	n->admin_port = svc_port(c, TERN_SVC_admin);
 	n->cluster_port = (uint32_t)c->cluster_port + c->port_base;
+	n->bulk_port = (uint32_t)(c->cluster_bulk_port + c->port_base);
 	n->submission_port = svc_port(c, TERN_SVC_submission);
 	n->imap_port = svc_port(c, TERN_SVC_imap);
 	n->pop3_port = svc_port(c, TERN_SVC_pop3);

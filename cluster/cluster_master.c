@@ -406,6 +406,9 @@ static void dispatch(cluster *cl, cl_peer *p, const Tern__Cluster__Envelope *e)
 	case TERN__CLUSTER__ENVELOPE__BODY_BOOK_REQUEST:
 		cl_master_fb(cl, p, e);
 		return;
+	case TERN__CLUSTER__ENVELOPE__BODY_HOME_MOVE:
+		cl_master_move(cl, p, e);
+		return;
 	default:
 		send_error(cl, p->rid, p->rid_len, e->id, TERN__CLUSTER__ERROR__CODE__BAD_FRAME,
 			   "unexpected message for a master");

@@ -26,6 +26,7 @@ typedef enum {
 	CL_REQ_MAILBOX_USAGE,         /* master: ask a slave whether a mailbox holds mail */
 	CL_REQ_FB_QUERY,              /* slave: ask the master for a user's busy time */
 	CL_REQ_BOOK,                  /* slave: forward a booking decision to the master */
+	CL_REQ_HOME_MOVE,             /* slave: forward a home move to the master */
 } cl_req_kind;
 
 /* One request from another thread; it waits on cv until done. */
@@ -39,12 +40,16 @@ typedef struct cl_request {
 	const char *organizer, *uid, *ical;
 	size_t ical_len;
 	int cancel;
+	/* CL_REQ_HOME_MOVE (user_id, move_op, target) */
+	int move_op;
+	char target[64];
 	/* results */
 	cluster_busy *busy;           /* CL_REQ_FB_QUERY: malloc'd, the caller frees */
 	size_t nbusy;
 	int decision;                 /* CL_REQ_BOOK: 1 accepted, 0 declined, -1 failed */
 	int rc;
 	int has_data;
+	char source[64];              /* CL_REQ_HOME_MOVE: the home before the move */
 	char error[256];
 	int done;
 	/* thread only: a request waiting for a peer's reply */
@@ -75,16 +80,29 @@ typedef struct cl_fb_entry {
 #define CL_FB_BUCKETS 1024
 #define CL_FB_OUT_MAX 100000          /* users waiting for a push on a slave */
 
-/* Master: a request of a slave for the service thread (a booking, or the busy time of
- * a user homed on the master). */
+/* A home move asked on the master itself: its caller waits for the service thread. */
+typedef struct cl_move_wait {
+	int done;                     /* under svc_mu; svc_done_cv signalled */
+	int rc;                       /* 0, -1 refused, -2 not decided */
+	char source[64];
+	char error[CLUSTER_TEXT_MAX + 1];
+} cl_move_wait;
+
+/* Master: a request for the service thread (a booking, the busy time of a user homed on
+ * the master, or a home move - of a slave, or of the master itself when local is set). */
+typedef enum { CL_JOB_FREEBUSY, CL_JOB_BOOK, CL_JOB_MOVE } cl_job_kind;
 typedef struct cl_job {
-	char node[64];                /* the asking slave */
+	char node[64];                /* the asking slave ("" for a local move) */
 	uint64_t id;                  /* its request id */
-	int book;                     /* BookRequest, else FreeBusyQuery */
+	cl_job_kind kind;
 	char *address, *organizer, *uid;
 	tbuf ical;
 	int64_t from, to;
 	int cancel;
+	uint8_t user_id[16];          /* CL_JOB_MOVE */
+	int move_op;
+	char target[64];
+	cl_move_wait *local;          /* CL_JOB_MOVE on the master: its waiter */
 	struct cl_job *next;
 } cl_job;
 
@@ -149,6 +167,7 @@ struct cluster {
 	/* the service thread (cluster_svc.c) */
 	pthread_mutex_t svc_mu;       /* guards jobs and svc_quit */
 	pthread_cond_t svc_cv;
+	pthread_cond_t svc_done_cv;   /* a local move was decided */
 	cl_job *jobs;
 	size_t njobs;
 	int svc_quit;
@@ -158,6 +177,18 @@ struct cluster {
 	pthread_mutex_t handler_mu;   /* held while a handler runs */
 	cluster_handlers handlers;
 	int has_handlers;
+
+	/* the bulk channel (cluster_bulk.c) */
+	pthread_mutex_t bulk_mu;      /* guards the bulk thread's start and stop */
+	pthread_mutex_t bulk_call_mu; /* guards bulk_fn/bulk_arg; held while the handler runs */
+	cluster_bulk_fn bulk_fn;
+	void *bulk_arg;
+	void *bulk_ctx, *bulk_zap, *bulk_router;  /* owned by the bulk thread while it runs */
+	pthread_t bulk_thread;
+	int bulk_running;
+	atomic_int bulk_quit;
+	int64_t bulk_warn_window_ms;  /* bulk thread: warning.log budget */
+	int bulk_warn_count;
 
 	/* thread only */
 	void *zap, *router, *dealer;
@@ -188,6 +219,8 @@ int cl_request_run(cluster *cl, cl_request *r);
 void cl_request_done(cluster *cl, cl_request *r, int rc, const char *error);
 int cl_send(cluster *cl, void *sock, const uint8_t *rid, size_t rid_len, const Tern__Cluster__Envelope *e);
 int cl_warn_ok(cluster *cl);
+/* A warning.log budget: 1 when a line may be written (at most 30 a minute). */
+int cl_budget_ok(int64_t *window_ms, int *count);
 uint64_t cl_new_id(cluster *cl);
 
 /* cluster_master.c (thread) */
@@ -200,8 +233,14 @@ void cl_master_drop(cluster *cl, const char *name, int notify);
 int cl_master_usage(cluster *cl, cl_request *r);
 cl_peer *cl_peer_find(cluster *cl, const char *name);
 
-/* cluster_zap.c (thread) */
+/* cluster_zap.c */
+/* The cluster thread's ZAP socket has a request: answer it. */
 void cl_master_zap(cluster *cl);
+/* Answer one ZAP request on sock (the control port's or the bulk port's): 200 with
+ * User-Id = the node name for a registered node's key (not this node's), else 400 and a
+ * warning.log line naming the key, within the budget (window, count). what: "" or
+ * "bulk " for the log line. */
+void cl_zap_serve(cluster *cl, void *sock, const char *what, int64_t *window_ms, int *count);
 
 /* cluster_slave.c (thread) */
 int cl_slave_start(cluster *cl, char *err, size_t errn);
@@ -258,6 +297,30 @@ int cl_slave_answer(cluster *cl, const Tern__Cluster__Envelope *e);
 int cl_send_raw(cluster *cl, void *sock, const uint8_t *rid, size_t rid_len, const void *data, size_t len);
 /* Wake the cluster thread. */
 void cl_wake(cluster *cl);
+
+/* cluster_move.c */
+/* Service thread (master): decide job j (CL_JOB_MOVE): its waiter is completed, or its
+ * slave answered through the outbox. */
+void cl_move_run(cluster *cl, cl_job *j);
+/* Master (cluster thread): a slave's HomeMove, for the service thread. */
+void cl_master_move(cluster *cl, const cl_peer *p, const Tern__Cluster__Envelope *e);
+/* Slave (cluster thread): the HomeMove frame for r. */
+void cl_move_frame(const cl_request *r, Tern__Cluster__Envelope *e, Tern__Cluster__HomeMove *m);
+/* 1 when the comma-separated [migrate] fault setting holds item. */
+int cl_fault_has(const tern_conf *conf, const char *item);
+
+/* cluster_svc.c: queue the encoded reply e for node (service thread). */
+void cl_svc_reply(cluster *cl, const char *node, const Tern__Cluster__Envelope *e);
+/* Queue job j for the service thread; -1 when it takes no more (j is not taken). */
+int cl_svc_queue(cluster *cl, cl_job *j);
+
+/* cluster_bulk.c */
+void cl_bulk_init(cluster *cl);
+/* Start the bulk thread (bind the bulk port) unless it runs; 0 or -1 with err. */
+int cl_bulk_start(cluster *cl, tbuf *err);
+/* Stop it (after a running handler call) and close its sockets. */
+void cl_bulk_stop(cluster *cl);
+void cl_bulk_free(cluster *cl);
 
 /* cluster_status.c: every node as this node sees it (master: from its peers). */
 int cl_status_build(cluster *cl, cluster_node_status **list_r, size_t *n_r);

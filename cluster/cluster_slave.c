@@ -323,6 +323,7 @@ static void dispatch(cluster *cl, Tern__Cluster__Envelope *e)
 		return;
 	case TERN__CLUSTER__ENVELOPE__BODY_FREEBUSY_REPLY:
 	case TERN__CLUSTER__ENVELOPE__BODY_BOOK_REPLY:
+	case TERN__CLUSTER__ENVELOPE__BODY_HOME_MOVE_OK:
 		cl_slave_answer(cl, e);
 		return;
 	case TERN__CLUSTER__ENVELOPE__BODY_ERROR:

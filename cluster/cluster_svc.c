@@ -55,8 +55,7 @@ static void job_free(cl_job *j)
 	free(j);
 }
 
-/* Queue the encoded reply e for node and wake the cluster thread. */
-static void reply(cluster *cl, const char *node, const Tern__Cluster__Envelope *e)
+void cl_svc_reply(cluster *cl, const char *node, const Tern__Cluster__Envelope *e)
 {
 	cl_out *o = calloc(1, sizeof(*o));
 
@@ -85,7 +84,7 @@ static void reply_error(cluster *cl, const cl_job *j, const char *msg)
 	e.id = j->id;
 	e.body_case = TERN__CLUSTER__ENVELOPE__BODY_ERROR;
 	e.error = &er;
-	reply(cl, j->node, &e);
+	cl_svc_reply(cl, j->node, &e);
 }
 
 static void run_book(cluster *cl, const cl_job *j)
@@ -110,7 +109,7 @@ static void run_book(cluster *cl, const cl_job *j)
 	e.id = j->id;
 	e.body_case = TERN__CLUSTER__ENVELOPE__BODY_BOOK_REPLY;
 	e.book_reply = &br;
-	reply(cl, j->node, &e);
+	cl_svc_reply(cl, j->node, &e);
 	tbuf_free(&why);
 }
 
@@ -147,7 +146,7 @@ static void run_freebusy(cluster *cl, const cl_job *j)
 		e.id = j->id;
 		e.body_case = TERN__CLUSTER__ENVELOPE__BODY_FREEBUSY_REPLY;
 		e.freebusy_reply = &fr;
-		reply(cl, j->node, &e);
+		cl_svc_reply(cl, j->node, &e);
 		free(fr.periods);
 		free(arr);
 	}
@@ -171,8 +170,10 @@ static void *svc_main(void *arg)
 		pthread_mutex_unlock(&cl->svc_mu);
 		if (j == NULL)
 			break;
-		if (j->book)
+		if (j->kind == CL_JOB_BOOK)
 			run_book(cl, j);
+		else if (j->kind == CL_JOB_MOVE)
+			cl_move_run(cl, j);
 		else
 			run_freebusy(cl, j);
 		job_free(j);
@@ -185,6 +186,7 @@ int cl_svc_start(cluster *cl, char **error_r)
 	pthread_mutex_init(&cl->svc_mu, NULL);
 	pthread_mutex_init(&cl->handler_mu, NULL);
 	pthread_cond_init(&cl->svc_cv, NULL);
+	pthread_cond_init(&cl->svc_done_cv, NULL);
 	cl->svc_inited = 1;
 	if (pthread_create(&cl->svc_thread, NULL, svc_main, cl) != 0) {
 		*error_r = strdup("cluster: cannot start the service thread");
@@ -194,7 +196,8 @@ int cl_svc_start(cluster *cl, char **error_r)
 	return 0;
 }
 
-/* Stop after the running job; queued jobs are dropped (their senders time out). */
+/* Stop after the running job; queued jobs are dropped (their senders time out, local
+ * moves are told that nothing was decided). */
 void cl_svc_stop(cluster *cl)
 {
 	if (cl->svc_started) {
@@ -205,13 +208,23 @@ void cl_svc_stop(cluster *cl)
 		pthread_join(cl->svc_thread, NULL);
 		cl->svc_started = 0;
 	}
+	if (!cl->svc_inited)
+		return;
+	pthread_mutex_lock(&cl->svc_mu);
 	while (cl->jobs != NULL) {
 		cl_job *j = cl->jobs;
 
 		cl->jobs = j->next;
+		if (j->local != NULL) {
+			j->local->rc = -2;
+			snprintf(j->local->error, sizeof(j->local->error), "the cluster is stopping");
+			j->local->done = 1;
+			pthread_cond_broadcast(&cl->svc_done_cv);
+		}
 		job_free(j);
 	}
 	cl->njobs = 0;
+	pthread_mutex_unlock(&cl->svc_mu);
 }
 
 void cl_svc_free(cluster *cl)
@@ -226,6 +239,7 @@ void cl_svc_free(cluster *cl)
 	pthread_mutex_destroy(&cl->svc_mu);
 	pthread_mutex_destroy(&cl->handler_mu);
 	pthread_cond_destroy(&cl->svc_cv);
+	pthread_cond_destroy(&cl->svc_done_cv);
 }
 
 static char *dupe(const char *s)
@@ -245,24 +259,38 @@ int cl_svc_submit(cluster *cl, const char *node, const Tern__Cluster__Envelope *
 		abort();
 	snprintf(j->node, sizeof(j->node), "%s", node);
 	j->id = e->id;
-	if (e->body_case == TERN__CLUSTER__ENVELOPE__BODY_BOOK_REQUEST) {
+	if (e->body_case == TERN__CLUSTER__ENVELOPE__BODY_HOME_MOVE) {
+		j->kind = CL_JOB_MOVE;
+		memcpy(j->user_id, e->home_move->user_id.data, 16);
+		j->move_op = (int)e->home_move->op;
+		snprintf(j->target, sizeof(j->target), "%s", e->home_move->target);
+	} else if (e->body_case == TERN__CLUSTER__ENVELOPE__BODY_BOOK_REQUEST) {
 		const Tern__Cluster__BookRequest *b = e->book_request;
 
-		j->book = 1;
+		j->kind = CL_JOB_BOOK;
 		j->address = dupe(b->resource);
 		j->organizer = dupe(b->organizer);
 		j->uid = dupe(b->uid);
 		tbuf_append(&j->ical, (const char *)b->ical.data, b->ical.len);
 		j->cancel = b->cancel;
 	} else {
+		j->kind = CL_JOB_FREEBUSY;
 		j->address = dupe(e->freebusy_query->address);
 		j->from = e->freebusy_query->from;
 		j->to = e->freebusy_query->to;
 	}
-	pthread_mutex_lock(&cl->svc_mu);
-	if (cl->svc_quit || cl->njobs >= CL_JOBS_MAX) {
-		pthread_mutex_unlock(&cl->svc_mu);
+	if (cl_svc_queue(cl, j) < 0) {
 		job_free(j);
+		return -1;
+	}
+	return 0;
+}
+
+int cl_svc_queue(cluster *cl, cl_job *j)
+{
+	pthread_mutex_lock(&cl->svc_mu);
+	if (cl->svc_quit || !cl->svc_started || cl->njobs >= CL_JOBS_MAX) {
+		pthread_mutex_unlock(&cl->svc_mu);
 		return -1;
 	}
 	cl_job **tail = &cl->jobs;
@@ -303,9 +331,12 @@ int cl_slave_ask(cluster *cl, cl_request *r)
 	Tern__Cluster__BookRequest b = TERN__CLUSTER__BOOK_REQUEST__INIT;
 	char msg[200];
 
+	Tern__Cluster__HomeMove hm = TERN__CLUSTER__HOME_MOVE__INIT;
+	int unreachable = r->kind == CL_REQ_HOME_MOVE ? -2 : -1;    /* a move: "try again later" */
+
 	if (cl->dealer == NULL || !cl->synced) {
 		snprintf(msg, sizeof(msg), "the master %s is not reachable", cl->master_name[0] ? cl->master_name : "");
-		cl_request_done(cl, r, -1, msg);
+		cl_request_done(cl, r, unreachable, msg);
 		return -1;
 	}
 	if (r->kind == CL_REQ_BOOK && r->ical_len + 4096 > (size_t)cl->conf->cluster_max_frame) {
@@ -313,7 +344,9 @@ int cl_slave_ask(cluster *cl, cl_request *r)
 		return -1;
 	}
 	e.id = r->wire_id = cl_new_id(cl);
-	if (r->kind == CL_REQ_BOOK) {
+	if (r->kind == CL_REQ_HOME_MOVE) {
+		cl_move_frame(r, &e, &hm);
+	} else if (r->kind == CL_REQ_BOOK) {
 		b.resource = (char *)r->address;
 		b.organizer = (char *)r->organizer;
 		b.uid = (char *)r->uid;
@@ -331,7 +364,7 @@ int cl_slave_ask(cluster *cl, cl_request *r)
 	}
 	if (cl_send(cl, cl->dealer, NULL, 0, &e) < 0) {
 		snprintf(msg, sizeof(msg), "cannot send to the master %s", cl->master_name);
-		cl_request_done(cl, r, -1, msg);
+		cl_request_done(cl, r, unreachable, msg);
 		return -1;
 	}
 	snprintf(r->node, sizeof(r->node), "%s", cl->master_name);
@@ -346,7 +379,8 @@ int cl_slave_answer(cluster *cl, const Tern__Cluster__Envelope *e)
 	for (cl_request **rp = &cl->pending; *rp != NULL; rp = &(*rp)->next) {
 		cl_request *r = *rp;
 
-		if (r->wire_id != e->id || (r->kind != CL_REQ_FB_QUERY && r->kind != CL_REQ_BOOK))
+		if (r->wire_id != e->id ||
+		    (r->kind != CL_REQ_FB_QUERY && r->kind != CL_REQ_BOOK && r->kind != CL_REQ_HOME_MOVE))
 			continue;
 		*rp = r->next;
 		if (r->kind == CL_REQ_FB_QUERY && e->body_case == TERN__CLUSTER__ENVELOPE__BODY_FREEBUSY_REPLY) {
@@ -359,6 +393,13 @@ int cl_slave_answer(cluster *cl, const Tern__Cluster__Envelope *e)
 			r->decision = res == TERN__CLUSTER__BOOK_REPLY__RESULT__ACCEPTED ? 1 :
 				      res == TERN__CLUSTER__BOOK_REPLY__RESULT__DECLINED ? 0 : -1;
 			cl_request_done(cl, r, 0, e->book_reply->reason);
+		} else if (r->kind == CL_REQ_HOME_MOVE && e->body_case == TERN__CLUSTER__ENVELOPE__BODY_HOME_MOVE_OK) {
+			snprintf(r->source, sizeof(r->source), "%s", e->home_move_ok->source);
+			cl_request_done(cl, r, 0, NULL);
+		} else if (r->kind == CL_REQ_HOME_MOVE && e->body_case == TERN__CLUSTER__ENVELOPE__BODY_ERROR &&
+			   e->error->code != TERN__CLUSTER__ERROR__CODE__REFUSED) {
+			/* not decided (the master failed or is busy): the caller tries again */
+			cl_request_done(cl, r, -2, e->error->message);
 		} else {
 			cl_request_done(cl, r, -1, e->body_case == TERN__CLUSTER__ENVELOPE__BODY_ERROR ?
 					e->error->message : "unexpected reply from the master");

@@ -17,15 +17,20 @@
 
 /* Allow a warning.log line about a peer's bad behaviour: at most CL_WARN_PER_MINUTE a
  * minute, so that a misbehaving peer cannot fill the disk. */
-int cl_warn_ok(cluster *cl)
+int cl_budget_ok(int64_t *window_ms, int *count)
 {
 	int64_t now = tern_mono_ms();
 
-	if (now - cl->warn_window_ms > 60000) {
-		cl->warn_window_ms = now;
-		cl->warn_count = 0;
+	if (now - *window_ms > 60000) {
+		*window_ms = now;
+		*count = 0;
 	}
-	return cl->warn_count++ < CL_WARN_PER_MINUTE;
+	return (*count)++ < CL_WARN_PER_MINUTE;
+}
+
+int cl_warn_ok(cluster *cl)
+{
+	return cl_budget_ok(&cl->warn_window_ms, &cl->warn_count);
 }
 
 uint64_t cl_new_id(cluster *cl)
@@ -137,6 +142,7 @@ static void run_request(cluster *cl, cl_request *r)
 		return;
 	case CL_REQ_FB_QUERY:
 	case CL_REQ_BOOK:
+	case CL_REQ_HOME_MOVE:
 		if (cl_slave_ask(cl, r) == 0) {
 			r->next = cl->pending;
 			cl->pending = r;
@@ -188,7 +194,9 @@ static void expire_pending(cluster *cl, int64_t now_ms, int all)
 			char msg[160];
 
 			snprintf(msg, sizeof(msg), "node %s did not answer within [cluster] request_timeout", r->node);
-			cl_request_done(cl, r, -1, all ? "the cluster thread is stopping" : msg);
+			/* a move without an answer was not decided as far as we know */
+			cl_request_done(cl, r, r->kind == CL_REQ_HOME_MOVE ? -2 : -1,
+					all ? "the cluster thread is stopping" : msg);
 		}
 	}
 }

@@ -136,6 +136,31 @@ static int freebusy_ok(const Tern__Cluster__Envelope *e, char *why, size_t whyn)
 	}
 }
 
+/* A node name in a reply about the home map: a valid name, or "" (a home of rows written
+ * before the domain was distributed). */
+static int home_name_ok(const char *s)
+{
+	return s != NULL && (s[0] == '\0' || cluster_valid_node_name(s));
+}
+
+static int home_move_ok(const Tern__Cluster__Envelope *e, char *why, size_t whyn)
+{
+	if (e->body_case == TERN__CLUSTER__ENVELOPE__BODY_HOME_MOVE) {
+		const Tern__Cluster__HomeMove *m = e->home_move;
+
+		if (m->user_id.len != 16 || (int)m->op < TERN__CLUSTER__HOME_MOVE__OP__BEGIN ||
+		    (int)m->op > TERN__CLUSTER__HOME_MOVE__OP__ABORT || !cluster_valid_node_name(m->target))
+			return bad(why, whyn, "%s", "HomeMove without a 16-byte user id, a known operation or a valid target");
+		return 0;
+	}
+	const Tern__Cluster__HomeMoveOk *ok = e->home_move_ok;
+
+	if (!home_name_ok(ok->source) || !home_name_ok(ok->home) || (int)ok->state < TERN__HOME_STATE__HOME_ACTIVE ||
+	    (int)ok->state > TERN__HOME_STATE__HOME_MOVING)
+		return bad(why, whyn, "%s", "HomeMoveOk with an invalid node name or home state");
+	return 0;
+}
+
 /* The per-body rules; env is decoded. */
 static int body_ok(const Tern__Cluster__Envelope *e, char *why, size_t whyn)
 {
@@ -189,6 +214,9 @@ static int body_ok(const Tern__Cluster__Envelope *e, char *why, size_t whyn)
 	case TERN__CLUSTER__ENVELOPE__BODY_BOOK_REQUEST:
 	case TERN__CLUSTER__ENVELOPE__BODY_BOOK_REPLY:
 		return freebusy_ok(e, why, whyn);
+	case TERN__CLUSTER__ENVELOPE__BODY_HOME_MOVE:
+	case TERN__CLUSTER__ENVELOPE__BODY_HOME_MOVE_OK:
+		return home_move_ok(e, why, whyn);
 	default:
 		return bad(why, whyn, "%s", "frame without a known body");
 	}

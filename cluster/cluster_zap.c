@@ -1,5 +1,7 @@
-/* cluster_zap.c - the master's ZAP handler (ZeroMQ authentication, RFC 27), a REP socket
- * on inproc://zeromq.zap.01 polled by the cluster thread: a CURVE client passes only
+/* cluster_zap.c - the ZAP handler (ZeroMQ authentication, RFC 27) of the master's control
+ * port and of every node's bulk port: a REP socket on inproc://zeromq.zap.01 of the
+ * context in question, polled by the thread owning it (cluster or bulk thread), with
+ * the same rule for both: a CURVE client passes only
  * with the public key of a registered node ("node/<name>" rows, this node excluded),
  * and its User-Id is that node's name, by which the master knows the peer from then on.
  * Refusals go to warning.log (rate-limited). */
@@ -29,8 +31,14 @@ static const char *zap_lookup(cluster *cl, const uint8_t *key, size_t n, char *n
 	return found;
 }
 
-/* Answer one ZAP request: 200 with User-Id = node name, or 400. */
+/* The control port's ZAP request (cluster thread). */
 void cl_master_zap(cluster *cl)
+{
+	cl_zap_serve(cl, cl->zap, "", &cl->warn_window_ms, &cl->warn_count);
+}
+
+/* One ZAP request of either port, answered with the registered-node rule above. */
+void cl_zap_serve(cluster *cl, void *sock, const char *what, int64_t *window_ms, int *count)
 {
 	zmq_msg_t f[8];
 	int nf = 0, more = 1;
@@ -39,7 +47,7 @@ void cl_master_zap(cluster *cl)
 		zmq_msg_t m;
 
 		zmq_msg_init(&m);
-		if (zmq_msg_recv(&m, cl->zap, ZMQ_DONTWAIT) < 0) {
+		if (zmq_msg_recv(&m, sock, ZMQ_DONTWAIT) < 0) {
 			zmq_msg_close(&m);
 			break;
 		}
@@ -61,20 +69,20 @@ void cl_master_zap(cluster *cl)
 	memcpy(addr, zmq_msg_data(&f[3]), alen);
 	if (zmq_msg_size(&f[5]) == 5 && memcmp(zmq_msg_data(&f[5]), "CURVE", 5) == 0 && nf >= 7)
 		ok = zap_lookup(cl, zmq_msg_data(&f[6]), zmq_msg_size(&f[6]), name, sizeof(name));
-	if (ok == NULL && cl_warn_ok(cl)) {
+	if (ok == NULL && cl_budget_ok(window_ms, count)) {
 		char z85[41] = "?";
 
 		if (nf >= 7 && zmq_msg_size(&f[6]) == CL_KEY_LEN)
 			zmq_z85_encode(z85, zmq_msg_data(&f[6]), CL_KEY_LEN);
-		tlog(TLOG_WARNING, "cluster: refused a connection from %s: CURVE key %s is not a registered node",
-		     addr, z85);
+		tlog(TLOG_WARNING, "cluster: refused a %sconnection from %s: CURVE key %s is not a registered node",
+		     what, addr, z85);
 	}
-	zmq_send(cl->zap, "1.0", 3, ZMQ_SNDMORE);
-	zmq_send(cl->zap, zmq_msg_data(&f[1]), zmq_msg_size(&f[1]), ZMQ_SNDMORE);
-	zmq_send(cl->zap, ok ? "200" : "400", 3, ZMQ_SNDMORE);
-	zmq_send(cl->zap, ok ? "OK" : "unregistered key", ok ? 2 : 16, ZMQ_SNDMORE);
-	zmq_send(cl->zap, name, ok ? strlen(name) : 0, ZMQ_SNDMORE);
-	zmq_send(cl->zap, "", 0, 0);
+	zmq_send(sock, "1.0", 3, ZMQ_SNDMORE);
+	zmq_send(sock, zmq_msg_data(&f[1]), zmq_msg_size(&f[1]), ZMQ_SNDMORE);
+	zmq_send(sock, ok ? "200" : "400", 3, ZMQ_SNDMORE);
+	zmq_send(sock, ok ? "OK" : "unregistered key", ok ? 2 : 16, ZMQ_SNDMORE);
+	zmq_send(sock, name, ok ? strlen(name) : 0, ZMQ_SNDMORE);
+	zmq_send(sock, "", 0, 0);
 	for (int i = 0; i < nf; i++)
 		zmq_msg_close(&f[i]);
 }

@@ -70,12 +70,15 @@ static inline void node_start(tnode *n)
 		cluster_set_handlers(n->cl, n->handlers);
 }
 
-/* A fresh node called name in /tmp/<prefix>-XXXXXX: store, [cluster] configuration on a
- * free port with short timers, and a started cluster object. */
-static inline void node_init(tnode *n, const char *name, const char *prefix)
+/* A fresh node called name in /tmp/<prefix>-XXXXXX: store, [cluster] configuration on
+ * free ports (control and bulk) with short timers and frames of at most max_frame bytes,
+ * more configuration text `extra` (e.g. a [migrate] section), and a started cluster
+ * object. */
+static inline void node_init_opts(tnode *n, const char *name, const char *prefix, unsigned max_frame,
+				  const char *extra)
 {
 	store_options so;
-	char text[256], *err = NULL;
+	char text[1024], *err = NULL;
 
 	snprintf(n->name, sizeof(n->name), "%s", name);
 	snprintf(n->dir, sizeof(n->dir), "/tmp/%s-XXXXXX", prefix);
@@ -89,11 +92,18 @@ static inline void node_init(tnode *n, const char *name, const char *prefix)
 	so.cache_bytes = 4u << 20;
 	if (store_open(&so, &n->st, &err) != 0)
 		fail_msg("store_open: %s", err);
-	snprintf(text, sizeof(text), "[cluster]\nport = %u\nlisten = 127.0.0.1\naddress = 127.0.0.1\n"
-		 "heartbeat_interval = 1\nunavailable_after = 3\nrequest_timeout = 3\nmax_frame = 65536\n",
-		 free_port());
+	int w = snprintf(text, sizeof(text), "[cluster]\nport = %u\nbulk_port = %u\nlisten = 127.0.0.1\n"
+			 "address = 127.0.0.1\nheartbeat_interval = 1\nunavailable_after = 3\nrequest_timeout = 3\n"
+			 "max_frame = %u\n%s", free_port(), free_port(), max_frame, extra != NULL ? extra : "");
+	assert_true(w > 0 && (size_t)w < sizeof(text));
 	assert_int_equal(tern_conf_load_string(&n->conf, text, 0, &err), 0);
 	node_start(n);
+}
+
+/* node_init_opts with 64 KiB frames and nothing more. */
+static inline void node_init(tnode *n, const char *name, const char *prefix)
+{
+	node_init_opts(n, name, prefix, 65536, NULL);
 }
 
 static inline int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)

@@ -131,6 +131,8 @@ typedef struct ternd {
 	auth_gssapi_conf gss[TERND_GSS_COUNT];
 	int gss_ok[TERND_GSS_COUNT];
 	cluster *cl;                  /* the distributed domain's control plane */
+	migrate *mig;                 /* live mailbox migration to this node */
+	ternd_mig_hooks mh;           /* its hooks: queue wake-up, reports */
 	admin *adm;
 	http_service *http;
 	dav *dav;                     /* CalDAV, CardDAV, iCal, free/busy */
@@ -463,6 +465,14 @@ static int ternd_serve(ternd *t, admin_env *env, tbuf *err)
 	/* Mail listeners are bound before the admin socket opens, so "ready" means all. */
 	if (ternd_mail(t, env, err) < 0 || ternd_dav(t, env, err) < 0)
 		return -1;
+	/* after the control plane and the mail services its hooks use */
+	t->mh.st = t->st;
+	t->mh.dlv = t->dlv;
+	t->mh.queue = t->queue;
+	t->mh.hostname = tern_conf_hostname(&t->conf);
+	if (ternd_migrate_open(&t->mh, t->cl, &t->conf, &t->mig, err) < 0)
+		return -1;
+	env->mig = t->mig;
 	t->adm = admin_new(env);
 	http_limits lim = { (size_t)t->conf.http_max_header_bytes, (size_t)t->conf.http_max_body_bytes,
 			    (int)t->conf.http_keepalive_timeout, (int)t->conf.http_request_timeout };
@@ -512,6 +522,7 @@ static void ternd_close(ternd *t)
 	ternd_srv = NULL;
 	if (t->hup != NULL)
 		event_free(t->hup);
+	ternd_migrate_quiesce(&t->mh);   /* the queue goes now */
 	queue_runner_free(&t->queue);
 	pop3_server_free(&t->pop3);
 	imap_server_free(&t->imap);
@@ -525,6 +536,10 @@ static void ternd_close(ternd *t)
 	tern_pool_free(&t->auth_pool);
 	tern_pool_free(&t->cpu_pool);
 	tern_pool_free(&t->bulk_pool);
+	/* no admin request uses it any more; its runner may still report through the
+	 * deliverer; before the cluster and the store it uses */
+	migrate_close(&t->mig);
+	ternd_migrate_drain(&t->mh);
 	deliverer_free(&t->dlv);
 	http_service_free(&t->http);
 	admin_free(&t->adm);

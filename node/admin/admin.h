@@ -9,6 +9,7 @@
 #include "deliver.h"
 #include "http.h"
 #include "imap.h"
+#include "migrate.h"
 #include "pop3.h"
 #include "queue.h"
 #include "smtp.h"
@@ -35,6 +36,9 @@ typedef struct admin_env {
 	/* The distributed domain's control plane; NULL = no cluster (the API answers as a
 	 * standalone node and refuses the cluster operations). */
 	cluster *cl;
+	/* Live mailbox migration to this node ("migrate here"); NULL = not running (the
+	 * migrations endpoints answer 503). */
+	migrate *mig;
 } admin_env;
 
 typedef struct admin admin;

@@ -134,6 +134,10 @@ void adm_cluster_join(admin_req *r);
 void adm_cluster_leave(admin_req *r);
 void adm_cluster_remove(admin_req *r);
 void adm_logs(admin_req *r);
+/* admin_migrate.c */
+void adm_migration_list(admin_req *r);
+void adm_migration_add(admin_req *r);
+void adm_migration_cancel(admin_req *r);
 void adm_domain_list(admin_req *r);
 void adm_domain_add(admin_req *r);
 void adm_domain_get(admin_req *r);

@@ -29,7 +29,7 @@ static json_t *user_json(store *st, const Tern__User *u, const char *dflt)
 	const char *home = u->home[0] ? u->home : dflt;
 	json_t *size_limit = u->size_limit_mode == 0 ? json_null()
 			   : json_integer(u->size_limit_mode == 2 ? 0 : (json_int_t)u->size_limit);
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:s, s:o, s:o, s:b, s:s, s:o, s:o,"
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:s, s:o, s:o, s:b, s:s, s:o, s:o,"
 			 " s:b, s:{s:I, s:I}, s:{s:I, s:I}}",
 			 "address", addr, "name", u->name, "domain", u->domain, "id", id,
 			 "type", u->ldap ? "ldap" : "local", "enabled", u->enabled,
@@ -40,6 +40,15 @@ static json_t *user_json(store *st, const Tern__User *u, const char *dflt)
 			 "home", home[0] ? json_string(home) : json_null(), "size_limit", size_limit,
 			 "publish_in_gal", u->publish_in_gal, "usage", "bytes", (json_int_t)bytes, "items", (json_int_t)items,
 			 "quota", "bytes", (json_int_t)u->quota_bytes, "items", (json_int_t)u->quota_items);
+	if (o == NULL)
+		abort();
+	/* the home-node map entry: MOVING(home -> home_target) during a migration */
+	const char *state = u->home_state == TERN__HOME_STATE__HOME_MOVING ? "moving"
+			  : u->home_state == TERN__HOME_STATE__HOME_RESERVED ? "reserved" : "active";
+	json_object_set_new(o, "home_state", json_string(state));
+	json_object_set_new(o, "home_target", u->home_target != NULL && u->home_target[0]
+					       ? json_string(u->home_target) : json_null());
+	return o;
 }
 
 /* USER of API.md; never a password or hash. "home": the node's name (a home of "" is

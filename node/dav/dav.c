@@ -54,6 +54,9 @@ void dav_set(dav_req *r, int status, const char *ctype, const char *text)
 		tbuf_append_str(&r->body, text);
 }
 
+/* Seconds a client waits before it retries a 503. */
+#define DAV_RETRY_AFTER "5"
+
 void dav_error(dav_req *r, int status, const char *fmt, ...)
 {
 	va_list ap;
@@ -64,6 +67,8 @@ void dav_error(dav_req *r, int status, const char *fmt, ...)
 	tbuf_vappendf(&r->body, fmt, ap);
 	va_end(ap);
 	tbuf_append_char(&r->body, '\n');
+	if (status == 503)   /* busy, moving, home unreachable: a retry soon may succeed */
+		dav_header(r, "Retry-After", DAV_RETRY_AFTER);
 }
 
 void dav_precondition(dav_req *r, int status, const char *ns, const char *name, const char *inner)
@@ -94,7 +99,9 @@ int dav_store_status(int rc)
 	case STORE_ENOTFOUND: return 404;
 	case STORE_EEXISTS: return 409;
 	case STORE_EINVAL: return 400;
-	case STORE_EREFUSED: return 403;
+	/* the only refusal of a DAV write: the mailbox is held by a migration (frozen at
+	 * its cut-over) - 503 with Retry-After, the client retries at the new home */
+	case STORE_EREFUSED: return 503;
 	case STORE_EQUOTA: return 507;
 	case STORE_ECONFLICT: return 412;
 	case STORE_EDISK: return 503;
@@ -566,6 +573,14 @@ static void dav_job(void *arg)
 	char home[128];
 	if (r->env->st != NULL && cluster_user_home(r->env->st, r->account, home, sizeof(home)) == 1) {
 		dav_proxy_prepare(r, home);   /* r->proxy, or the answer (502/503) */
+		return;
+	}
+	/* a mailbox held by a migration here (frozen, or still arriving) is not served */
+	store_mbox_state ms = STORE_MBOX_ACTIVE;
+	if (r->env->st != NULL && (store_mbox_state_get(r->env->st, r->uid, &ms, NULL) != STORE_OK ||
+				   ms != STORE_MBOX_ACTIVE)) {
+		dav_error(r, 503, "the calendars and contacts of %s are being moved to another server; "
+			  "try again shortly", r->account);
 		return;
 	}
 	provision_once(r->d, r->uid, 0);

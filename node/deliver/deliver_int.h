@@ -75,14 +75,23 @@ typedef struct dlv_plan {
 	size_t nresource;
 	dlv_failed *failed;
 	size_t nfailed, failed_cap;
+	int held;                     /* refused (STORE_EREFUSED): a mailbox held by a migration */
+	char held_address[DELIVER_ADDR_MAX];
 } dlv_plan;
 
+/* dlv_plan_build flags. FINAL: mail relayed by a cluster peer or handed back by the
+ * queue - the RCPTs are final addresses, not expanded again. HANDBACK: the queue of this
+ * node hands back mail for users homed here; a mailbox held by a migration then fails
+ * the plan with STORE_EREFUSED (p->held) instead of being queued again. */
+#define DLV_PLAN_FINAL 1u
+#define DLV_PLAN_HANDBACK 2u
+
 /* Expand every RCPT into distinct final recipients (deliver_plan.c): a user homed here
- * is a local mailbox, one homed on another node goes to the queue for that node. With
- * `final` (mail relayed by a cluster peer) the RCPTs are taken as final addresses, not
- * expanded again. 0 ok; negative store error (the message must then be refused with a
- * temporary error). */
-int dlv_plan_build(store *st, const deliver_rcpt_req *rcpts, size_t n, int final, dlv_plan *p);
+ * is a local mailbox, one homed on another node goes to the queue for that node, and so
+ * does one homed here whose mailbox a migration holds (queued for this node). flags:
+ * DLV_PLAN_*. 0 ok; negative store error (the message must then be refused with a
+ * temporary error; STORE_EREFUSED with p->held: a held mailbox, see DLV_PLAN_HANDBACK). */
+int dlv_plan_build(store *st, const deliver_rcpt_req *rcpts, size_t n, unsigned flags, dlv_plan *p);
 void dlv_plan_free(dlv_plan *p);
 /* Record one failed recipient (bounded; the first ones are kept). */
 void dlv_plan_fail(dlv_plan *p, const char *address, size_t rcpt, const char *status,

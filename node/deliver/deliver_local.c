@@ -296,6 +296,21 @@ static void job_queue_entry(dlv_job *j)
 	j->qe.auth_user = j->m.auth_user ? (char *)j->m.auth_user : "";
 }
 
+/* How the recipients are planned: relayed mail is final; relayed by this very node, it
+ * is the queue's hand-back of mail for users homed here. */
+static unsigned job_plan_flags(const dlv_job *j)
+{
+	const char *self = store_node_name(j->d->st);
+	unsigned flags = 0;
+
+	if (j->m.relayed_from != NULL) {
+		flags |= DLV_PLAN_FINAL;
+		if (self != NULL && self[0] != '\0' && strcmp(j->m.relayed_from, self) == 0)
+			flags |= DLV_PLAN_HANDBACK;
+	}
+	return flags;
+}
+
 /* Everything up to the store call; sets res on a refusal (prepared stays 0). */
 static void job_prepare(void *arg)
 {
@@ -312,8 +327,12 @@ static void job_prepare(void *arg)
 		job_refuse(j, STORE_EINVAL, "552 5.3.4 Message size exceeds the limit for this sender");
 		return;
 	}
-	if ((rc = dlv_plan_build(d->st, j->rcpts, j->m.nrcpts, j->m.relayed_from != NULL, p)) != 0) {
-		job_refuse(j, rc, "451 4.3.0 Temporary lookup failure, try again later");
+	if ((rc = dlv_plan_build(d->st, j->rcpts, j->m.nrcpts, job_plan_flags(j), p)) != 0) {
+		if (rc == STORE_EREFUSED && p->held)
+			job_refuse(j, rc, "450 4.2.1 <%s>: mailbox is being moved to another server, try again later",
+				   p->held_address);
+		else
+			job_refuse(j, rc, "451 4.3.0 Temporary lookup failure, try again later");
 		return;
 	}
 	if (p->nlocal == 0 && p->nremote == 0 && p->nresource == 0) {
@@ -544,6 +563,87 @@ static void job_imip(dlv_job *j)
 	free(to);
 }
 
+/* The mail.log Queue-ID of a 16-byte id (as the queue prints it). */
+static void queue_id_hex(const uint8_t id[16], char out[18])
+{
+	snprintf(out, 18, "%02x%02x%02x%02x-%02x%02x%02x%02x", id[0], id[1], id[2], id[3], id[4], id[5],
+		 id[6], id[7]);
+}
+
+/* Local recipients whose mailbox froze for a migration between the plan and the commit:
+ * queued for this node in a follow-up entry (the queue delivers them at their home when
+ * the migration ends). Its buffers live until the entry is durable. */
+typedef struct dlv_requeue {
+	dlv_job *job;
+	uint8_t id[16];
+	char qid[18];
+	Tern__QueueEntry qe;
+	Tern__QueueRcpt *rcpts;
+	Tern__QueueRcpt **ptrs;
+} dlv_requeue;
+
+/* The follow-up entry is durable (or not: the recipients' mail is then lost - logged). */
+static void job_requeue_done(const store_result *res, void *arg)
+{
+	dlv_requeue *q = arg;
+	dlv_job *j = q->job;
+
+	for (size_t i = 0; i < q->qe.n_rcpts; i++) {
+		if (res->rc == STORE_OK)
+			tlog(TLOG_MAIL, "Sent: Queue-ID: %s, Recipient: <%s>, Result: deferred, Status: 4.2.1 "
+			     "(mailbox moving, queued as %s)", j->queue_id, q->rcpts[i].address, q->qid);
+		else
+			tlog(TLOG_ERROR, "Queue-ID: %s: recipient <%s> held by a migration not queued: %s",
+			     j->queue_id, q->rcpts[i].address, res->error ? res->error : store_strerror(res->rc));
+	}
+	free(q->rcpts);
+	free(q->ptrs);
+	free(q);
+	job_release(j);
+}
+
+/* Queue local recipients held[0..n) (indexes into the plan's local list) for this node. */
+static void job_requeue(dlv_job *j, const size_t *held, size_t n)
+{
+	dlv_plan *p = &j->plan;
+	dlv_requeue *q = calloc(1, sizeof(*q));
+
+	if (q == NULL || (q->rcpts = calloc(n, sizeof(*q->rcpts))) == NULL ||
+	    (q->ptrs = calloc(n, sizeof(*q->ptrs))) == NULL)
+		abort();
+	q->job = j;
+	tern_uuid_new(q->id);
+	queue_id_hex(q->id, q->qid);
+	tern__queue_entry__init(&q->qe);
+	for (size_t i = 0; i < n; i++) {
+		const dlv_local *l = &p->local[held[i]];
+		const deliver_rcpt_req *req = &j->rcpts[l->rcpt];
+		tern__queue_rcpt__init(&q->rcpts[i]);
+		q->rcpts[i].address = (char *)l->address;
+		q->rcpts[i].state = TERN__QUEUE_RCPT__STATE__PENDING;
+		q->rcpts[i].notify = req->notify;
+		q->rcpts[i].orcpt = req->orcpt ? (char *)req->orcpt : "";
+		q->ptrs[i] = &q->rcpts[i];
+	}
+	q->qe.id.data = q->id;
+	q->qe.id.len = 16;
+	q->qe.sender = (char *)j->m.sender;
+	q->qe.n_rcpts = n;
+	q->qe.rcpts = q->ptrs;
+	q->qe.header_prefix.data = (uint8_t *)j->qprefix.data;
+	q->qe.header_prefix.len = j->qprefix.len;
+	q->qe.created = (uint64_t)j->now;
+	q->qe.next_try = (uint64_t)j->now;
+	q->qe.envid = j->m.envid ? (char *)j->m.envid : "";
+	q->qe.ret = j->m.ret;
+	q->qe.helo = j->m.helo ? (char *)j->m.helo : "";
+	q->qe.client_ip = (char *)j->m.client_ip;
+	q->qe.auth_user = j->m.auth_user ? (char *)j->m.auth_user : "";
+	atomic_fetch_add(&j->pending, 1);
+	store_submit(j->d->st, NULL, 0, &q->qe, j->apps[held[0]].body, j->apps[held[0]].body_len,
+		     (store_cb){ job_requeue_done, q, j->io }, NULL);
+}
+
 /* The store's answer for the batch (on the caller's I/O thread). */
 static void job_committed(const store_result *res, void *arg)
 {
@@ -552,7 +652,10 @@ static void job_committed(const store_result *res, void *arg)
 	dlv_plan *p = &j->plan;
 
 	if (res->rc != STORE_OK) {
-		if (res->rc == STORE_EDISK)
+		if (res->rc == STORE_EREFUSED)   /* a mailbox froze for a migration meanwhile */
+			job_refuse(j, res->rc, "450 4.2.1 <%s>: mailbox is being moved to another server, "
+				   "try again later", p->nlocal ? p->local[0].address : "");
+		else if (res->rc == STORE_EDISK)
 			job_refuse(j, res->rc, "452 4.3.1 Insufficient system storage, try again later");
 		else if (res->rc == STORE_EQUOTA)
 			job_refuse(j, res->rc, "552 5.2.2 <%s>: Mailbox full",
@@ -564,12 +667,29 @@ static void job_committed(const store_result *res, void *arg)
 		job_release(j);
 		return;
 	}
+	size_t *held = calloc(p->nlocal ? p->nlocal : 1, sizeof(*held)), nheld = 0;
+	if (held == NULL)
+		abort();
+	for (size_t i = 0; i < p->nlocal; i++)
+		if (res->rcpt_rc && res->rcpt_rc[i] == STORE_EREFUSED)
+			held[nheld++] = i;
+	if (nheld > 0 && nheld == p->nlocal && p->nremote == 0 && p->nresource == 0 &&
+	    (job_plan_flags(j) & DLV_PLAN_HANDBACK)) {
+		/* the queue's hand-back of one recipient: it stays queued (4xx) */
+		job_refuse(j, STORE_EREFUSED, "450 4.2.1 <%s>: mailbox is being moved to another server, "
+			   "try again later", p->local[0].address);
+		free(held);
+		job_release(j);
+		return;
+	}
 	job_log_recv(j);
 	atomic_fetch_add(&d->received, 1);
 	for (size_t i = 0; i < p->nlocal; i++) {
 		int rc = res->rcpt_rc ? res->rcpt_rc[i] : STORE_OK;
 		j->delivered[i] = rc;
-		if (rc == STORE_OK) {
+		if (rc == STORE_EREFUSED) {
+			continue;               /* held by a migration: queued below */
+		} else if (rc == STORE_OK) {
 			j->res.delivered_local++;
 			tlog(TLOG_MAIL, "Sent: Queue-ID: %s, Recipient: <%s>, Result: delivered, Status: 2.0.0",
 			     j->queue_id, p->local[i].address);
@@ -595,6 +715,9 @@ static void job_committed(const store_result *res, void *arg)
 	atomic_fetch_add(&d->queued_node, p->nnode);
 	j->res.rc = STORE_OK;
 	j->res.delivered_local += (unsigned)p->nresource;
+	if (nheld > 0)
+		job_requeue(j, held, nheld);
+	free(held);
 	job_imip(j);
 	if (j->m.sender[0])
 		job_report(j);

@@ -91,17 +91,36 @@ static int plan_add_remote(dlv_plan *p, const char *address, const char *node, s
 	return 0;
 }
 
-/* An enabled user: a mailbox here, or the queue for its home node. */
-static int plan_add_user(store *st, dlv_plan *p, const Tern__User *u, const char *address, size_t rcpt)
+/* An enabled user: a mailbox here, or the queue for its home node. A mailbox here that a
+ * migration holds (frozen at its cut-over, or not yet active after it) takes no delivery:
+ * the message is queued for this node, and the queue looks the home up again when it
+ * delivers - the new home once the master committed, this node again once released. The
+ * queue's own hand-back of such mail (DLV_PLAN_HANDBACK) fails temporarily instead
+ * (STORE_EREFUSED, p->held), so the entry waits for its next try. */
+static int plan_add_user(store *st, dlv_plan *p, const Tern__User *u, const char *address, size_t rcpt,
+			 unsigned flags)
 {
 	char home[DELIVER_NODE_MAX];
+	store_mbox_state ms = STORE_MBOX_ACTIVE;
 	int rc = cluster_user_home(st, address, home, sizeof(home));
 
 	if (rc < 0)
 		return rc;
 	if (rc == 1)
 		return plan_add_remote(p, address, home, rcpt);
-	return plan_add_local(p, u, address, rcpt);
+	if (u->id.len != 16)
+		return STORE_EIO;
+	if ((rc = store_mbox_state_get(st, u->id.data, &ms, NULL)) != STORE_OK)
+		return rc;
+	if (ms == STORE_MBOX_ACTIVE)
+		return plan_add_local(p, u, address, rcpt);
+	const char *self = store_node_name(st);
+	if ((flags & DLV_PLAN_HANDBACK) || self == NULL || self[0] == '\0') {
+		p->held = 1;
+		snprintf(p->held_address, sizeof(p->held_address), "%s", address);
+		return STORE_EREFUSED;
+	}
+	return plan_add_remote(p, address, self, rcpt);
 }
 
 /* A resource: its mail goes to scheduling after the commit, never to a mailbox. */
@@ -121,7 +140,7 @@ static int plan_add_resource(dlv_plan *p, const char *address, size_t rcpt)
 }
 
 /* One final recipient of RCPT number i. */
-static int plan_add(store *st, dlv_plan *p, const deliver_rcpt *fr, size_t i)
+static int plan_add(store *st, dlv_plan *p, const deliver_rcpt *fr, size_t i, unsigned flags)
 {
 	Tern__User *u = NULL;
 	int rc;
@@ -151,7 +170,7 @@ static int plan_add(store *st, dlv_plan *p, const deliver_rcpt *fr, size_t i)
 	if (!u->enabled)
 		dlv_plan_fail(p, fr->address, i, "5.2.1", "550 5.2.1 <%s>: mailbox disabled", fr->address);
 	else
-		rc = plan_add_user(st, p, u, fr->address, i);
+		rc = plan_add_user(st, p, u, fr->address, i, flags);
 	store_free_record(u);
 	return rc;
 }
@@ -178,9 +197,12 @@ static int final_rcpt(store *st, const char *address, deliver_expansion *e)
 	return 0;
 }
 
-int dlv_plan_build(store *st, const deliver_rcpt_req *rcpts, size_t n, int final, dlv_plan *p)
+int dlv_plan_build(store *st, const deliver_rcpt_req *rcpts, size_t n, unsigned flags, dlv_plan *p)
 {
 	int rc = 0;
+	int final = (flags & DLV_PLAN_FINAL) != 0;
+	int held;
+	char held_address[DELIVER_ADDR_MAX];
 
 	memset(p, 0, sizeof(*p));
 	for (size_t i = 0; i < n && rc == 0; i++) {
@@ -192,11 +214,16 @@ int dlv_plan_build(store *st, const deliver_rcpt_req *rcpts, size_t n, int final
 			rc = 0;
 		}
 		for (size_t j = 0; j < e.n && rc == 0; j++)
-			rc = plan_add(st, p, &e.rcpts[j], i);
+			rc = plan_add(st, p, &e.rcpts[j], i, flags);
 		deliver_expansion_free(&e);
 	}
-	if (rc != 0)
+	if (rc != 0) {
+		held = p->held;            /* the caller's reply names the held mailbox */
+		memcpy(held_address, p->held_address, sizeof(held_address));
 		dlv_plan_free(p);
+		p->held = held;
+		memcpy(p->held_address, held_address, sizeof(held_address));
+	}
 	return rc;
 }
 

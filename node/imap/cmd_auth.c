@@ -200,6 +200,22 @@ static void login_succeeded(imap_session *s, const char *account, const char *no
 	memcpy(s->user_id, u->id.data, 16);
 	snprintf(s->account, sizeof(s->account), "%s", account);
 	store_free_record(u);
+	/* A mailbox held by a migration here (frozen at the cut-over, or still arriving) is
+	 * not served: the client retries and reaches the new home through any node. The
+	 * watch comes first, so a freeze after the check reaches the session. */
+	store_mbox_state ms = STORE_MBOX_ACTIVE;
+	int src = imap_watch_user(s);
+	if (src == 0)
+		src = store_mbox_state_get(s->srv->env.st, s->user_id, &ms, NULL);
+	if (src != STORE_OK || ms != STORE_MBOX_ACTIVE) {
+		if (s->user_watch != NULL)
+			store_watch_remove(s->srv->env.st, &s->user_watch);
+		s->account[0] = '\0';
+		imap_reply(s, "NO", src != STORE_OK ? "[UNAVAILABLE] Account not available"
+			   : "[UNAVAILABLE] Mailbox is being moved to another server, try again shortly");
+		imap_async_done(s);
+		return;
+	}
 	imap_folders_prepare(s, login_ready);
 }
 

@@ -188,6 +188,14 @@ struct imap_server {
 
 void imap_server_count(imap_server *srv, uint64_t *field);
 
+/* Migration (DESIGN.md §6): watch every folder of the logged-in user for the MOVED event
+ * (the mailbox froze for its cut-over); the session then says "BYE Mailbox is being moved
+ * to another server" - at once when idle (IDLE included), else after its command. 0 or
+ * STORE_EIO. */
+int imap_watch_user(imap_session *s);
+/* The BYE of a moved mailbox and the logout. */
+void imap_moved_bye(imap_session *s);
+
 /* ---- the session ---- */
 
 typedef enum {
@@ -252,6 +260,9 @@ struct imap_session {
 	char via_node[64];             /* logged in by this node on the user's behalf */
 	char home[64];                 /* IMAP_ST_PROXY: the home node */
 	proxy *proxy;                  /* the login at the home node, then the splice */
+	/* migration: the user's mailbox moved away (MOVED event of the login watch) */
+	store_watch *user_watch;       /* every folder of the user, from login on */
+	int moved;                     /* BYE at the next chance */
 };
 
 struct imap_command {

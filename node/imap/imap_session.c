@@ -349,6 +349,10 @@ static void process(imap_session *s)
 		return;
 	s->in_process = 1;
 	while (!s->closed && !s->busy && s->state != IMAP_ST_LOGOUT && s->state != IMAP_ST_PROXY) {
+		if (s->moved) {
+			imap_moved_bye(s);
+			break;
+		}
 		struct evbuffer *in = tern_conn_input(s->conn);
 		if (s->input != IMAP_IN_CMD) {
 			int rc = tern_line_read(&s->lines, in);
@@ -399,6 +403,8 @@ static void session_free(imap_session **sp)
 	proxy_free(&s->proxy);
 	if (s->sel != NULL)
 		imap_view_close(s);
+	if (s->user_watch != NULL)
+		store_watch_remove(s->srv->env.st, &s->user_watch);
 	command_end(s);
 	imap_parser_free(&s->parser);
 	tern_line_clear(&s->lines);
@@ -490,6 +496,41 @@ static void session_on_drain(tern_conn *c, void *session)
 		imap_untagged(s, "BYE Server shutting down");
 		imap_enter_state(s, IMAP_ST_LOGOUT);
 	}
+}
+
+void imap_moved_bye(imap_session *s)
+{
+	if (s->state == IMAP_ST_LOGOUT || s->state == IMAP_ST_PROXY || s->conn == NULL)
+		return;
+	tlog(TLOG_DEBUG, "IMAP session of %s from %s closed: mailbox moving to another server", s->account,
+	     s->ip);
+	imap_untagged(s, "BYE Mailbox is being moved to another server");
+	imap_enter_state(s, IMAP_ST_LOGOUT);
+}
+
+/* The login watch: only MOVED counts (the per-folder watch of the selection handles the
+ * ordinary changes). A session in a command says BYE once the command ended. */
+static void on_user_event(const store_event *ev, void *arg)
+{
+	imap_session *s = arg;
+
+	if (ev->kind != TERN__CHANGE__KIND__MOVED || s->moved)
+		return;
+	s->moved = 1;
+	if (!s->busy && !s->in_process) {
+		imap_moved_bye(s);
+		if (s->conn != NULL && !s->closed)
+			imap_flush(s);
+	}
+}
+
+int imap_watch_user(imap_session *s)
+{
+	if (s->user_watch != NULL)
+		store_watch_remove(s->srv->env.st, &s->user_watch);
+	s->moved = 0;
+	s->user_watch = store_watch_add(s->srv->env.st, s->user_id, NULL, s->io, on_user_event, s);
+	return s->user_watch != NULL ? 0 : STORE_EIO;
 }
 
 void imap_session_handlers(imap_server *srv, tern_service_handler *h)

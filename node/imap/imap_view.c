@@ -280,9 +280,8 @@ static void on_event(const store_event *ev, void *arg)
 {
 	imap_session *s = arg;
 
-	(void)ev;
-	if (s->sel == NULL)
-		return;
+	if (s->sel == NULL || ev->kind == TERN__CHANGE__KIND__MOVED)
+		return;                 /* MOVED: the login watch closes the session */
 	s->sel->dirty = 1;
 	if (s->input == IMAP_IN_IDLE)
 		imap_idle_wake(s);

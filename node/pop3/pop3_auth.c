@@ -173,7 +173,21 @@ static int login_finish(pop3_session *s, const char *account, const char *node)
 		pop3_reply(s, "-ERR [SYS/TEMP] Cannot open the maildrop, try again later");
 		return 0;
 	}
+	/* A mailbox held by a migration here is not served; the watch comes first so that
+	 * a freeze after the check reaches the session. */
+	store_mbox_state ms = STORE_MBOX_ACTIVE;
+	rc = pop3_watch_user(s);
+	if (rc == STORE_OK)
+		rc = store_mbox_state_get(srv->env.st, s->md.user, &ms, NULL);
+	if (rc != STORE_OK || ms != STORE_MBOX_ACTIVE) {
+		pop3_unwatch_user(s);
+		pop3_maildrop_clear(&s->md);
+		pop3_reply(s, rc != STORE_OK ? "-ERR [SYS/TEMP] Cannot open the maildrop, try again later"
+			   : "-ERR [SYS/TEMP] Mailbox is being moved to another server, try again shortly");
+		return 0;
+	}
 	if (pop3_server_lock_user(srv, s->md.user) < 0) {
+		pop3_unwatch_user(s);
 		pop3_maildrop_clear(&s->md);
 		pop3_reply(s, "-ERR [IN-USE] Maildrop is in use by another POP3 session");
 		return 0;

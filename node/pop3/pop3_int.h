@@ -173,7 +173,19 @@ typedef struct pop3_session {
 	char via_node[64];             /* logged in by this node on the user's behalf */
 	char home[64];                 /* POP3_ST_PROXY: the home node */
 	proxy *proxy;                  /* the login at the home node, then the splice */
+	/* migration: every folder of the user watched from login on for MOVED */
+	store_watch *user_watch;
+	int moved;                     /* the mailbox froze: close at the next chance */
 } pop3_session;
+
+/* Migration (DESIGN.md §6): watch the logged-in user (s->md.user) for the MOVED event;
+ * the session then closes with "-ERR [SYS/TEMP] Mailbox is being moved ..." without
+ * committing deletions - at once when idle, else after the step running. 0 or STORE_EIO. */
+int pop3_watch_user(pop3_session *s);
+/* Stop watching (session end, refused login). */
+void pop3_unwatch_user(pop3_session *s);
+/* The close of a moved mailbox. */
+void pop3_moved_close(pop3_session *s);
 
 void *pop3_session_open(tern_conn *c, void *ctx);
 void pop3_session_on_read(tern_conn *c, void *session);

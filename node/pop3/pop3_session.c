@@ -179,6 +179,10 @@ static void pop3_process(pop3_session *s)
 	s->in_process = 1;
 	while (!s->closed && !s->busy && s->state != POP3_ST_CLOSING && s->state != POP3_ST_UPDATE &&
 	       s->state != POP3_ST_PROXY) {
+		if (s->moved) {
+			pop3_moved_close(s);
+			break;
+		}
 		int rc = tern_line_read(&s->lines, tern_conn_input(s->conn));
 		if (rc == TERN_LINE_MORE)
 			break;
@@ -199,12 +203,49 @@ static void pop3_process(pop3_session *s)
 		session_free(&s);
 }
 
+void pop3_moved_close(pop3_session *s)
+{
+	if (s->state == POP3_ST_CLOSING || s->state == POP3_ST_PROXY || s->conn == NULL)
+		return;
+	tlog(TLOG_DEBUG, "POP3 session of %s from %s closed: mailbox moving to another server", s->account,
+	     s->ip);
+	pop3_close(s, "-ERR [SYS/TEMP] Mailbox is being moved to another server");
+}
+
+/* The login watch: MOVED closes the session (after a step in progress: a RETR stream
+ * ends whole, the commit at QUIT answers for itself). */
+static void on_user_event(const store_event *ev, void *arg)
+{
+	pop3_session *s = arg;
+
+	if (ev->kind != TERN__CHANGE__KIND__MOVED || s->moved)
+		return;
+	s->moved = 1;
+	if (!s->busy && !s->in_process && s->state != POP3_ST_UPDATE)
+		pop3_moved_close(s);
+}
+
+int pop3_watch_user(pop3_session *s)
+{
+	pop3_unwatch_user(s);
+	s->moved = 0;
+	s->user_watch = store_watch_add(s->srv->env.st, s->md.user, NULL, s->io, on_user_event, s);
+	return s->user_watch != NULL ? 0 : STORE_EIO;
+}
+
+void pop3_unwatch_user(pop3_session *s)
+{
+	if (s->user_watch != NULL)
+		store_watch_remove(s->srv->env.st, &s->user_watch);
+}
+
 /* The one teardown: the stream, the maildrop hold, buffers and secrets. */
 static void session_free(pop3_session **sp)
 {
 	pop3_session *s = *sp;
 
 	proxy_free(&s->proxy);
+	pop3_unwatch_user(s);
 	pop3_send_stop(s);
 	if (s->locked)
 		pop3_server_unlock_user(s->srv, s->md.user);

@@ -66,6 +66,10 @@ int queue_list(queue_runner *r, Tern__QueueEntry ***list_r, size_t *n_r);
  * flight are being tried already and count as done. */
 void queue_retry(queue_runner *r, const uint8_t *id, tern_io *done_io,
 		 void (*done)(int rc, unsigned n, void *arg), void *arg);
+/* Make every entry with recipient `address` (any case) still pending due now, then scan:
+ * a migration released the mailbox that held it (mail queued for a frozen mailbox goes
+ * to its home now). */
+void queue_retry_rcpt(queue_runner *r, const char *address);
 /* Remove one entry or every entry (id NULL) without a report; an entry in flight is
  * removed as soon as its attempt ends (done does not wait for that). */
 void queue_remove(queue_runner *r, const uint8_t *id, tern_io *done_io,

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <event2/event.h>
 #include "queue_int.h"
 #include "deliver_dsn.h"
@@ -31,6 +32,7 @@ typedef struct q_op {
 	q_op_kind kind;
 	int all;
 	uint8_t id[16];
+	char *rcpt;                   /* all: only entries with this recipient pending */
 	tern_io *done_io;
 	void (*done)(int rc, unsigned n, void *arg);
 	void *arg;
@@ -483,6 +485,7 @@ static void op_reply(void *arg)
 	q_op *op = arg;
 
 	op->done(op->rc, op->n, op->arg);
+	free(op->rcpt);
 	free(op);
 }
 
@@ -494,6 +497,7 @@ static void op_step(q_op *op)
 		return;
 	runner_kick(r);
 	if (op->done == NULL) {
+		free(op->rcpt);
 		free(op);
 		return;
 	}
@@ -565,6 +569,16 @@ static void op_entry(q_op *op, Tern__QueueEntry *e)
 	store_queue_remove(r->st, job->id, (store_cb){ op_remove_done, job, r->io }, NULL);
 }
 
+/* Whether recipient address (any case) of e is still pending. */
+static int entry_has_pending(const Tern__QueueEntry *e, const char *address)
+{
+	for (size_t i = 0; i < e->n_rcpts; i++)
+		if (e->rcpts[i]->state == TERN__QUEUE_RCPT__STATE__PENDING &&
+		    strcasecmp(e->rcpts[i]->address, address) == 0)
+			return 1;
+	return 0;
+}
+
 static void op_run(void *arg)
 {
 	q_op *op = arg;
@@ -575,8 +589,12 @@ static void op_run(void *arg)
 		Tern__QueueEntry **list = NULL;
 		size_t n = 0;
 		op->rc = store_queue_list(r->st, &list, &n);
-		for (size_t i = 0; i < n; i++)
-			op_entry(op, list[i]);
+		for (size_t i = 0; i < n; i++) {
+			if (op->rcpt == NULL || entry_has_pending(list[i], op->rcpt))
+				op_entry(op, list[i]);
+			else
+				store_free_record(list[i]);
+		}
 		free(list);
 	} else {
 		Tern__QueueEntry *e = NULL;
@@ -614,6 +632,18 @@ void queue_retry(queue_runner *r, const uint8_t *id, tern_io *done_io,
 		 void (*done)(int rc, unsigned n, void *arg), void *arg)
 {
 	op_post(r, OP_RETRY, id, done_io, done, arg);
+}
+
+void queue_retry_rcpt(queue_runner *r, const char *address)
+{
+	q_op *op = calloc(1, sizeof(*op));
+
+	if (op == NULL || (op->rcpt = strdup(address)) == NULL)
+		abort();
+	op->r = r;
+	op->kind = OP_RETRY;
+	op->all = 1;
+	tern_io_post(r->io, op_run, op);
 }
 
 void queue_remove(queue_runner *r, const uint8_t *id, tern_io *done_io,

@@ -41,6 +41,8 @@ static const ctl_optspec join_opts[] = {
 static const ctl_optspec members_opts[] = { { "add", 1 }, { "remove", 1 }, { NULL, 0 } };
 static const ctl_optspec describe_opts[] = { { "description", 1 }, { NULL, 0 } };
 static const ctl_optspec queue_opts[] = { { "all", 0 }, { NULL, 0 } };
+static const ctl_optspec migrate_here_opts[] = { { "wait", 0 }, { "admin", 1 }, { NULL, 0 } };
+static const ctl_optspec migrate_status_opts[] = { { "wait", 0 }, { NULL, 0 } };
 static const ctl_optspec directory_opts[] = {
 	{ "type", 1 }, { "server", 1 }, { "backup-server", 1 }, { "ldaps", 0 }, { "starttls", 0 },
 	{ "ca-file", 1 }, { "bind-dn", 1 }, { "bind-password-file", 1 }, { "base", 1 },
@@ -63,6 +65,10 @@ static const ctl_cmd commands[] = {
 	{ "queue", "retry", ctl_cmd_queue_retry, queue_opts, 0, 1, "queue retry QUEUE-ID|--all" },
 	{ "queue", "remove", ctl_cmd_queue_remove, queue_opts, 0, 1, "queue remove QUEUE-ID|--all" },
 	{ "queue", "run", ctl_cmd_queue_run, no_opts, 0, 0, "queue run" },
+	{ "migrate", "here", ctl_cmd_migrate_here, migrate_here_opts, 1, CTL_MAX_ARGS,
+	  "migrate here USER@DOMAIN... [--wait] [--admin ADDRESS]" },
+	{ "migrate", "status", ctl_cmd_migrate_status, migrate_status_opts, 0, 0, "migrate status [--wait]" },
+	{ "migrate", "cancel", ctl_cmd_migrate_cancel, no_opts, 1, 1, "migrate cancel USER@DOMAIN" },
 	{ "domain", "add", ctl_cmd_domain_add, domain_opts, 1, 1,
 	  "domain add NAME [--description S] [--alias D]... [--user-limit N] [--size-limit-mb N] "
 	  "[--footer S] [--retention-days N]" },

@@ -111,6 +111,7 @@ void ctl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 ctl_cmd_fn ctl_cmd_status, ctl_cmd_node_show, ctl_cmd_stats, ctl_cmd_logs,
 	ctl_cmd_cluster_status, ctl_cmd_cluster_join, ctl_cmd_cluster_leave, ctl_cmd_cluster_remove,
 	ctl_cmd_queue_list, ctl_cmd_queue_retry, ctl_cmd_queue_remove, ctl_cmd_queue_run,
+	ctl_cmd_migrate_here, ctl_cmd_migrate_status, ctl_cmd_migrate_cancel,
 	ctl_cmd_domain_add, ctl_cmd_domain_list, ctl_cmd_domain_show, ctl_cmd_domain_set,
 	ctl_cmd_domain_remove, ctl_cmd_domain_rename, ctl_cmd_domain_primary,
 	ctl_cmd_user_add, ctl_cmd_user_list, ctl_cmd_user_show, ctl_cmd_user_set,

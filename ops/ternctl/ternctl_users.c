@@ -113,11 +113,32 @@ int ctl_cmd_user_add(ctl_ctx *ctx, const ctl_args *a)
 
 /* user list [DOMAIN] [--this-node | --node NODE]: --this-node shows only the users
  * homed on the node ternctl speaks to (its name from GET /api/v1/node). */
+/* The HOME column: the home node, or "SOURCE -> TARGET (moving)" while the mailbox is
+ * migrated (home_state "moving"), "NODE (reserved)" while the account is made there. */
+static void user_home_column(json_t *rows)
+{
+	size_t i;
+	json_t *u;
+	json_array_foreach(rows, i, u) {
+		const char *home = json_string_value(json_object_get(u, "home"));
+		const char *state = json_string_value(json_object_get(u, "home_state"));
+		const char *target = json_string_value(json_object_get(u, "home_target"));
+		tbuf t = TBUF_INIT;
+		tbuf_append_str(&t, home ? home : "");
+		if (state && strcmp(state, "moving") == 0)
+			tbuf_appendf(&t, " -> %s (moving)", target ? target : "?");
+		else if (state && strcmp(state, "reserved") == 0)
+			tbuf_append_str(&t, " (reserved)");
+		json_object_set_new(u, "home_column", json_string(tbuf_cstr(&t)));
+		tbuf_free(&t);
+	}
+}
+
 int ctl_cmd_user_list(ctl_ctx *ctx, const ctl_args *a)
 {
 	static const ctl_column cols[] = {
 		{ "ADDRESS", "address" }, { "FULL NAME", "full_name" }, { "TYPE", "type" },
-		{ "ENABLED", "enabled" }, { "RIGHTS", "rights" }, { "HOME", "home" },
+		{ "ENABLED", "enabled" }, { "RIGHTS", "rights" }, { "HOME SERVER", "home_column" },
 		{ "USED BYTES", "usage.bytes" }, { "QUOTA BYTES", "quota.bytes" }, { NULL, NULL }
 	};
 	const char *node = ctl_arg(a, "node");
@@ -125,11 +146,9 @@ int ctl_cmd_user_list(ctl_ctx *ctx, const ctl_args *a)
 		ctl_err("--this-node and --node exclude each other");
 		return CTL_EXIT_USAGE;
 	}
-	if (!node && !ctl_flag(a, "this-node"))
-		return ctl_list_call(ctx, "users", a->npos ? a->pos[0] : NULL, cols);
 	json_t *self = NULL, *res;
 	int rc;
-	if (!node) {
+	if (!node && ctl_flag(a, "this-node")) {
 		if ((rc = ctl_call(ctx, "GET", "/api/v1/node", NULL, &self)))
 			return rc;
 		node = json_string_value(json_object_get(self, "name"));
@@ -140,21 +159,28 @@ int ctl_cmd_user_list(ctl_ctx *ctx, const ctl_args *a)
 		}
 	}
 	tbuf path = TBUF_INIT;
-	tbuf_append_str(&path, "/api/v1/users?node=");
-	ctl_url_append(&path, node);
+	tbuf_append_str(&path, "/api/v1/users");
+	char sep = '?';
+	if (node) {
+		tbuf_append_str(&path, "?node=");
+		ctl_url_append(&path, node);
+		sep = '&';
+	}
 	json_decref(self);
 	if (a->npos) {
-		tbuf_append_str(&path, "&domain=");
+		tbuf_appendf(&path, "%cdomain=", sep);
 		ctl_url_append(&path, a->pos[0]);
 	}
 	rc = ctl_call(ctx, "GET", tbuf_cstr(&path), NULL, &res);
 	tbuf_free(&path);
 	if (rc)
 		return rc;
-	if (ctx->json)
+	if (ctx->json) {
 		ctl_print_json(res);
-	else
+	} else {
+		user_home_column(res);
 		ctl_print_table(res, cols);
+	}
 	json_decref(res);
 	return CTL_EXIT_OK;
 }

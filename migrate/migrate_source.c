@@ -276,6 +276,19 @@ static int do_freeze(migrate *m, const char *peer, const uint8_t mid[16], const 
 	return STORE_OK;
 }
 
+/* After an unfreeze or a drop: the store's answer, and the node told that mail held
+ * for the user may go. */
+static int release_done(migrate *m, const uint8_t user[16], int rc, const store_sync_result *res, tbuf *msg)
+{
+	if (rc != STORE_OK) {
+		tbuf_append_str(msg, res->error);
+		return rc;
+	}
+	if (m->released != NULL)
+		m->released(m->arg, user);
+	return STORE_OK;
+}
+
 /* Unfreeze (abort before the commit): the mailbox is live here again. */
 static int do_unfreeze(migrate *m, const uint8_t user[16], tbuf *msg)
 {
@@ -287,13 +300,7 @@ static int do_unfreeze(migrate *m, const uint8_t user[16], tbuf *msg)
 	if (s != STORE_MBOX_FROZEN)
 		return STORE_OK;
 	int rc = store_mbox_state_set(m->st, user, STORE_MBOX_ACTIVE, NULL, NULL, STORE_SYNC, &res);
-	if (rc != STORE_OK) {
-		tbuf_append_str(msg, res.error);
-		return rc;
-	}
-	if (m->released != NULL)
-		m->released(m->arg, user);
-	return STORE_OK;
+	return release_done(m, user, rc, &res, msg);
 }
 
 /* Drop (committed elsewhere): the source's copy goes. */
@@ -303,13 +310,7 @@ static int do_drop(migrate *m, const uint8_t user[16], tbuf *msg)
 
 	mig_crash_if(m->faults.crash_drop, "drop");
 	int rc = store_mig_drop(m->st, user, STORE_SYNC, &res);
-	if (rc != STORE_OK) {
-		tbuf_append_str(msg, res.error);
-		return rc;
-	}
-	if (m->released != NULL)
-		m->released(m->arg, user);
-	return STORE_OK;
+	return release_done(m, user, rc, &res, msg);
 }
 
 /* Rows, Delta, Heads: scan into a RowsOk. */

@@ -247,25 +247,15 @@ static int import_row(import_ctx *x, const store_mig_row *r)
  * an earlier drop removed it). */
 static int lock_target(store *st, const uint8_t user[16], store_mbx **m_r, store_dav_owner **o_r)
 {
-	int rc = store_mbx_lock(st, user, m_r);
+	int rc = store_mig_lock_user(st, user, m_r, o_r);
 
-	if (rc == STORE_ENOTFOUND) {
-		*m_r = NULL;
-	} else if (rc != STORE_OK) {
+	if (rc != STORE_OK || *o_r != NULL)
 		return rc;
-	} else if ((rc = store_mbx_wait_idle(st, *m_r)) != STORE_OK) {
-		store_mbx_unlock(*m_r);
-		*m_r = NULL;
-		if (rc != STORE_ENOTFOUND)
-			return rc;
-	}
+	store_dav_owner_revive(st, user);
 	if (store_dav_lock(st, user, o_r) != STORE_OK) {
-		store_dav_owner_revive(st, user);
-		if (store_dav_lock(st, user, o_r) != STORE_OK) {
-			if (*m_r)
-				store_mbx_unlock(*m_r);
-			return STORE_EIO;
-		}
+		if (*m_r)
+			store_mbx_unlock(*m_r);
+		return STORE_EIO;
 	}
 	return STORE_OK;
 }

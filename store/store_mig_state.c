@@ -211,9 +211,7 @@ static void state_hook(store *st, store_commit *c, int rc)
 	c->hook_arg = NULL;
 }
 
-/* Lock the mailbox (idle) and the DAV owner of user for a state change: *m_r and *o_r
- * NULL when the user has no mailbox or no DAV owner here. STORE_OK or STORE_EIO. */
-static int lock_user(store *st, const uint8_t user[16], store_mbx **m_r, store_dav_owner **o_r)
+int store_mig_lock_user(store *st, const uint8_t user[16], store_mbx **m_r, store_dav_owner **o_r)
 {
 	int rc = store_mbx_lock(st, user, m_r);
 
@@ -247,7 +245,7 @@ int store_mbox_state_set(store *st, const uint8_t user[16], store_mbox_state s, 
 
 	if (s < STORE_MBOX_ACTIVE || s > STORE_MBOX_FROZEN)
 		return store_commit_fail(st, c, res_r, STORE_EINVAL, "invalid mailbox state %d", (int)s);
-	if ((rc = lock_user(st, user, &m, &o)) != STORE_OK)
+	if ((rc = store_mig_lock_user(st, user, &m, &o)) != STORE_OK)
 		return store_commit_fail(st, c, res_r, rc, "cannot read the mailbox");
 	store_mbox_state_get(st, user, &have, &cur);
 	tern_uuid_str(user, who);

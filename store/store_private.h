@@ -434,6 +434,10 @@ int store_blob_begin_delete(store *st, const uint8_t sha[32]);
 /* Make c clear the "being deleted" mark of sha once written. */
 void store_blob_set_delete_hook(store_commit *c, const uint8_t sha[32]);
 
+/* Lock the mailbox (idle) and the DAV owner of user for a migration's change: *m_r and
+ * *o_r NULL when the user has no mailbox or no DAV owner here. STORE_OK or STORE_EIO. */
+int store_mig_lock_user(store *st, const uint8_t user[16], store_mbx **m_r, store_dav_owner **o_r);
+
 #endif
 
 /* ---- in-memory mailbox state (store_mailbox.c), used by store_msg.c ---- */

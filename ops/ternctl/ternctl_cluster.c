@@ -128,13 +128,7 @@ int ctl_cmd_cluster_leave(ctl_ctx *ctx, const ctl_args *a)
 /* cluster remove NODE (on the master): revoke a node; refused while users live there. */
 int ctl_cmd_cluster_remove(ctl_ctx *ctx, const ctl_args *a)
 {
-	tbuf path = TBUF_INIT;
-	tbuf_append_str(&path, "/api/v1/cluster/nodes/");
-	ctl_url_append(&path, a->pos[0]);
-	json_t *res;
-	int rc = ctl_call(ctx, "DELETE", tbuf_cstr(&path), NULL, &res);
-	tbuf_free(&path);
-	if (rc)
-		return rc;
-	return ctl_done(ctx, res, "node %s removed from the distributed domain", a->pos[0]);
+	char msg[300];
+	snprintf(msg, sizeof msg, "node %s removed from the distributed domain", a->pos[0]);
+	return ctl_item_call(ctx, "DELETE", "cluster/nodes", a->pos[0], NULL, NULL, msg);
 }

@@ -288,13 +288,7 @@ int ctl_cmd_migrate_status(ctl_ctx *ctx, const ctl_args *a)
 /* migrate cancel USER@DOMAIN */
 int ctl_cmd_migrate_cancel(ctl_ctx *ctx, const ctl_args *a)
 {
-	tbuf path = TBUF_INIT;
-	tbuf_append_str(&path, "/api/v1/migrations/");
-	ctl_url_append(&path, a->pos[0]);
-	json_t *res;
-	int rc = ctl_call(ctx, "DELETE", tbuf_cstr(&path), NULL, &res);
-	tbuf_free(&path);
-	if (rc)
-		return rc;
-	return ctl_done(ctx, res, "migration of %s cancelled", a->pos[0]);
+	char msg[400];
+	snprintf(msg, sizeof msg, "migration of %s cancelled", a->pos[0]);
+	return ctl_item_call(ctx, "DELETE", "migrations", a->pos[0], NULL, NULL, msg);
 }

@@ -1,0 +1,271 @@
+#!/usr/bin/python3
+"""Migration faults (issue 8, DESIGN.md §6, migrate/migrate.h): three nodes on 127.0.0.1 -
+A (master), B (source) and C (target), each with its own port base and data dir - and one
+user per case homed on B with about 100 messages. For each crash point ([migrate] fault
+crash:POINT on the node where that point is: copy, delta, prepared and committed on the
+target C, frozen and drop on the source B, commit on the master A) the migration is
+started at C with the fault set, the process is waited for to die (SIGKILL), restarted
+without the fault, and the migration waited for until it is done, failed or cancelled.
+Then: every node agrees on exactly one home (active), the mailbox there is whole (its
+digest equals the recorded one plus the mail sent meanwhile), the other node holds
+nothing of the user, and the mail sent over SMTP during the fault (through a node that
+stays up) is delivered exactly once. A crash at or after the commit point always ends
+with the user on C. corrupt:3 (source): the damaged reply is detected and re-sent, the
+migration succeeds and warning.log names the checksum; disk_full (target): the migration
+fails before the cut-over with a clear error, the source is untouched."""
+import os
+import random
+import smtplib
+import sys
+import threading
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import ternlib  # noqa: E402
+
+D = "example.test"
+PW = ternlib.USER_PASSWORD
+WAIT = 60.0
+N_MESSAGES = int(os.environ.get("TERN_MIGRATE_FAULT_MESSAGES", "100"))
+FOLDERS = ["Archive", "Work"]
+CRASHES = (("copy", "c"), ("delta", "c"), ("frozen", "b"), ("prepared", "c"), ("commit", "a"),
+           ("committed", "c"), ("drop", "b"))
+AFTER_COMMIT = ("commit", "committed", "drop")
+OTHER = ("corrupt", "disk_full")
+
+
+def conf(fault=None):
+    c = {"security": {"lockout_threshold": 0},
+         "smtpd": {"max_msgs_per_hour_per_ip": 0, "max_unknown_rcpts": 0, "max_connections_per_ip": 0},
+         "queue": {"check_interval": 1, "retry_interval": 2},
+         "cluster": {"address": "127.0.0.1", "heartbeat_interval": 1, "unavailable_after": 3,
+                     "request_timeout": 3, "relay_retry": 2},
+         "migrate": {"chunk_kb": 16, "window": 2, "retry_interval": 1, "request_timeout": 3, "give_up": 120}}
+    if fault:
+        c["migrate"]["fault"] = fault
+    return c
+
+
+def user_of(case):
+    return "f-%s@%s" % (case.replace("_", "-"), D)
+
+
+class Sender(threading.Thread):
+    """Sends numbered messages to user through front (port 25) until stopped, retrying a
+    4xx or a lost connection with the same message; accepted: Message-IDs answered 250."""
+
+    def __init__(self, front, user, prefix):
+        super().__init__(daemon=True)
+        self.front, self.user, self.prefix = front, user, prefix
+        self.stop_ev = threading.Event()
+        self.accepted, self.errors = [], []
+        self.rng = random.Random(11)
+
+    def run(self):
+        n, s = 0, None
+        while not self.stop_ev.is_set():
+            mid = "%s-%d@migrate.test" % (self.prefix, n + 1)
+            msg = ternlib.random_message(self.rng, mid.split("@")[0], self.user, size=1500)
+            try:
+                if s is None:
+                    s = smtplib.SMTP("127.0.0.1", self.front.port(25), timeout=20)
+                refused = s.sendmail("sender@remote.test", [self.user], msg)
+                if refused:
+                    raise smtplib.SMTPRecipientsRefused(refused)
+                self.accepted.append(mid)
+                n += 1
+            except smtplib.SMTPRecipientsRefused as e:
+                if list(e.recipients.values())[0][0] >= 500:
+                    self.errors.append("%s refused: %r" % (mid, e.recipients))
+                    return
+                s = self.reset(s)
+            except smtplib.SMTPResponseException as e:
+                if e.smtp_code >= 500:
+                    self.errors.append("%s: %d %r" % (mid, e.smtp_code, e.smtp_error))
+                    return
+                s = self.reset(s)
+            except (OSError, smtplib.SMTPException):
+                s = self.reset(s)
+            time.sleep(0.25)
+        self.reset(s)
+
+    @staticmethod
+    def reset(s):
+        if s is not None:
+            try:
+                s.quit()
+            except Exception:           # noqa: BLE001 - the connection is gone anyway
+                pass
+        time.sleep(0.3)
+        return None
+
+
+class MigrateFault(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.a, cls.b, cls.c = ternlib.make_nodes(("node-a", "node-b", "node-c"), conf())
+        cls.nodes = {"a": cls.a, "b": cls.b, "c": cls.c}
+        try:
+            for n in (cls.a, cls.b, cls.c):
+                n.start()
+            ternlib.join_cluster(cls.a, cls.b, cls.c)
+            cases = [p for p, _ in CRASHES] + list(OTHER)
+            homes = {}
+            for case in cases:
+                cls.a.add_user(user_of(case), "--home", "node-b")
+                homes[user_of(case)] = "node-b"
+            ternlib.wait_homes(homes, cls.a, cls.b, cls.c, timeout=WAIT)
+            cls.before = {}
+            t0 = time.time()
+            for i, case in enumerate(cases):
+                ternlib.fill_mailbox(cls.b, user_of(case), FOLDERS, N_MESSAGES, PW, connections=2, seed=100 + i,
+                                     expunge_every=15)
+                cls.before[case] = ternlib.imap_digest(cls.b, user_of(case), PW)
+            sys.stderr.write("test_migrate_fault: %d mailboxes filled in %.1f s\n" % (len(cases), time.time() - t0))
+        except BaseException:
+            for n in (cls.a, cls.b, cls.c):
+                n.cleanup()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        for n in (cls.a, cls.b, cls.c):
+            n.cleanup()
+
+    def tearDown(self):
+        # Every node back up, without a fault, for the next case.
+        for n in (self.a, self.b, self.c):
+            with open(n.config) as f:
+                faulty = "fault" in f.read()
+            if faulty:
+                ternlib.set_conf(n, conf())
+                if n.alive():
+                    n.stop()
+            if not n.alive():
+                n.start()
+        ternlib.assert_alive(self, self.a, self.b, self.c)
+
+    # ---- helpers ----
+
+    def restart_with(self, node, fault):
+        ternlib.set_conf(node, conf(fault))
+        node.stop()
+        node.start()
+        for n in (self.a, self.b, self.c):
+            ternlib.wait_available(n, ["node-a", "node-b", "node-c"], WAIT)
+
+    def settle(self, user):
+        """Waits until every node shows user with one and the same active home; returns it."""
+        last = {}
+
+        def ok():
+            homes = set()
+            for n in (self.a, self.b, self.c):
+                rec = ternlib.user_record(n, user)
+                if rec is None or str(rec.get("home_state", "active")).lower() != "active":
+                    return False
+                last[n.name] = (rec.get("home"), rec.get("home_state"), rec.get("home_target"))
+                homes.add(rec.get("home"))
+            return len(homes) == 1 and homes <= {"node-b", "node-c"}
+        self.a.wait_for(ok, WAIT * 2, "one active home for %s on every node (last %r)" % (user, last))
+        return ternlib.user_record(self.a, user)["home"]
+
+    def check_whole(self, case, user, accepted):
+        """The guarantees once the migration has settled; returns the home node."""
+        home_name = self.settle(user)
+        home = self.b if home_name == "node-b" else self.c
+        other = self.c if home is self.b else self.b
+        other.wait_for(lambda: ternlib.holds_nothing(other, user) == [], WAIT * 2,
+                       "%s holds nothing of %s" % (other.name, user))
+        want = set(accepted)
+        home.wait_for(lambda: want <= set(ternlib.imap_mailbox_digest_light(home, user, PW, "INBOX")), 120,
+                      "the %d messages sent during the fault in %s's INBOX at %s" % (len(want), user, home.name))
+        after = ternlib.imap_digest(home, user, PW)
+        problems, new = ternlib.digest_compare(self.before[case], after, new_allowed={"INBOX"})
+        self.assertEqual(problems, [], "\n".join(problems[:20]))
+        got = [m["message_id"] for m in new.get("INBOX", [])]
+        self.assertEqual(sorted(got), sorted(want), "mail sent during the fault: not exactly once")
+        self.assertEqual(ternlib.holds_nothing(other, user), [])
+        return home
+
+    def crash_case(self, point, key):
+        user = user_of(point)
+        node = self.nodes[key]
+        front = self.a if node is not self.a else self.b
+        self.restart_with(node, "crash:" + point)
+        sender = Sender(front, user, "fault-" + point)
+        sender.start()
+        try:
+            time.sleep(0.5)
+            r = ternlib.migrate_here(self.c, user)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            try:
+                rc = node.proc.wait(timeout=120)
+            except Exception:               # noqa: BLE001 - reported as the failure
+                self.fail("%s did not die at crash:%s; status %r" % (
+                    node.name, point, ternlib.migrate_status(self.c).get(user)))
+            self.assertEqual(rc, -9, "%s exited %r at crash:%s\n%s" % (node.name, rc, point, node.output_tail()))
+            time.sleep(1.5)                 # mail keeps arriving while it is down
+            ternlib.set_conf(node, conf())
+            node.start(timeout=60)
+            e = ternlib.wait_migration(self.c, user, timeout=240)
+            time.sleep(1.0)
+        finally:
+            sender.stop_ev.set()
+            sender.join(60)
+        self.assertEqual(sender.errors, [])
+        home = self.check_whole(point, user, sender.accepted)
+        sys.stderr.write("crash:%s on %s: migration %s (%s), home %s, %d sent during it\n" % (
+            point, node.name, e["state"], e.get("error") or "-", home.name, len(sender.accepted)))
+        if point in AFTER_COMMIT:
+            self.assertEqual(e["state"], "done", e)
+            self.assertIs(home, self.c)
+        elif e["state"] == "done":
+            self.assertIs(home, self.c)
+        else:
+            self.assertIs(home, self.b, "migration %s but the home moved" % e["state"])
+
+    # ---- tests ----
+
+    def test_corrupt(self):
+        user = user_of("corrupt")
+        self.restart_with(self.b, "corrupt:3")
+        r = ternlib.migrate_here(self.c, user)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        e = ternlib.wait_migration(self.c, user, timeout=240)
+        self.assertEqual(e["state"], "done", e)
+        home = self.check_whole("corrupt", user, [])
+        self.assertIs(home, self.c)
+        logs = (self.c.log_text("warning") + self.b.log_text("warning")).lower()
+        self.assertIn("checksum", logs)
+
+    def test_disk_full(self):
+        user = user_of("disk_full")
+        self.restart_with(self.c, "disk_full")
+        r = ternlib.migrate_here(self.c, user)
+        if r.returncode != 0:           # refused at once: also before the cut-over
+            self.assertRegex(r.stderr.lower(), "disk|space")
+        else:
+            e = ternlib.wait_migration(self.c, user, timeout=240)
+            self.assertEqual(e["state"], "failed", e)
+            self.assertRegex((e.get("error") or "").lower(), "disk|space")
+        home = self.check_whole("disk_full", user, [])
+        self.assertIs(home, self.b)
+        self.assertEqual(ternlib.holds_nothing(self.c, user), [])
+
+
+def _make_crash_test(point, key):
+    def test(self):
+        self.crash_case(point, key)
+    test.__doc__ = "crash:%s on node %s" % (point, key.upper())
+    return test
+
+
+for _i, (_point, _key) in enumerate(CRASHES):
+    setattr(MigrateFault, "test_crash_%d_%s" % (_i + 1, _point), _make_crash_test(_point, _key))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

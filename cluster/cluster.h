@@ -206,6 +206,7 @@ int cluster_book(cluster *cl, const char *resource, const char *organizer, const
  *   COMMIT  MOVING(source -> target) -> ACTIVE(target): the commit point. ACTIVE(target)
  *           already: ok (a replay). Refused otherwise.
  *   ABORT   MOVING(source -> target) -> ACTIVE(source). ACTIVE(not target): ok.
+ * The source (the current home) may also ask ABORT: for a move its target gave up.
  * Written with store_user_set_home_state (replicated). source_r (may be NULL) receives the
  * home before the request. Blocking (worker thread). 0 done; -1 refused (err says why);
  * -2 no answer from the master (try again later; nothing is known to have changed). */

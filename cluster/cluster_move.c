@@ -221,14 +221,32 @@ void cl_move_run(cluster *cl, cl_job *j)
 	cl_svc_reply(cl, j->node, &e);
 }
 
-/* A slave asks only for moves to itself; the rest waits for the service thread. */
+/* 1 when node is the user's current home (the source of a move). */
+static int is_home(cluster *cl, const uint8_t user[16], const char *node)
+{
+	Tern__User *u = NULL;
+	char home[CLUSTER_NAME_MAX + 1];
+	int yes = 0;
+
+	if (store_user_get_by_id(cl->st, user, &u) == STORE_OK) {
+		store_home_node(cl->st, u->home, home, sizeof(home));
+		yes = strcasecmp(home, node) == 0;
+	}
+	store_free_record(u);
+	return yes;
+}
+
+/* A slave asks for moves to itself, or (the source) for the ABORT of a move away from it
+ * that its target gave up; the rest waits for the service thread. */
 void cl_master_move(cluster *cl, const cl_peer *p, const Tern__Cluster__Envelope *e)
 {
 	Tern__Cluster__Envelope r = TERN__CLUSTER__ENVELOPE__INIT;
 	Tern__Cluster__Error er = TERN__CLUSTER__ERROR__INIT;
+	const Tern__Cluster__HomeMove *hm = e->home_move;
 	char msg[200];
 
-	if (strcasecmp(p->name, e->home_move->target) != 0) {
+	if (strcasecmp(p->name, hm->target) != 0 &&
+	    !(hm->op == TERN__CLUSTER__HOME_MOVE__OP__ABORT && is_home(cl, hm->user_id.data, p->name))) {
 		snprintf(msg, sizeof(msg), "node %s cannot move a mailbox to node %s (the target asks)", p->name,
 			 e->home_move->target);
 		er.code = TERN__CLUSTER__ERROR__CODE__REFUSED;

@@ -35,6 +35,19 @@ int migrate_open(const migrate_options *o, migrate **m_r, char **error_r)
 		*error_r = strdup("cannot start the migration runner thread");
 		return -1;
 	}
+	if (pthread_create(&m->settler, NULL, mig_settler, m) != 0) {
+		pthread_mutex_lock(&m->mu);
+		m->stop = 1;
+		pthread_cond_broadcast(&m->cv);
+		pthread_mutex_unlock(&m->mu);
+		pthread_join(m->thread, NULL);
+		cluster_bulk_set_handler(m->cl, NULL, NULL);
+		pthread_cond_destroy(&m->cv);
+		pthread_mutex_destroy(&m->mu);
+		free(m);
+		*error_r = strdup("cannot start the migration settler thread");
+		return -1;
+	}
 	m->running = 1;
 	*m_r = m;
 	return 0;
@@ -51,8 +64,10 @@ void migrate_close(migrate **mp)
 	m->stop = 1;
 	pthread_cond_broadcast(&m->cv);
 	pthread_mutex_unlock(&m->mu);
-	if (m->running)
+	if (m->running) {
 		pthread_join(m->thread, NULL);
+		pthread_join(m->settler, NULL);
+	}
 	pthread_cond_destroy(&m->cv);
 	pthread_mutex_destroy(&m->mu);
 	free(m);

@@ -20,11 +20,14 @@
  * rows copied here dropped. Failure: the same, with the reason in the job.
  *
  * On the source the bulk handler answers (Begin, Rows, Delta, Heads, BlobChunk, Freeze,
- * Unfreeze, Digest, Drop) for a user homed here and MOVING to the asking node only. After
- * a restart the source probes the target about every mailbox it holds frozen: DONE (and
- * the master committed) -> drop; ABORTED or UNKNOWN while the master still says the user
- * lives here -> unfreeze; RUNNING -> stay frozen. The master's record decides: a frozen
- * mailbox is never released while the master says MOVING and the target is PREPARED.
+ * Unfreeze, Digest, Drop) for a user homed here and MOVING to the asking node only. A
+ * settler thread looks at every mailbox frozen here every retry_interval (after a restart,
+ * or when the target went quiet) and asks the target (Probe): the master committed the
+ * move and the target says DONE (or no longer knows it) -> drop; the master's record says
+ * the user lives here again -> unfreeze; the master still says MOVING and the target says
+ * it will never commit (ABORTED, or UNKNOWN: no such job) -> ABORT at the master (the
+ * source may ask that) and unfreeze once it is replicated; otherwise stay frozen. A frozen
+ * mailbox is never released while the master says MOVING and the target may commit.
  *
  * Fault injection for tests ([migrate] fault, comma-separated):
  *   crash:POINT    the process dies (SIGKILL) at POINT: copy (target, after the first

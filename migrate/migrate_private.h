@@ -29,7 +29,7 @@ struct migrate {
 	mig_faults faults;
 	atomic_uint replies;                /* replies sent by the source handler */
 
-	pthread_t thread;
+	pthread_t thread, settler;
 	int running;
 	/* mu guards the job records (every write of one), stop, wake, cur_* */
 	pthread_mutex_t mu;
@@ -73,11 +73,13 @@ int mig_send(mig_conn *c, const tbuf *req, uint64_t *tag_r, tbuf *err);
 /* The bulk handler (cluster_bulk_fn): the source's answers and the target's Probe. */
 void mig_bulk_handler(void *arg, const char *peer, const void *req, size_t n, tbuf *reply);
 /* Settle the mailboxes frozen here (after a restart, or an abort seen late): the master's
- * record decides (migrate.h). Runner thread. */
+ * record and the target decide (migrate.h). Settler thread. */
 void mig_settle_frozen(migrate *m);
 
 /* ---- migrate_run.c / migrate_copy.c ---- */
 void *mig_runner(void *arg);
+/* The settler thread (migrate_run.c): mig_settle_frozen every retry_interval. */
+void *mig_settler(void *arg);
 
 /* The job being run (target) and what it needs while running. */
 typedef struct mig_run {

@@ -565,7 +565,6 @@ static void trim_done(migrate *m)
 void *mig_runner(void *arg)
 {
 	migrate *m = arg;
-	int64_t last_settle = 0;
 
 	for (;;) {
 		pthread_mutex_lock(&m->mu);
@@ -573,10 +572,6 @@ void *mig_runner(void *arg)
 		pthread_mutex_unlock(&m->mu);
 		if (stop)
 			break;
-		if (tern_mono_ms() - last_settle >= m->conf->migrate_retry_interval * 1000) {
-			mig_settle_frozen(m);
-			last_settle = tern_mono_ms();
-		}
 		Tern__MigrateJob *j = next_job(m);
 		if (j != NULL) {
 			run_job(m, j);
@@ -598,5 +593,27 @@ void *mig_runner(void *arg)
 		m->wake = 0;
 		pthread_mutex_unlock(&m->mu);
 	}
+	return NULL;
+}
+
+/* The settler thread: every retry_interval, the mailboxes frozen here as a source
+ * (mig_settle_frozen), also while the runner is busy with a long job as a target. */
+void *mig_settler(void *arg)
+{
+	migrate *m = arg;
+
+	pthread_mutex_lock(&m->mu);
+	while (!m->stop) {
+		pthread_mutex_unlock(&m->mu);
+		mig_settle_frozen(m);
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += m->conf->migrate_retry_interval;
+		pthread_mutex_lock(&m->mu);
+		while (!m->stop)
+			if (pthread_cond_timedwait(&m->cv, &m->mu, &ts) == ETIMEDOUT)
+				break;
+	}
+	pthread_mutex_unlock(&m->mu);
 	return NULL;
 }

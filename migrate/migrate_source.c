@@ -440,7 +440,8 @@ answer:;
 	tbuf_free(&msg);
 }
 
-/* Ask the target about a frozen mailbox (for the log: the master's record decides). */
+/* Ask the target about a frozen mailbox: "unknown", "running", "done", "aborted",
+ * or "unreachable" / "undecodable". */
 static const char *probe_target(migrate *m, const char *target, const uint8_t mid[16], const uint8_t user[16])
 {
 	Tern__Migrate__Request rq = TERN__MIGRATE__REQUEST__INIT;
@@ -469,8 +470,14 @@ static const char *probe_target(migrate *m, const char *target, const uint8_t mi
 	return what;
 }
 
-/* Every mailbox frozen here: committed to its target -> drop; ACTIVE here again (an
- * abort) -> unfreeze; still MOVING -> stay frozen (the master has not decided). */
+/* Every mailbox frozen here, settled by the master's record and the target's word:
+ *   committed to the target (ACTIVE there)  drop, once the target confirms (DONE; or
+ *                                           it no longer tracks the move: UNKNOWN)
+ *   ACTIVE here again (an abort)            unfreeze
+ *   still MOVING                            the target says it will never commit
+ *                                           (UNKNOWN: no job; ABORTED): ask the master to
+ *                                           abort, and unfreeze at the next pass;
+ *                                           otherwise stay frozen. */
 void mig_settle_frozen(migrate *m)
 {
 	uint8_t (*ids)[16] = NULL;
@@ -497,18 +504,30 @@ void mig_settle_frozen(migrate *m)
 		store_home_node(m->st, u->home, home, sizeof(home));
 		int moving = u->home_state == TERN__HOME_STATE__HOME_MOVING;
 		tbuf msg = TBUF_INIT;
-		if (!moving && strcmp(home, peer) == 0) {
-			if (do_drop(m, ids[i], &msg) == STORE_OK)
-				tlog(TLOG_OPERATIONS, "migrate: %s@%s moved to node %s: the copy here is dropped", u->name,
-				     u->domain, peer);
-		} else if (!moving && strcmp(home, m->self) == 0) {
+		if (!moving && strcmp(home, m->self) == 0) {
 			if (do_unfreeze(m, ids[i], &msg) == STORE_OK)
 				tlog(TLOG_OPERATIONS, "migrate: %s@%s stays on node %s (the move to %s was aborted): unfrozen",
 				     u->name, u->domain, m->self, peer);
+		} else if (!moving && strcmp(home, peer) == 0) {
+			const char *what = probe_target(m, peer, mid, ids[i]);
+			if (strcmp(what, "done") == 0 || strcmp(what, "unknown") == 0) {
+				if (do_drop(m, ids[i], &msg) == STORE_OK)
+					tlog(TLOG_OPERATIONS, "migrate: %s@%s moved to node %s (which says: %s): the copy "
+					     "here is dropped", u->name, u->domain, peer, what);
+			}
 		} else if (moving) {
 			const char *what = probe_target(m, peer, mid, ids[i]);
-			tlog(TLOG_OPERATIONS, "migrate: %s@%s frozen for node %s, which says: %s; the master says moving: stays frozen",
-			     u->name, u->domain, peer, what);
+			int hopeless = strcmp(what, "unknown") == 0 || strcmp(what, "aborted") == 0;
+			tbuf err = TBUF_INIT;
+			if (hopeless &&
+			    cluster_home_move(m->cl, ids[i], CLUSTER_MOVE_ABORT, peer, NULL, 0, &err) == 0)
+				tlog(TLOG_OPERATIONS, "migrate: %s@%s frozen for node %s, which says: %s; the move is "
+				     "aborted at the master", u->name, u->domain, peer, what);
+			else
+				tlog(TLOG_OPERATIONS, "migrate: %s@%s frozen for node %s, which says: %s; the master "
+				     "says moving%s%s: stays frozen", u->name, u->domain, peer, what,
+				     err.len ? ", abort refused: " : "", tbuf_cstr(&err));
+			tbuf_free(&err);
 		}
 		tbuf_free(&msg);
 		store_free_record(u);

@@ -204,6 +204,44 @@ static void test_corrupt_reply_still_succeeds(void **state)
 	tbuf_free(&err);
 }
 
+/* 1 when st's record of the user says MOVING to target. */
+static int mt_moving_to(store *st, const char *addr, const char *target)
+{
+	Tern__User *u = NULL;
+	int ok = 0;
+
+	if (store_user_find(st, addr, &u) == STORE_OK)
+		ok = u->home_state == TERN__HOME_STATE__HOME_MOVING && strcmp(u->home_target, target) == 0;
+	store_free_record(u);
+	return ok;
+}
+
+/* A mailbox frozen for a target that has no such migration (it lost it): the source's
+ * settler asks the target, has the master abort the move, and unfreezes. bob lives on
+ * the slave b here, so the abort is a source's request over the control plane. */
+static void test_orphaned_freeze(void **state)
+{
+	(void)state;
+	uint8_t mid[16];
+	tbuf err = TBUF_INIT;
+	store_mbox_state s = STORE_MBOX_ACTIVE;
+	store_sync_result res;
+
+	assert_true(mt_home_is(B.st, "bob@example.test", "b"));
+	tern_uuid_new(mid);
+	if (cluster_home_move(A.cl, bob, CLUSTER_MOVE_BEGIN, "a", NULL, 0, &err) != 0)
+		fail_msg("BEGIN: %s", tbuf_cstr(&err));
+	WAIT_FOR(mt_moving_to(B.st, "bob@example.test", "a"));
+	assert_int_equal(store_mbox_state_set(B.st, bob, STORE_MBOX_FROZEN, "a", mid, STORE_SYNC, &res), STORE_OK);
+	assert_int_equal(mt_append(B.st, bob, NULL, 9001, 100), STORE_EREFUSED);
+	/* a has no job for bob: the settler of b (every second) gets the move aborted */
+	WAIT_FOR(store_mbox_state_get(B.st, bob, &s, NULL) == STORE_OK && s == STORE_MBOX_ACTIVE);
+	assert_true(mt_home_is(A.st, "bob@example.test", "b"));
+	WAIT_FOR(mt_home_is(B.st, "bob@example.test", "b"));
+	assert_int_equal(mt_append(B.st, bob, NULL, 9002, 100), STORE_OK);
+	tbuf_free(&err);
+}
+
 static void test_refusals(void **state)
 {
 	(void)state;
@@ -251,6 +289,7 @@ int main(void)
 		cmocka_unit_test(test_migrate_with_changes),
 		cmocka_unit_test(test_cancel_mid_copy),
 		cmocka_unit_test(test_corrupt_reply_still_succeeds),
+		cmocka_unit_test(test_orphaned_freeze),
 		cmocka_unit_test(test_refusals),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

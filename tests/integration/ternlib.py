@@ -1942,6 +1942,49 @@ class ClusterPairTestCase(unittest.TestCase):
         assert_alive(self, self.alpha, self.beta)
 
 
+class DirectoryClusterTestCase(unittest.TestCase):
+    """A test class with the slapd fixture (tests/fixtures/dirfixture.py, which the test
+    has imported) and three nodes of its own with CONF: node-a, the master, maps DOMAIN to
+    the fixture's directory; once every address of MAPPED is on the master (within WAIT
+    seconds), node-b and node-c join it; then the subclass's set_up_nodes (homes, mail and
+    the like) runs. When that fails, and after the tests, the nodes and the fixture stop."""
+    DOMAIN = "example.test"
+    CONF = {}
+    MAPPED = ()
+    WAIT = 30.0
+
+    @classmethod
+    def setUpClass(cls):
+        import dirfixture
+        cls.fx = dirfixture.start(ldap=True, backup=False, kdc=False)
+        cls.a, cls.b, cls.c = make_nodes(("node-a", "node-b", "node-c"), cls.CONF, domain=cls.DOMAIN)
+        try:
+            for n in (cls.a, cls.b, cls.c):
+                n.start()
+            set_od_directory(cls.a, cls.DOMAIN, cls.fx)
+            cls.a.wait_for(lambda: all(user_record(cls.a, x) is not None for x in cls.MAPPED), cls.WAIT,
+                           "users mapped on the master")
+            join_cluster(cls.a, cls.b, cls.c)
+            cls.set_up_nodes()
+        except BaseException:
+            cls.cleanup_all()
+            raise
+
+    @classmethod
+    def set_up_nodes(cls):
+        """What the subclass adds to the joined nodes before its tests."""
+
+    @classmethod
+    def cleanup_all(cls):
+        for n in (cls.a, cls.b, cls.c):
+            n.cleanup()
+        cls.fx.stop()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cleanup_all()
+
+
 def user_record(node, address):
     """`ternctl user show address` at node: the parsed record, or None when it has no such user."""
     r = node.run_ctl("user", "show", address)
@@ -2277,6 +2320,63 @@ def fill_dav(node, user, password=USER_PASSWORD, events=20, todos=10, cards=20):
                 raise AssertionError("DELETE %s -> %r" % (path, r))
     finally:
         c.close()
+
+
+class SmtpSender(threading.Thread):
+    """Sends numbered messages ("<prefix>-N@migrate.test", size bytes, from a
+    random.Random(seed)) to user through `front` on port 25 until stopped, pause seconds
+    apart; a 4xx answer or a lost connection is retried with the same message (counted in
+    deferrals), a 5xx is an error. accepted: the Message-IDs answered 250."""
+
+    def __init__(self, front, user, prefix, seed, size, timeout=30, pause=0.1):
+        super().__init__(daemon=True)
+        self.front, self.user, self.prefix = front, user, prefix
+        self.size, self.timeout, self.pause = size, timeout, pause
+        self.stop_ev = threading.Event()
+        self.accepted, self.errors, self.deferrals = [], [], 0
+        self.rng = random.Random(seed)
+
+    def run(self):
+        n, s = 0, None
+        while not self.stop_ev.is_set():
+            mid = "%s-%d@migrate.test" % (self.prefix, n + 1)
+            msg = random_message(self.rng, mid.split("@")[0], self.user, size=self.size)
+            try:
+                if s is None:
+                    s = smtplib.SMTP("127.0.0.1", self.front.port(25), timeout=self.timeout)
+                refused = s.sendmail("sender@remote.test", [self.user], msg)
+                if refused:
+                    raise smtplib.SMTPRecipientsRefused(refused)
+                self.accepted.append(mid)
+                n += 1
+            except smtplib.SMTPRecipientsRefused as e:
+                if list(e.recipients.values())[0][0] >= 500:
+                    self.errors.append("%s refused: %r" % (mid, e.recipients))
+                    return
+                self.deferrals += 1
+                s = self.reset(s)
+            except smtplib.SMTPResponseException as e:
+                if e.smtp_code >= 500:
+                    self.errors.append("%s: %d %r" % (mid, e.smtp_code, e.smtp_error))
+                    return
+                self.deferrals += 1
+                s = self.reset(s)
+            except (OSError, smtplib.SMTPException):
+                self.deferrals += 1
+                s = self.reset(s)
+            time.sleep(self.pause)
+        self.reset(s)
+
+    @staticmethod
+    def reset(s):
+        """Drops the connection s (when any) and waits a moment: None."""
+        if s is not None:
+            try:
+                s.quit()
+            except Exception:           # noqa: BLE001 - the connection is gone anyway
+                pass
+        time.sleep(0.3)
+        return None
 
 
 def migrate_here(node, *users, wait=False, timeout=600):

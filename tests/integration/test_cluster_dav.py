@@ -13,7 +13,6 @@ import re
 import sys
 import threading
 import time
-import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -49,39 +48,22 @@ def invitation(uid, organiser, start, end):
     return ternlib.ical_event(uid, start, end, "Planning", extra=extra)
 
 
-class ClusterDav(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.fx = dirfixture.start(ldap=True, backup=False, kdc=False)
-        cls.a, cls.b, cls.c = ternlib.make_nodes(("node-a", "node-b", "node-c"), CONF)
-        try:
-            for n in (cls.a, cls.b, cls.c):
-                n.start()
-            ternlib.set_od_directory(cls.a, D, cls.fx)
-            cls.a.wait_for(lambda: cls.user(cls.a, "dave") is not None, WAIT, "users mapped on the master")
-            ternlib.join_cluster(cls.a, cls.b, cls.c)
-            homes = {addr("bob"): "node-c", addr("dave"): "node-b"}
-            ternlib.set_homes(cls.a, homes)
-            cls.a.ctl("resource", "add", ROOM, "--type", "room")
-            ternlib.wait_homes(homes, cls.b, cls.c, timeout=WAIT)
-            for n in (cls.b, cls.c):
-                n.wait_for(lambda: n.run_ctl("resource", "show", ROOM).returncode == 0, WAIT,
-                           "the room replicated to " + n.name)
-            for n in (cls.a, cls.b, cls.c):
-                ternlib.wait_dav(n)
-        except BaseException:
-            cls.cleanup_all()
-            raise
+class ClusterDav(ternlib.DirectoryClusterTestCase):
+    CONF = CONF
+    MAPPED = (addr("dave"),)
+    WAIT = WAIT
 
     @classmethod
-    def cleanup_all(cls):
+    def set_up_nodes(cls):
+        homes = {addr("bob"): "node-c", addr("dave"): "node-b"}
+        ternlib.set_homes(cls.a, homes)
+        cls.a.ctl("resource", "add", ROOM, "--type", "room")
+        ternlib.wait_homes(homes, cls.b, cls.c, timeout=WAIT)
+        for n in (cls.b, cls.c):
+            n.wait_for(lambda: n.run_ctl("resource", "show", ROOM).returncode == 0, WAIT,
+                       "the room replicated to " + n.name)
         for n in (cls.a, cls.b, cls.c):
-            n.cleanup()
-        cls.fx.stop()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cleanup_all()
+            ternlib.wait_dav(n)
 
     @staticmethod
     def user(node, name):

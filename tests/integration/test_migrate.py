@@ -21,7 +21,6 @@ import json
 import os
 import random
 import re
-import smtplib
 import sys
 import threading
 import time
@@ -168,102 +167,28 @@ class ImapWriter(threading.Thread):
             self.c.close()
 
 
-class SmtpSender(threading.Thread):
-    """Sends numbered messages to user through `front` on port 25 until stopped; a 4xx
-    answer is retried with the same message, a 5xx is an error. accepted: the
-    Message-IDs answered 250."""
-
-    def __init__(self, front, user):
-        super().__init__(daemon=True)
-        self.front, self.user = front, user
-        self.stop_ev = threading.Event()
-        self.accepted, self.errors, self.deferrals = [], [], 0
-        self.rng = random.Random(7)
-
-    def run(self):
-        n = 0
-        s = None
-        while not self.stop_ev.is_set():
-            mid = "live-smtp-%d@migrate.test" % (n + 1)
-            msg = ternlib.random_message(self.rng, mid.split("@")[0], self.user, size=2000)
-            try:
-                if s is None:
-                    s = smtplib.SMTP("127.0.0.1", self.front.port(25), timeout=30)
-                refused = s.sendmail("sender@remote.test", [self.user], msg)
-                if refused:
-                    raise smtplib.SMTPRecipientsRefused(refused)
-                self.accepted.append(mid)
-                n += 1
-            except smtplib.SMTPRecipientsRefused as e:
-                code = list(e.recipients.values())[0][0]
-                if code >= 500:
-                    self.errors.append("%s refused %r" % (mid, e.recipients))
-                    return
-                self.deferrals += 1
-                s = self.reset(s)
-            except smtplib.SMTPResponseException as e:
-                if e.smtp_code >= 500:
-                    self.errors.append("%s: %d %r" % (mid, e.smtp_code, e.smtp_error))
-                    return
-                self.deferrals += 1
-                s = self.reset(s)
-            except (OSError, smtplib.SMTPException):
-                self.deferrals += 1
-                s = self.reset(s)
-            time.sleep(0.1)
-        self.reset(s)
-
-    @staticmethod
-    def reset(s):
-        if s is not None:
-            try:
-                s.quit()
-            except Exception:           # noqa: BLE001 - the connection is gone anyway
-                pass
-        time.sleep(0.3)
-        return None
-
-
-class Migrate(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.fx = dirfixture.start(ldap=True, backup=False, kdc=False)
-        cls.a, cls.b, cls.c = ternlib.make_nodes(("node-a", "node-b", "node-c"), CONF)
-        try:
-            for n in (cls.a, cls.b, cls.c):
-                n.start()
-            ternlib.set_od_directory(cls.a, D, cls.fx)
-            cls.a.wait_for(lambda: ternlib.user_record(cls.a, DAVE) is not None
-                           and ternlib.user_record(cls.a, ERIN) is not None, WAIT, "users mapped on the master")
-            ternlib.join_cluster(cls.a, cls.b, cls.c)
-            homes = {ERIN: "node-b", DAVE: "node-b"}
-            ternlib.set_homes(cls.a, homes)
-            cls.a.add_user(GUEST)
-            ternlib.wait_homes(dict(homes, **{GUEST: None}), cls.a, cls.b, cls.c, timeout=WAIT)
-            for n in (cls.a, cls.b, cls.c):
-                ternlib.wait_dav(n)
-            t0 = time.time()
-            cls.erin_count = ternlib.fill_mailbox(cls.b, ERIN, FOLDERS, N_MESSAGES, pw(ERIN), seed=1)
-            ternlib.fill_dav(cls.b, ERIN, pw(ERIN))
-            cls.dave_count = ternlib.fill_mailbox(cls.b, DAVE, FOLDERS[:3], 300, pw(DAVE), seed=2)
-            sys.stderr.write("test_migrate: filled %d + %d messages in %.1f s\n" % (
-                cls.erin_count, cls.dave_count, time.time() - t0))
-            cls.erin_before = ternlib.imap_digest(cls.b, ERIN, pw(ERIN))
-            cls.erin_dav_before = ternlib.dav_digest(cls.b, ERIN, pw(ERIN))
-            cls.dave_before = ternlib.imap_digest(cls.b, DAVE, pw(DAVE))
-        except BaseException:
-            cls.cleanup_all()
-            raise
+class Migrate(ternlib.DirectoryClusterTestCase):
+    CONF = CONF
+    MAPPED = (DAVE, ERIN)
+    WAIT = WAIT
 
     @classmethod
-    def cleanup_all(cls):
+    def set_up_nodes(cls):
+        homes = {ERIN: "node-b", DAVE: "node-b"}
+        ternlib.set_homes(cls.a, homes)
+        cls.a.add_user(GUEST)
+        ternlib.wait_homes(dict(homes, **{GUEST: None}), cls.a, cls.b, cls.c, timeout=WAIT)
         for n in (cls.a, cls.b, cls.c):
-            n.cleanup()
-        cls.fx.stop()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cleanup_all()
+            ternlib.wait_dav(n)
+        t0 = time.time()
+        cls.erin_count = ternlib.fill_mailbox(cls.b, ERIN, FOLDERS, N_MESSAGES, pw(ERIN), seed=1)
+        ternlib.fill_dav(cls.b, ERIN, pw(ERIN))
+        cls.dave_count = ternlib.fill_mailbox(cls.b, DAVE, FOLDERS[:3], 300, pw(DAVE), seed=2)
+        sys.stderr.write("test_migrate: filled %d + %d messages in %.1f s\n" % (
+            cls.erin_count, cls.dave_count, time.time() - t0))
+        cls.erin_before = ternlib.imap_digest(cls.b, ERIN, pw(ERIN))
+        cls.erin_dav_before = ternlib.dav_digest(cls.b, ERIN, pw(ERIN))
+        cls.dave_before = ternlib.imap_digest(cls.b, DAVE, pw(DAVE))
 
     def tearDown(self):
         ternlib.assert_alive(self, self.a, self.b, self.c)
@@ -368,7 +293,7 @@ class Migrate(unittest.TestCase):
         # Users keep working through A (the front) while the mailbox moves.
         writer = ImapWriter(a, ERIN, pw(ERIN), "Projects", "Archive", sorted(before["Archive"]["messages"]),
                             random.Random(5))
-        sender = SmtpSender(a, ERIN)
+        sender = ternlib.SmtpSender(a, ERIN, "live-smtp", seed=7, size=2000)
         writer.start()
         sender.start()
         time.sleep(1.0)

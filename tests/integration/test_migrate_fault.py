@@ -14,10 +14,7 @@ with the user on C. corrupt:3 (source): the damaged reply is detected and re-sen
 migration succeeds and warning.log names the checksum; disk_full (target): the migration
 fails before the cut-over with a clear error, the source is untouched."""
 import os
-import random
-import smtplib
 import sys
-import threading
 import time
 import unittest
 
@@ -52,65 +49,13 @@ def user_of(case):
     return "f-%s@%s" % (case.replace("_", "-"), D)
 
 
-class Sender(threading.Thread):
-    """Sends numbered messages to user through front (port 25) until stopped, retrying a
-    4xx or a lost connection with the same message; accepted: Message-IDs answered 250."""
-
-    def __init__(self, front, user, prefix):
-        super().__init__(daemon=True)
-        self.front, self.user, self.prefix = front, user, prefix
-        self.stop_ev = threading.Event()
-        self.accepted, self.errors = [], []
-        self.rng = random.Random(11)
-
-    def run(self):
-        n, s = 0, None
-        while not self.stop_ev.is_set():
-            mid = "%s-%d@migrate.test" % (self.prefix, n + 1)
-            msg = ternlib.random_message(self.rng, mid.split("@")[0], self.user, size=1500)
-            try:
-                if s is None:
-                    s = smtplib.SMTP("127.0.0.1", self.front.port(25), timeout=20)
-                refused = s.sendmail("sender@remote.test", [self.user], msg)
-                if refused:
-                    raise smtplib.SMTPRecipientsRefused(refused)
-                self.accepted.append(mid)
-                n += 1
-            except smtplib.SMTPRecipientsRefused as e:
-                if list(e.recipients.values())[0][0] >= 500:
-                    self.errors.append("%s refused: %r" % (mid, e.recipients))
-                    return
-                s = self.reset(s)
-            except smtplib.SMTPResponseException as e:
-                if e.smtp_code >= 500:
-                    self.errors.append("%s: %d %r" % (mid, e.smtp_code, e.smtp_error))
-                    return
-                s = self.reset(s)
-            except (OSError, smtplib.SMTPException):
-                s = self.reset(s)
-            time.sleep(0.25)
-        self.reset(s)
-
-    @staticmethod
-    def reset(s):
-        if s is not None:
-            try:
-                s.quit()
-            except Exception:           # noqa: BLE001 - the connection is gone anyway
-                pass
-        time.sleep(0.3)
-        return None
-
-
 class MigrateFault(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.a, cls.b, cls.c = ternlib.make_nodes(("node-a", "node-b", "node-c"), conf())
         cls.nodes = {"a": cls.a, "b": cls.b, "c": cls.c}
-        try:
-            for n in (cls.a, cls.b, cls.c):
-                n.start()
-            ternlib.join_cluster(cls.a, cls.b, cls.c)
+        with ternlib.CleanupOnError(cls.a, cls.b, cls.c):
+            ternlib.start_cluster(cls.a, cls.b, cls.c)
             cases = [p for p, _ in CRASHES] + list(OTHER)
             homes = {}
             for case in cases:
@@ -124,10 +69,6 @@ class MigrateFault(unittest.TestCase):
                                      expunge_every=15)
                 cls.before[case] = ternlib.imap_digest(cls.b, user_of(case), PW)
             sys.stderr.write("test_migrate_fault: %d mailboxes filled in %.1f s\n" % (len(cases), time.time() - t0))
-        except BaseException:
-            for n in (cls.a, cls.b, cls.c):
-                n.cleanup()
-            raise
 
     @classmethod
     def tearDownClass(cls):
@@ -195,7 +136,7 @@ class MigrateFault(unittest.TestCase):
         node = self.nodes[key]
         front = self.a if node is not self.a else self.b
         self.restart_with(node, "crash:" + point)
-        sender = Sender(front, user, "fault-" + point)
+        sender = ternlib.SmtpSender(front, user, "fault-" + point, seed=11, size=1500, timeout=20, pause=0.25)
         sender.start()
         try:
             time.sleep(0.5)

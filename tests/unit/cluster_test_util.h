@@ -169,6 +169,33 @@ static inline int has_user(store *st, const char *addr)
 	return rc == STORE_OK;
 }
 
+/* Adds the domain example.test to st (the master's, before a distributed domain). */
+static inline void add_domain(store *st)
+{
+	Tern__Domain d = TERN__DOMAIN__INIT;
+	store_sync_result r;
+
+	d.name = (char *)"example.test";
+	assert_int_equal(store_domain_add(st, &d, STORE_SYNC, &r), STORE_OK);
+}
+
+/* Admits node n at the master and joins it there; fails the test on an error. */
+static inline void node_join(tnode *master, tnode *n)
+{
+	cluster_admission *adm = NULL;
+	Tern__Node *id = NULL;
+	tbuf err = TBUF_INIT;
+
+	assert_int_equal(cluster_identity(n->cl, &id), 0);
+	if (cluster_admit(master->cl, id, &adm, &err) != 0)
+		fail_msg("admit %s: %s", n->name, tbuf_cstr(&err));
+	if (cluster_join(n->cl, adm, &err) != 0)
+		fail_msg("join %s: %s", n->name, tbuf_cstr(&err));
+	store_free_record(id);
+	cluster_admission_free(&adm);
+	tbuf_free(&err);
+}
+
 /* Adds name@example.test to st, which must answer expect. */
 static inline void add_user(store *st, const char *name, int expect)
 {

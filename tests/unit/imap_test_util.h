@@ -1,10 +1,14 @@
-/* imap_test_util.h - for the unit tests of node/imap's message views (FETCH, SEARCH):
- * a message appended to a user's INBOX with its MIME record, read back as an imap_msg.
+/* imap_test_util.h - for the unit tests of node/imap: a message appended to a user's
+ * INBOX with its MIME record, read back as an imap_msg (the message views, FETCH and
+ * SEARCH), and an IMAP server with the pools and lockout it runs on (the session tests).
  * Include after store_test_util.h. */
 #ifndef TERN_IMAP_TEST_UTIL_H
 #define TERN_IMAP_TEST_UTIL_H
+#include "auth.h"
+#include "imap.h"
 #include "imap_msg.h"
 #include "mime.h"
+#include "tern.h"
 
 /* Append body (after the header prefix) to user's INBOX with flags, the keyword kw (NULL:
  * none) and internaldate, analysed by mime_analyze; *meta_r is its record (free it with
@@ -37,6 +41,36 @@ static inline void it_append(store *st, const uint8_t user[16], const char *body
 	m->st = st;
 	m->meta = *meta_r;
 	m->msn = msn;
+}
+
+/* An IMAP server with an auth pool and a cpu pool of 2 threads each and a lockout. */
+typedef struct it_server {
+	tern_pool *auth_pool, *cpu_pool;
+	auth_lockout *lockout;
+	imap_server *imap;
+} it_server;
+
+/* Make s's pools, a lockout after max_failures failed logins for 10 minutes and the server
+ * on st with conf (which must outlive it), hostname in its greeting. */
+static inline void it_server_new(it_server *s, store *st, const tern_conf *conf, const char *hostname,
+				 unsigned max_failures)
+{
+	s->auth_pool = tern_pool_new("auth", 2, 64);
+	s->cpu_pool = tern_pool_new("cpu", 2, 64);
+	s->lockout = auth_lockout_new(max_failures, 600);
+	imap_env env = { .st = st, .conf = conf, .hostname = hostname,
+			 .auth_pool = s->auth_pool, .cpu_pool = s->cpu_pool, .lockout = s->lockout };
+	s->imap = imap_server_new(&env);
+	assert_non_null(s->imap);
+}
+
+/* Free what it_server_new made: the server before the pools it runs on. */
+static inline void it_server_free(it_server *s)
+{
+	imap_server_free(&s->imap);
+	tern_pool_free(&s->auth_pool);
+	tern_pool_free(&s->cpu_pool);
+	auth_lockout_free(&s->lockout);
 }
 
 #endif

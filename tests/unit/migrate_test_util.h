@@ -27,32 +27,17 @@ static inline void mt_report(void *arg, const char *admin, const char *subject, 
 	pthread_mutex_unlock(&r->mu);
 }
 
-/* A fresh node as node_init makes it, with a bulk port of its own and the [migrate]
- * settings `migrate_conf` (e.g. "chunk_kb = 16\n"). */
+/* A fresh node as node_init_opts makes it, with 4 MiB frames, a 1 MB hard disk limit, a
+ * short [migrate] retry and request timeout, and the [migrate] settings `migrate_conf`
+ * (e.g. "chunk_kb = 16\n"). */
 static inline void mt_node_init(tnode *n, const char *name, const char *prefix, const char *migrate_conf)
 {
-	store_options so;
-	char text[1024], *err = NULL;
+	char extra[512];
+	int w = snprintf(extra, sizeof(extra), "[store]\ndisk_hard_limit_mb = 1\n[migrate]\nretry_interval = 1\n"
+			 "request_timeout = 5\n%s", migrate_conf);
 
-	snprintf(n->name, sizeof(n->name), "%s", name);
-	snprintf(n->dir, sizeof(n->dir), "/tmp/%s-XXXXXX", prefix);
-	assert_non_null(mkdtemp(n->dir));
-	snprintf(n->db, sizeof(n->db), "%s/db", n->dir);
-	store_options_default(&so);
-	so.path = n->db;
-	so.sweep_interval = 0;
-	so.disk_check_interval = 0;
-	so.disk_soft_limit = so.disk_hard_limit = 0;
-	so.cache_bytes = 4u << 20;
-	if (store_open(&so, &n->st, &err) != 0)
-		fail_msg("store_open: %s", err);
-	snprintf(text, sizeof(text),
-		 "[cluster]\nport = %u\nbulk_port = %u\nlisten = 127.0.0.1\naddress = 127.0.0.1\n"
-		 "heartbeat_interval = 1\nunavailable_after = 3\nrequest_timeout = 3\nmax_frame = 4194304\n"
-		 "[store]\ndisk_hard_limit_mb = 1\n[migrate]\nretry_interval = 1\nrequest_timeout = 5\n%s",
-		 free_port(), free_port(), migrate_conf);
-	assert_int_equal(tern_conf_load_string(&n->conf, text, 0, &err), 0);
-	node_start(n);
+	assert_true(w > 0 && (size_t)w < sizeof(extra));
+	node_init_opts(n, name, prefix, 4194304, extra);
 }
 
 /* Replace the node's [migrate] fault setting (before its migrate module is opened). */
@@ -77,25 +62,12 @@ static inline migrate *mt_migrate_open(tnode *n, mt_reports *rep)
 /* a becomes the master, b its slave, with the domain example.test. */
 static inline void mt_cluster(tnode *a, tnode *b)
 {
-	Tern__Domain d = TERN__DOMAIN__INIT;
-	store_sync_result r;
-	cluster_admission *adm = NULL;
-	Tern__Node *id = NULL;
-	tbuf err = TBUF_INIT;
-
-	d.name = (char *)"example.test";
-	assert_int_equal(store_domain_add(a->st, &d, STORE_SYNC, &r), STORE_OK);
-	assert_int_equal(cluster_identity(b->cl, &id), 0);
-	if (cluster_admit(a->cl, id, &adm, &err) != 0)
-		fail_msg("admit: %s", tbuf_cstr(&err));
-	if (cluster_join(b->cl, adm, &err) != 0)
-		fail_msg("join: %s", tbuf_cstr(&err));
 	Tern__Node *an = NULL;
+
+	add_domain(a->st);
+	node_join(a, b);
 	WAIT_FOR(cluster_node_find(b->st, a->name, &an) == STORE_OK);
 	store_free_record(an);
-	store_free_record(id);
-	cluster_admission_free(&adm);
-	tbuf_free(&err);
 }
 
 /* The user's id in st. */

@@ -208,4 +208,24 @@ static inline void nt_until_tag(int fd, const char *tag, tbuf *out)
 	fail_msg("no tagged reply %s", tag);
 }
 
+/* IMAP: send "tag text", collect the response into out (NULL: dropped) and fail the test
+ * unless its tagged line is "tag status...". */
+static inline void nt_imap_cmd(int fd, const char *tag, const char *text, const char *status, tbuf *out)
+{
+	char buf[8192];
+	tbuf tmp = TBUF_INIT;
+	tbuf *o = out ? out : &tmp;
+
+	snprintf(buf, sizeof(buf), "%s %s\r\n", tag, text);
+	nt_say(fd, buf);
+	nt_until_tag(fd, tag, o);
+	snprintf(buf, sizeof(buf), "\n%s %s", tag, status);
+	tbuf all = TBUF_INIT;
+	tbuf_appendf(&all, "\n%s", tbuf_cstr(o));
+	if (strstr(tbuf_cstr(&all), buf) == NULL)
+		fail_msg("%s %s: want %s, got:\n%s", tag, text, status, tbuf_cstr(o));
+	tbuf_free(&all);
+	tbuf_free(&tmp);
+}
+
 #endif

@@ -111,9 +111,11 @@ static inline void ts_add_user(store *st, const char *name, uint64_t quota_bytes
 	memcpy(id, r.res.id, 16);
 }
 
-/* Add an enabled name@example.test homed on the node home ("": this node, or no
- * distributed domain); its id into id_r unless that is NULL. */
-static inline void ts_add_user_homed(store *st, const char *name, const char *home, uint8_t id_r[16])
+/* Add an enabled name@example.test with the id `id` (NULL: the store makes one), homed on
+ * the node home ("": this node, or no distributed domain); its id into id_r unless that is
+ * NULL. */
+static inline void ts_add_user_id(store *st, const char *name, const uint8_t *id, const char *home,
+				  uint8_t id_r[16])
 {
 	Tern__User u = TERN__USER__INIT;
 	store_sync_result r;
@@ -122,9 +124,42 @@ static inline void ts_add_user_homed(store *st, const char *name, const char *ho
 	u.domain = (char *)"example.test";
 	u.enabled = 1;
 	u.home = (char *)home;
+	if (id != NULL) {
+		u.id.data = (uint8_t *)id;
+		u.id.len = 16;
+	}
 	assert_int_equal(store_user_add(st, &u, STORE_SYNC, &r), STORE_OK);
 	if (id_r != NULL)
 		memcpy(id_r, r.res.id, 16);
+}
+
+/* Add an enabled name@example.test homed on the node home ("": this node, or no
+ * distributed domain); its id into id_r unless that is NULL. */
+static inline void ts_add_user_homed(store *st, const char *name, const char *home, uint8_t id_r[16])
+{
+	ts_add_user_id(st, name, NULL, home, id_r);
+}
+
+/* Put the VEVENT data as href with uid into owner's collection coll, under the conditions
+ * if_match (NULL: none) and if_none_match: the store's answer, its result in *r. */
+static inline int ts_dav_put(store *st, const uint8_t owner[16], const uint8_t coll[16], const char *href,
+			     const char *uid, const char *data, const char *if_match, int if_none_match,
+			     store_sync_result *r)
+{
+	Tern__DavObject o = TERN__DAV_OBJECT__INIT;
+	store_dav_write w = { 0 };
+
+	o.href = (char *)href;
+	o.uid = (char *)uid;
+	o.component = (char *)"VEVENT";
+	o.data.data = (uint8_t *)data;
+	o.data.len = strlen(data);
+	w.owner = owner;
+	w.collection = coll;
+	w.obj = &o;
+	w.if_match = if_match;
+	w.if_none_match = if_none_match;
+	return store_dav_put(st, &w, STORE_SYNC, r);
 }
 
 /* The shared fixture: bob and ann without a quota, eve with a quota of 100 bytes. */

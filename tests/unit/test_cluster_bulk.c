@@ -61,21 +61,15 @@ static int group_teardown(void **state)
 	return 0;
 }
 
+/* Joins n to the master a; its identity must name a bulk port. */
 static void join(tnode *n)
 {
-	cluster_admission *adm = NULL;
 	Tern__Node *id = NULL;
-	tbuf err = TBUF_INIT;
 
 	assert_int_equal(cluster_identity(n->cl, &id), 0);
 	assert_true(id->bulk_port != 0);
-	if (cluster_admit(A.cl, id, &adm, &err) != 0)
-		fail_msg("admit %s: %s", n->name, tbuf_cstr(&err));
-	if (cluster_join(n->cl, adm, &err) != 0)
-		fail_msg("join %s: %s", n->name, tbuf_cstr(&err));
 	store_free_record(id);
-	cluster_admission_free(&adm);
-	tbuf_free(&err);
+	node_join(&A, n);
 }
 
 static int knows_node(store *st, const char *name)
@@ -89,8 +83,6 @@ static int knows_node(store *st, const char *name)
 
 static void test_setup_domain(void **state)
 {
-	Tern__Domain d = TERN__DOMAIN__INIT;
-	store_sync_result r;
 	tbuf err = TBUF_INIT;
 
 	(void)state;
@@ -101,8 +93,7 @@ static void test_setup_domain(void **state)
 	assert_int_equal(cluster_home_move(A.cl, id, CLUSTER_MOVE_BEGIN, "b", NULL, 0, &err), -1);
 	assert_non_null(strstr(tbuf_cstr(&err), "not part of a distributed domain"));
 
-	d.name = (char *)"example.test";
-	assert_int_equal(store_domain_add(A.st, &d, STORE_SYNC, &r), STORE_OK);
+	add_domain(A.st);
 	add_user(A.st, "alice", STORE_OK);
 	add_user(A.st, "bob", STORE_OK);
 	join(&B);

@@ -99,22 +99,6 @@ static int group_teardown(void **state)
 	return 0;
 }
 
-static void join(tnode *n)
-{
-	cluster_admission *adm = NULL;
-	Tern__Node *id = NULL;
-	tbuf err = TBUF_INIT;
-
-	assert_int_equal(cluster_identity(n->cl, &id), 0);
-	if (cluster_admit(A.cl, id, &adm, &err) != 0)
-		fail_msg("admit %s: %s", n->name, tbuf_cstr(&err));
-	if (cluster_join(n->cl, adm, &err) != 0)
-		fail_msg("join %s: %s", n->name, tbuf_cstr(&err));
-	store_free_record(id);
-	cluster_admission_free(&adm);
-	tbuf_free(&err);
-}
-
 /* 1 when address's busy time asked at node n is exactly want[0..nw) (0 on errors). */
 static int busy_is(tnode *n, const char *address, int64_t from, int64_t to, const cluster_busy *want, size_t nw)
 {
@@ -137,18 +121,15 @@ static const cluster_busy bob_busy[] = {
 
 static void test_setup_domain(void **state)
 {
-	Tern__Domain d = TERN__DOMAIN__INIT;
-	store_sync_result r;
 	tbuf err = TBUF_INIT;
 
 	(void)state;
-	d.name = (char *)"example.test";
-	assert_int_equal(store_domain_add(A.st, &d, STORE_SYNC, &r), STORE_OK);
+	add_domain(A.st);
 	add_user(A.st, "alice", STORE_OK);
 	add_user(A.st, "bob", STORE_OK);
 	add_user(A.st, "carol", STORE_OK);
-	join(&B);
-	join(&C);
+	node_join(&A, &B);
+	node_join(&A, &C);
 	WAIT_FOR(has_user(B.st, "bob@example.test") && has_user(C.st, "carol@example.test"));
 	if (cluster_user_set_home(A.cl, "bob@example.test", "b", &err) != 0 ||
 	    cluster_user_set_home(A.cl, "carol@example.test", "c", &err) != 0)

@@ -36,14 +36,11 @@ static int group_teardown(void **state)
 
 static void test_admit_join_snapshot(void **state)
 {
-	Tern__Domain d = TERN__DOMAIN__INIT;
-	store_sync_result r;
 	cluster_admission *adm = NULL;
 	Tern__Node *id = NULL;
 	tbuf err = TBUF_INIT;
 
-	d.name = (char *)"example.test";
-	assert_int_equal(store_domain_add(A.st, &d, STORE_SYNC, &r), STORE_OK);
+	add_domain(A.st);
 	add_user(A.st, "bob", STORE_OK);
 	assert_int_equal(cluster_get_role(A.cl), CLUSTER_STANDALONE);
 

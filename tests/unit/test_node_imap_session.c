@@ -20,14 +20,13 @@
 #include "mime.h"
 #include "store_test_util.h"
 #include "net_test_util.h"
+#include "imap_test_util.h"
 
 static struct {
 	test_store *ts;
 	tern_conf conf;
 	nt_server net;
-	tern_pool *auth_pool, *cpu_pool;
-	auth_lockout *lockout;
-	imap_server *imap;
+	it_server srv;
 	unsigned port;
 	uint8_t bob_id[16];
 } T;
@@ -43,15 +42,9 @@ static int group_setup(void **state)
 	nt_add_user(T.ts->st, "bob", "pencil", T.bob_id);
 	if (tern_conf_load_string(&T.conf, "[server]\nio_threads = 1\nhostname = mx.example.test\n", 0, &err) < 0)
 		fail_msg("conf: %s", err);
-	T.auth_pool = tern_pool_new("auth", 2, 64);
-	T.cpu_pool = tern_pool_new("cpu", 2, 64);
-	T.lockout = auth_lockout_new(5, 600);
-	imap_env env = { .st = T.ts->st, .conf = &T.conf, .hostname = "mx.example.test",
-			 .auth_pool = T.auth_pool, .cpu_pool = T.cpu_pool, .lockout = T.lockout };
-	T.imap = imap_server_new(&env);
-	assert_non_null(T.imap);
+	it_server_new(&T.srv, T.ts->st, &T.conf, "mx.example.test", 5);
 	const tern_service_id svc = TERN_SVC_imap;
-	const tern_service_handler *h = imap_server_handler(T.imap, svc);
+	const tern_service_handler *h = imap_server_handler(T.srv.imap, svc);
 	return nt_start(&T.net, &T.conf, T.ts->dir, "", &svc, &h, 1, &T.port);
 }
 
@@ -60,12 +53,9 @@ static int group_teardown(void **state)
 	(void)state;
 	nt_stop(&T.net);
 	imap_stats st;
-	imap_server_stats(T.imap, &st);
+	imap_server_stats(T.srv.imap, &st);
 	assert_int_equal(st.open_folders, 0);
-	imap_server_free(&T.imap);
-	tern_pool_free(&T.auth_pool);
-	tern_pool_free(&T.cpu_pool);
-	auth_lockout_free(&T.lockout);
+	it_server_free(&T.srv);
 	tern_conf_free(&T.conf);
 	ts_free(&T.ts);
 	mime_shutdown();
@@ -77,32 +67,13 @@ static int dial(void)
 	return nt_dial(NULL, T.port, 10, 0);
 }
 
-/* Send a command, collect its response; assert the tagged status. */
-static void cmd(int fd, const char *tag, const char *text, const char *status, tbuf *out)
-{
-	char buf[8192];
-	tbuf tmp = TBUF_INIT;
-	tbuf *o = out ? out : &tmp;
-
-	snprintf(buf, sizeof(buf), "%s %s\r\n", tag, text);
-	nt_say(fd, buf);
-	nt_until_tag(fd, tag, o);
-	snprintf(buf, sizeof(buf), "\n%s %s", tag, status);
-	tbuf all = TBUF_INIT;
-	tbuf_appendf(&all, "\n%s", tbuf_cstr(o));
-	if (strstr(tbuf_cstr(&all), buf) == NULL)
-		fail_msg("%s %s: want %s, got:\n%s", tag, text, status, tbuf_cstr(o));
-	tbuf_free(&all);
-	tbuf_free(&tmp);
-}
-
 static int login(void)
 {
 	char line[1024];
 	int fd = dial();
 	nt_hear(fd, line, sizeof(line));
 	assert_true(strncmp(line, "* OK [CAPABILITY IMAP4rev1", 26) == 0);
-	cmd(fd, "L1", "LOGIN bob pencil", "OK", NULL);
+	nt_imap_cmd(fd, "L1", "LOGIN bob pencil", "OK", NULL);
 	return fd;
 }
 
@@ -132,11 +103,11 @@ static void test_basic(void **state)
 	int fd = dial();
 	char line[1024];
 	nt_hear(fd, line, sizeof(line));
-	cmd(fd, "a0", "SELECT INBOX", "BAD", &out);                 /* wrong state */
-	cmd(fd, "a1", "LOGIN bob wrong", "NO", &out);
+	nt_imap_cmd(fd, "a0", "SELECT INBOX", "BAD", &out);                 /* wrong state */
+	nt_imap_cmd(fd, "a1", "LOGIN bob wrong", "NO", &out);
 	assert_non_null(strstr(tbuf_cstr(&out), "[AUTHENTICATIONFAILED]"));
-	cmd(fd, "a2", "LOGIN bob pencil", "OK", &out);
-	cmd(fd, "a3", "LIST \"\" *", "OK", &out);
+	nt_imap_cmd(fd, "a2", "LOGIN bob pencil", "OK", &out);
+	nt_imap_cmd(fd, "a3", "LIST \"\" *", "OK", &out);
 	const char *l = tbuf_cstr(&out);
 	assert_non_null(strstr(l, "* LIST (\\HasNoChildren) \"/\" \"INBOX\""));
 	assert_non_null(strstr(l, "* LIST (\\HasNoChildren \\Sent) \"/\" \"Sent Items\""));
@@ -144,27 +115,27 @@ static void test_basic(void **state)
 	assert_non_null(strstr(l, "\\Junk) \"/\" \"Junk E-mail\""));
 	assert_non_null(strstr(l, "\\Drafts) \"/\" \"Drafts\""));
 	append(fd, "a4", "INBOX", "(\\Flagged)", MSG1);
-	cmd(fd, "a5", "SELECT INBOX", "OK [READ-WRITE]", &out);
+	nt_imap_cmd(fd, "a5", "SELECT INBOX", "OK [READ-WRITE]", &out);
 	assert_non_null(strstr(tbuf_cstr(&out), "* 1 EXISTS"));
 	assert_non_null(strstr(tbuf_cstr(&out), "* 1 RECENT"));
 	assert_non_null(strstr(tbuf_cstr(&out), "* OK [UIDVALIDITY "));
-	cmd(fd, "a6", "FETCH 1 (FLAGS UID)", "OK", &out);
+	nt_imap_cmd(fd, "a6", "FETCH 1 (FLAGS UID)", "OK", &out);
 	assert_non_null(strstr(tbuf_cstr(&out), "* 1 FETCH ("));
 	assert_non_null(strstr(tbuf_cstr(&out), "\\Flagged"));
-	cmd(fd, "a7", "STORE 1 +FLAGS (\\Deleted)", "OK", &out);
+	nt_imap_cmd(fd, "a7", "STORE 1 +FLAGS (\\Deleted)", "OK", &out);
 	assert_non_null(strstr(tbuf_cstr(&out), "\\Deleted"));
-	cmd(fd, "a8", "EXPUNGE", "OK", &out);
+	nt_imap_cmd(fd, "a8", "EXPUNGE", "OK", &out);
 	assert_non_null(strstr(tbuf_cstr(&out), "* 1 EXPUNGE"));
-	cmd(fd, "a9", "STATUS INBOX (MESSAGES UIDNEXT)", "OK", &out);
+	nt_imap_cmd(fd, "a9", "STATUS INBOX (MESSAGES UIDNEXT)", "OK", &out);
 	assert_non_null(strstr(tbuf_cstr(&out), "* STATUS \"INBOX\" (MESSAGES 0 UIDNEXT "));
-	cmd(fd, "b1", "CREATE Work/Projects", "OK", &out);
-	cmd(fd, "b2", "LIST \"\" %", "OK", &out);
+	nt_imap_cmd(fd, "b1", "CREATE Work/Projects", "OK", &out);
+	nt_imap_cmd(fd, "b2", "LIST \"\" %", "OK", &out);
 	assert_non_null(strstr(tbuf_cstr(&out), "(\\Noselect \\HasChildren) \"/\" \"Work\""));
-	cmd(fd, "b3", "RENAME Work/Projects Done", "OK", &out);
-	cmd(fd, "b4", "DELETE Done", "OK", &out);
-	cmd(fd, "b5", "GETQUOTAROOT INBOX", "OK", &out);
+	nt_imap_cmd(fd, "b3", "RENAME Work/Projects Done", "OK", &out);
+	nt_imap_cmd(fd, "b4", "DELETE Done", "OK", &out);
+	nt_imap_cmd(fd, "b5", "GETQUOTAROOT INBOX", "OK", &out);
 	assert_non_null(strstr(tbuf_cstr(&out), "* QUOTAROOT \"INBOX\" \"\""));
-	cmd(fd, "b9", "LOGOUT", "OK", &out);
+	nt_imap_cmd(fd, "b9", "LOGOUT", "OK", &out);
 	assert_non_null(strstr(tbuf_cstr(&out), "* BYE"));
 	close(fd);
 	tbuf_free(&out);
@@ -178,27 +149,27 @@ static void test_two_sessions(void **state)
 	int a = login(), b = login();
 	append(a, "c1", "INBOX", "()", MSG1);
 	append(a, "c2", "INBOX", "()", MSG2);
-	cmd(a, "c3", "SELECT INBOX", "OK", &out);
+	nt_imap_cmd(a, "c3", "SELECT INBOX", "OK", &out);
 	assert_non_null(strstr(tbuf_cstr(&out), "* 2 EXISTS"));
 	assert_non_null(strstr(tbuf_cstr(&out), "* 2 RECENT"));
-	cmd(b, "d1", "SELECT INBOX", "OK", &out);
+	nt_imap_cmd(b, "d1", "SELECT INBOX", "OK", &out);
 	assert_non_null(strstr(tbuf_cstr(&out), "* 2 EXISTS"));
 	assert_non_null(strstr(tbuf_cstr(&out), "* 0 RECENT"));      /* session a has them */
-	cmd(a, "c4", "STORE 1 +FLAGS.SILENT (\\Deleted)", "OK", &out);
-	cmd(a, "c5", "EXPUNGE", "OK", &out);
+	nt_imap_cmd(a, "c4", "STORE 1 +FLAGS.SILENT (\\Deleted)", "OK", &out);
+	nt_imap_cmd(a, "c5", "EXPUNGE", "OK", &out);
 	assert_non_null(strstr(tbuf_cstr(&out), "* 1 EXPUNGE"));
 	/* b: no EXPUNGE during FETCH, STORE or SEARCH */
-	cmd(b, "d2", "FETCH 1:2 (UID)", "OK", &out);
+	nt_imap_cmd(b, "d2", "FETCH 1:2 (UID)", "OK", &out);
 	assert_null(strstr(tbuf_cstr(&out), "EXPUNGE"));
 	assert_non_null(strstr(tbuf_cstr(&out), "* 2 FETCH"));
-	cmd(b, "d3", "SEARCH ALL", "OK", &out);
+	nt_imap_cmd(b, "d3", "SEARCH ALL", "OK", &out);
 	assert_null(strstr(tbuf_cstr(&out), "EXPUNGE"));
-	cmd(b, "d4", "NOOP", "OK", &out);
+	nt_imap_cmd(b, "d4", "NOOP", "OK", &out);
 	assert_non_null(strstr(tbuf_cstr(&out), "* 1 EXPUNGE"));
-	cmd(b, "d5", "FETCH 1 (FLAGS)", "OK", &out);
+	nt_imap_cmd(b, "d5", "FETCH 1 (FLAGS)", "OK", &out);
 	/* a flags change by a reaches b as an untagged FETCH */
-	cmd(a, "c6", "STORE 1 +FLAGS (\\Answered)", "OK", &out);
-	cmd(b, "d6", "NOOP", "OK", &out);
+	nt_imap_cmd(a, "c6", "STORE 1 +FLAGS (\\Answered)", "OK", &out);
+	nt_imap_cmd(b, "d6", "NOOP", "OK", &out);
 	assert_non_null(strstr(tbuf_cstr(&out), "* 1 FETCH (FLAGS (\\Answered"));
 	close(a);
 	close(b);
@@ -212,7 +183,7 @@ static void test_idle(void **state)
 	char line[1024];
 	(void)state;
 	int a = login(), b = login();
-	cmd(b, "e1", "SELECT INBOX", "OK", &out);
+	nt_imap_cmd(b, "e1", "SELECT INBOX", "OK", &out);
 	nt_say(b, "e2 IDLE\r\n");
 	nt_hear(b, line, sizeof(line));
 	assert_string_equal(line, "+ idling");
@@ -234,10 +205,10 @@ static void test_bad_input(void **state)
 	char line[1024];
 	(void)state;
 	int fd = login();
-	cmd(fd, "g1", "SELECT INBOX", "OK", &out);
-	cmd(fd, "g2", "FETCH 0 FLAGS", "BAD", &out);
-	cmd(fd, "g3", "FETCH 4294967296 FLAGS", "BAD", &out);
-	cmd(fd, "g4", "FETCH 1:*:* FLAGS", "BAD", &out);
+	nt_imap_cmd(fd, "g1", "SELECT INBOX", "OK", &out);
+	nt_imap_cmd(fd, "g2", "FETCH 0 FLAGS", "BAD", &out);
+	nt_imap_cmd(fd, "g3", "FETCH 4294967296 FLAGS", "BAD", &out);
+	nt_imap_cmd(fd, "g4", "FETCH 1:*:* FLAGS", "BAD", &out);
 	nt_say(fd, "g5 APPEND INBOX {18446744073709551615}\r\n");
 	nt_until_tag(fd, "g5", &out);
 	assert_non_null(strstr(tbuf_cstr(&out), "g5 NO [TOOBIG]"));
@@ -248,9 +219,9 @@ static void test_bad_input(void **state)
 	nt_say(fd, deep);
 	nt_until_tag(fd, "g6", &out);
 	assert_non_null(strstr(tbuf_cstr(&out), "g6 BAD"));
-	cmd(fd, "g7", "SEARCH TEXT \"\xff\xfe\"", "BAD", &out);   /* not UTF-8 */
-	cmd(fd, "g8", "LOGIN bob pencil", "BAD", &out);       /* wrong state */
-	cmd(fd, "g9", "NOOP", "OK", &out);
+	nt_imap_cmd(fd, "g7", "SEARCH TEXT \"\xff\xfe\"", "BAD", &out);   /* not UTF-8 */
+	nt_imap_cmd(fd, "g8", "LOGIN bob pencil", "BAD", &out);       /* wrong state */
+	nt_imap_cmd(fd, "g9", "NOOP", "OK", &out);
 	/* vanish mid-literal */
 	nt_say(fd, "h1 APPEND INBOX {100}\r\n");
 	nt_hear(fd, line, sizeof(line));
@@ -259,7 +230,7 @@ static void test_bad_input(void **state)
 	close(fd);
 	/* the server is fine */
 	fd = login();
-	cmd(fd, "h2", "NOOP", "OK", &out);
+	nt_imap_cmd(fd, "h2", "NOOP", "OK", &out);
 	close(fd);
 	tbuf_free(&out);
 }
@@ -280,8 +251,8 @@ static void test_authenticate(void **state)
 	nt_say(fd, "*\r\n");
 	nt_until_tag(fd, "s0", &out);
 	assert_non_null(strstr(tbuf_cstr(&out), "s0 BAD"));
-	cmd(fd, "s1", "AUTHENTICATE PLAIN AGJvYgBwZW5jaWw=", "OK", &out);
-	cmd(fd, "s2", "AUTHENTICATE PLAIN AGJvYgBwZW5jaWw=", "BAD", &out);   /* already in */
+	nt_imap_cmd(fd, "s1", "AUTHENTICATE PLAIN AGJvYgBwZW5jaWw=", "OK", &out);
+	nt_imap_cmd(fd, "s2", "AUTHENTICATE PLAIN AGJvYgBwZW5jaWw=", "BAD", &out);   /* already in */
 	close(fd);
 	fd = dial();
 	nt_hear(fd, line, sizeof(line));
@@ -291,7 +262,7 @@ static void test_authenticate(void **state)
 	nt_say(fd, "AGJvYgBwZW5jaWw=\r\n");
 	nt_until_tag(fd, "s3", &out);
 	assert_non_null(strstr(tbuf_cstr(&out), "s3 OK"));
-	cmd(fd, "s4", "NAMESPACE", "OK", &out);
+	nt_imap_cmd(fd, "s4", "NAMESPACE", "OK", &out);
 	assert_non_null(strstr(tbuf_cstr(&out), "* NAMESPACE ((\"\" \"/\")) NIL NIL"));
 	close(fd);
 	tbuf_free(&out);
@@ -311,31 +282,31 @@ static void test_keywords(void **state)
 	tbuf out = TBUF_INIT;
 	(void)state;
 	int a = login(), b = login();
-	cmd(a, "k1", "CREATE Kw", "OK", &out);
+	nt_imap_cmd(a, "k1", "CREATE Kw", "OK", &out);
 	append(a, "k2", "Kw", "(\\Seen)", MSG1);
 	append(a, "k3", "Kw", "($Work)", MSG2);
-	cmd(a, "k4", "SELECT Kw", "OK [READ-WRITE]", &out);
+	nt_imap_cmd(a, "k4", "SELECT Kw", "OK [READ-WRITE]", &out);
 	assert_non_null(strstr(tbuf_cstr(&out), "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work)\n"));
 	assert_non_null(strstr(tbuf_cstr(&out),
 			       "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work \\*)]"));
-	cmd(b, "m1", "EXAMINE Kw", "OK [READ-ONLY]", &out);
+	nt_imap_cmd(b, "m1", "EXAMINE Kw", "OK [READ-ONLY]", &out);
 	assert_non_null(strstr(tbuf_cstr(&out), "$Work)"));
 	assert_non_null(strstr(tbuf_cstr(&out), "* OK [PERMANENTFLAGS ()]"));
-	cmd(a, "k5", "STORE 1 +FLAGS ($Urgent)", "OK", &out);
+	nt_imap_cmd(a, "k5", "STORE 1 +FLAGS ($Urgent)", "OK", &out);
 	long fl = pos_of(&out, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work $Urgent)");
 	long fe = pos_of(&out, "* 1 FETCH (FLAGS (");
 	if (fl < 0 || fe < fl || pos_of(&out, "$Urgent))") < fe)
 		fail_msg("FLAGS before FETCH wanted:\n%s", tbuf_cstr(&out));
-	cmd(b, "m2", "NOOP", "OK", &out);
+	nt_imap_cmd(b, "m2", "NOOP", "OK", &out);
 	fl = pos_of(&out, "$Work $Urgent)");
 	fe = pos_of(&out, "* 1 FETCH (FLAGS (\\Seen $Urgent))");
 	if (fl < 0 || fe < fl)
 		fail_msg("FLAGS before FETCH wanted:\n%s", tbuf_cstr(&out));
-	cmd(b, "m3", "NOOP", "OK", &out);             /* told once */
+	nt_imap_cmd(b, "m3", "NOOP", "OK", &out);             /* told once */
 	assert_int_equal(pos_of(&out, "* FLAGS"), -1);
 	/* an APPEND with a new keyword: FLAGS to the sessions that have the folder */
 	append(a, "k6", "Kw", "($Later)", MSG1);
-	cmd(b, "m4", "NOOP", "OK", &out);
+	nt_imap_cmd(b, "m4", "NOOP", "OK", &out);
 	fl = pos_of(&out, "$Urgent $Later)");
 	assert_true(fl >= 0 && pos_of(&out, "* 3 EXISTS") >= 0);
 	close(a);
@@ -351,21 +322,21 @@ static void test_search_copy_append(void **state)
 	tbuf out = TBUF_INIT;
 	(void)state;
 	int a = login();
-	cmd(a, "n1", "CREATE Sx", "OK", &out);
+	nt_imap_cmd(a, "n1", "CREATE Sx", "OK", &out);
 	append(a, "n2", "Sx", "()", MSG1);
 	append(a, "n3", "Sx", "()", MSG2);
-	cmd(a, "n4", "SELECT Sx", "OK", &out);
-	cmd(a, "n5", "SEARCH CHARSET KOI8-R ALL", "NO [BADCHARSET (UTF-8 US-ASCII)]", &out);
-	cmd(a, "n6", "SEARCH CHARSET UTF-8 BODY \"body TWO\"", "OK", &out);
+	nt_imap_cmd(a, "n4", "SELECT Sx", "OK", &out);
+	nt_imap_cmd(a, "n5", "SEARCH CHARSET KOI8-R ALL", "NO [BADCHARSET (UTF-8 US-ASCII)]", &out);
+	nt_imap_cmd(a, "n6", "SEARCH CHARSET UTF-8 BODY \"body TWO\"", "OK", &out);
 	assert_non_null(strstr(tbuf_cstr(&out), "* SEARCH 2\n"));
-	cmd(a, "n7", "UID SEARCH TEXT hello", "OK", &out);
+	nt_imap_cmd(a, "n7", "UID SEARCH TEXT hello", "OK", &out);
 	assert_non_null(strstr(tbuf_cstr(&out), "* SEARCH 1\n"));
-	cmd(a, "n8", "SEARCH ALL", "OK", &out);
+	nt_imap_cmd(a, "n8", "SEARCH ALL", "OK", &out);
 	assert_non_null(strstr(tbuf_cstr(&out), "* SEARCH 1 2\n"));
-	cmd(a, "n9", "COPY 1:2 Sx", "OK", &out);
+	nt_imap_cmd(a, "n9", "COPY 1:2 Sx", "OK", &out);
 	assert_non_null(strstr(tbuf_cstr(&out), " 1:2 3:4] COPY completed"));
 	assert_non_null(strstr(tbuf_cstr(&out), "* 4 EXISTS"));
-	cmd(a, "o1", "UID SEARCH SUBJECT two", "OK", &out);
+	nt_imap_cmd(a, "o1", "UID SEARCH SUBJECT two", "OK", &out);
 	assert_non_null(strstr(tbuf_cstr(&out), "* SEARCH 2 4\n"));
 	/* 300 KiB: over IMAP_APPEND_INLINE_MAX */
 	size_t big = 300 * 1024;
@@ -385,7 +356,7 @@ static void test_search_copy_append(void **state)
 	assert_int_equal(m->size, big);
 	store_free_record(m);
 	store_free_record(f);
-	cmd(a, "o3", "SEARCH LARGER 100000", "OK", &out);
+	nt_imap_cmd(a, "o3", "SEARCH LARGER 100000", "OK", &out);
 	assert_non_null(strstr(tbuf_cstr(&out), "* SEARCH 5\n"));
 	close(a);
 	tbuf_free(&out);
@@ -397,31 +368,31 @@ static void test_names_and_subscriptions(void **state)
 	tbuf out = TBUF_INIT;
 	(void)state;
 	int a = login();
-	cmd(a, "p1", "CREATE \"Entw&APw-rfe\"", "OK", &out);
-	cmd(a, "p2", "CREATE \"bad&name\"", "BAD", &out);
+	nt_imap_cmd(a, "p1", "CREATE \"Entw&APw-rfe\"", "OK", &out);
+	nt_imap_cmd(a, "p2", "CREATE \"bad&name\"", "BAD", &out);
 	assert_non_null(strstr(tbuf_cstr(&out), "modified UTF-7"));
-	cmd(a, "p3", "CREATE \"&AGE-\"", "BAD", &out);          /* "a" must not be encoded */
-	cmd(a, "p4", "SELECT \"x&2D0-\"", "BAD", &out);         /* a lone surrogate */
-	cmd(a, "p5", "RENAME \"Entw&APw-rfe\" \"T\xc3\xa4st\"", "BAD", &out);   /* raw 8-bit */
-	cmd(a, "p6", "SELECT \"Entw&APw-rfe\"", "OK", &out);
-	cmd(a, "p7", "LSUB \"\" \"Entw*\"", "OK", &out);
+	nt_imap_cmd(a, "p3", "CREATE \"&AGE-\"", "BAD", &out);          /* "a" must not be encoded */
+	nt_imap_cmd(a, "p4", "SELECT \"x&2D0-\"", "BAD", &out);         /* a lone surrogate */
+	nt_imap_cmd(a, "p5", "RENAME \"Entw&APw-rfe\" \"T\xc3\xa4st\"", "BAD", &out);   /* raw 8-bit */
+	nt_imap_cmd(a, "p6", "SELECT \"Entw&APw-rfe\"", "OK", &out);
+	nt_imap_cmd(a, "p7", "LSUB \"\" \"Entw*\"", "OK", &out);
 	assert_non_null(strstr(tbuf_cstr(&out), "* LSUB (\\HasNoChildren) \"/\" \"Entw&APw-rfe\""));
-	cmd(a, "p8", "UNSUBSCRIBE \"Entw&APw-rfe\"", "OK", &out);
+	nt_imap_cmd(a, "p8", "UNSUBSCRIBE \"Entw&APw-rfe\"", "OK", &out);
 	Tern__Folder *f = NULL;
 	assert_int_equal(store_folder_find(T.ts->st, T.bob_id, "Entw&APw-rfe", &f), STORE_OK);
 	assert_false(f->subscribed);
 	store_free_record(f);
-	cmd(a, "p9", "LSUB \"\" \"Entw*\"", "OK", &out);
+	nt_imap_cmd(a, "p9", "LSUB \"\" \"Entw*\"", "OK", &out);
 	assert_null(strstr(tbuf_cstr(&out), "* LSUB"));
-	cmd(a, "q1", "LIST (SUBSCRIBED) \"\" \"*\"", "OK", &out);
+	nt_imap_cmd(a, "q1", "LIST (SUBSCRIBED) \"\" \"*\"", "OK", &out);
 	assert_null(strstr(tbuf_cstr(&out), "Entw"));
 	assert_non_null(strstr(tbuf_cstr(&out), "\\Subscribed) \"/\" \"INBOX\""));
-	cmd(a, "q2", "LIST \"\" \"Entw*\" RETURN (SUBSCRIBED)", "OK", &out);
+	nt_imap_cmd(a, "q2", "LIST \"\" \"Entw*\" RETURN (SUBSCRIBED)", "OK", &out);
 	assert_non_null(strstr(tbuf_cstr(&out), "* LIST (\\HasNoChildren) \"/\" \"Entw&APw-rfe\""));
-	cmd(a, "q3", "SUBSCRIBE \"Entw&APw-rfe\"", "OK", &out);
-	cmd(a, "q4", "LIST \"\" \"Entw*\" RETURN (SUBSCRIBED)", "OK", &out);
+	nt_imap_cmd(a, "q3", "SUBSCRIBE \"Entw&APw-rfe\"", "OK", &out);
+	nt_imap_cmd(a, "q4", "LIST \"\" \"Entw*\" RETURN (SUBSCRIBED)", "OK", &out);
 	assert_non_null(strstr(tbuf_cstr(&out), "* LIST (\\HasNoChildren \\Subscribed) \"/\" \"Entw&APw-rfe\""));
-	cmd(a, "q5", "SUBSCRIBE \"Not/There\"", "NO [NONEXISTENT]", &out);
+	nt_imap_cmd(a, "q5", "SUBSCRIBE \"Not/There\"", "NO [NONEXISTENT]", &out);
 	close(a);
 	tbuf_free(&out);
 }

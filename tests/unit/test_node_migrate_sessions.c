@@ -22,6 +22,7 @@
 #include "store_test_util.h"
 #include "net_test_util.h"
 #include "mail_test_util.h"
+#include "imap_test_util.h"
 
 #define MSG "From: Alice <alice@example.test>\r\nTo: bob@example.test\r\nSubject: hi\r\n\r\nHello Bob.\r\n"
 
@@ -29,9 +30,7 @@ static struct {
 	test_store *ts;
 	tern_conf conf;
 	nt_server net;
-	tern_pool *auth_pool, *cpu_pool;
-	auth_lockout *lockout;
-	imap_server *imap;
+	it_server srv;
 	pop3_server *pop3;
 	deliverer *dlv;
 	unsigned port;               /* imap; pop3 is port + 1 */
@@ -51,20 +50,14 @@ static int group_setup(void **state)
 	if (tern_conf_load_string(&T.conf, "[server]\nio_threads = 1\nhostname = mx.example.test\n"
 				  "[security]\nauth_policy = none\n", 0, &err) < 0)
 		fail_msg("conf: %s", err);
-	T.auth_pool = tern_pool_new("auth", 2, 64);
-	T.cpu_pool = tern_pool_new("cpu", 2, 64);
-	T.lockout = auth_lockout_new(50, 600);
-	imap_env env = { .st = T.ts->st, .conf = &T.conf, .hostname = "mx.example.test",
-			 .auth_pool = T.auth_pool, .cpu_pool = T.cpu_pool, .lockout = T.lockout };
-	T.imap = imap_server_new(&env);
-	assert_non_null(T.imap);
+	it_server_new(&T.srv, T.ts->st, &T.conf, "mx.example.test", 50);
 	pop3_env pe = { .st = T.ts->st, .conf = &T.conf, .hostname = "mx.example.test",
-			.auth_pool = T.auth_pool, .lockout = T.lockout };
+			.auth_pool = T.srv.auth_pool, .lockout = T.srv.lockout };
 	T.pop3 = pop3_server_new(&pe);
 	assert_non_null(T.pop3);
 	T.dlv = mt_deliverer_new(T.ts->st, &T.conf, "mx.example.test");
 	const tern_service_id svc[2] = { TERN_SVC_imap, TERN_SVC_pop3 };
-	const tern_service_handler *h[2] = { imap_server_handler(T.imap, svc[0]),
+	const tern_service_handler *h[2] = { imap_server_handler(T.srv.imap, svc[0]),
 					     pop3_server_handler(T.pop3, svc[1]) };
 	return nt_start(&T.net, &T.conf, T.ts->dir, "", svc, h, 2, &T.port);
 }
@@ -73,12 +66,9 @@ static int group_teardown(void **state)
 {
 	(void)state;
 	nt_stop(&T.net);
-	imap_server_free(&T.imap);
 	pop3_server_free(&T.pop3);
 	deliverer_free(&T.dlv);
-	tern_pool_free(&T.auth_pool);
-	tern_pool_free(&T.cpu_pool);
-	auth_lockout_free(&T.lockout);
+	it_server_free(&T.srv);
 	tern_conf_free(&T.conf);
 	ts_free(&T.ts);
 	mime_shutdown();
@@ -184,22 +174,6 @@ static int dial(int which)
 	return nt_dial(NULL, T.port + (unsigned)which, 10, 0);
 }
 
-/* Send an IMAP command and collect its answer; assert the tagged status. */
-static void cmd(int fd, const char *tag, const char *text, const char *status, tbuf *out)
-{
-	char buf[1024];
-	tbuf tmp = TBUF_INIT;
-	tbuf *o = out ? out : &tmp;
-
-	snprintf(buf, sizeof(buf), "%s %s\r\n", tag, text);
-	nt_say(fd, buf);
-	nt_until_tag(fd, tag, o);
-	snprintf(buf, sizeof(buf), "%s %s", tag, status);
-	if (strstr(tbuf_cstr(o), buf) == NULL)
-		fail_msg("%s %s: want %s, got:\n%s", tag, text, status, tbuf_cstr(o));
-	tbuf_free(&tmp);
-}
-
 static int imap_open(void)
 {
 	char line[1024];
@@ -237,11 +211,11 @@ static void test_imap_bye_on_moved(void **state)
 	(void)state;
 	set_state(STORE_MBOX_ACTIVE);
 	int sel = imap_open(), idle = imap_open(), auth = imap_open();
-	cmd(sel, "a1", "LOGIN bob pencil", "OK", NULL);
-	cmd(sel, "a2", "SELECT INBOX", "OK", NULL);
-	cmd(auth, "c1", "LOGIN bob pencil", "OK", NULL);
-	cmd(idle, "b1", "LOGIN bob pencil", "OK", NULL);
-	cmd(idle, "b2", "SELECT INBOX", "OK", NULL);
+	nt_imap_cmd(sel, "a1", "LOGIN bob pencil", "OK", NULL);
+	nt_imap_cmd(sel, "a2", "SELECT INBOX", "OK", NULL);
+	nt_imap_cmd(auth, "c1", "LOGIN bob pencil", "OK", NULL);
+	nt_imap_cmd(idle, "b1", "LOGIN bob pencil", "OK", NULL);
+	nt_imap_cmd(idle, "b2", "SELECT INBOX", "OK", NULL);
 	nt_say(idle, "b3 IDLE\r\n");
 	assert_true(hear_until(idle, "+ "));
 
@@ -258,15 +232,29 @@ static void test_imap_bye_on_moved(void **state)
 
 	int fd = imap_open();
 	tbuf out = TBUF_INIT;
-	cmd(fd, "d1", "LOGIN bob pencil", "NO", &out);
+	nt_imap_cmd(fd, "d1", "LOGIN bob pencil", "NO", &out);
 	assert_non_null(strstr(tbuf_cstr(&out), "d1 NO [UNAVAILABLE] Mailbox is being moved to another server"));
 	/* the session is still usable (not authenticated) */
 	set_state(STORE_MBOX_ACTIVE);
-	cmd(fd, "d2", "LOGIN bob pencil", "OK", NULL);
-	cmd(fd, "d3", "SELECT INBOX", "OK", NULL);
-	cmd(fd, "d4", "LOGOUT", "OK", NULL);
+	nt_imap_cmd(fd, "d2", "LOGIN bob pencil", "OK", NULL);
+	nt_imap_cmd(fd, "d3", "SELECT INBOX", "OK", NULL);
+	nt_imap_cmd(fd, "d4", "LOGOUT", "OK", NULL);
 	close(fd);
 	tbuf_free(&out);
+}
+
+/* A POP3 connection (its greeting +OK) that sent USER bob and PASS pencil; the answer to
+ * PASS into line. */
+static int pop3_login(char *line, size_t n)
+{
+	int fd = dial(1);
+	nt_hear(fd, line, n);
+	assert_true(strncmp(line, "+OK", 3) == 0);
+	nt_say(fd, "USER bob\r\n");
+	nt_hear(fd, line, n);
+	nt_say(fd, "PASS pencil\r\n");
+	nt_hear(fd, line, n);
+	return fd;
 }
 
 /* POP3: a frozen maildrop refuses the login; a session in TRANSACTION is closed. */
@@ -275,13 +263,7 @@ static void test_pop3_moved(void **state)
 	char line[1024];
 	(void)state;
 	set_state(STORE_MBOX_ACTIVE);
-	int fd = dial(1);
-	nt_hear(fd, line, sizeof(line));
-	assert_true(strncmp(line, "+OK", 3) == 0);
-	nt_say(fd, "USER bob\r\n");
-	nt_hear(fd, line, sizeof(line));
-	nt_say(fd, "PASS pencil\r\n");
-	nt_hear(fd, line, sizeof(line));
+	int fd = pop3_login(line, sizeof(line));
 	if (strncmp(line, "+OK", 3) != 0)
 		fail_msg("POP3 login: %s", line);
 	set_state(STORE_MBOX_FROZEN);
@@ -289,12 +271,7 @@ static void test_pop3_moved(void **state)
 	assert_true(closed_by_peer(fd));
 	close(fd);
 
-	fd = dial(1);
-	nt_hear(fd, line, sizeof(line));
-	nt_say(fd, "USER bob\r\n");
-	nt_hear(fd, line, sizeof(line));
-	nt_say(fd, "PASS pencil\r\n");
-	nt_hear(fd, line, sizeof(line));
+	fd = pop3_login(line, sizeof(line));
 	if (strncmp(line, "-ERR [SYS/TEMP] Mailbox is being moved", 38) != 0)
 		fail_msg("POP3 login while frozen: %s", line);
 	set_state(STORE_MBOX_ACTIVE);

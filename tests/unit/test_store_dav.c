@@ -37,22 +37,10 @@ static int put(store *st, const uint8_t owner[16], const uint8_t coll[16], const
 	       const char *uid, const char *summary, const char *if_match, int if_none_match,
 	       store_sync_result *r)
 {
-	Tern__DavObject o = TERN__DAV_OBJECT__INIT;
-	store_dav_write w = { 0 };
 	char data[512];
 
 	snprintf(data, sizeof(data), EVENT, uid, summary);
-	o.href = (char *)href;
-	o.uid = (char *)uid;
-	o.component = (char *)"VEVENT";
-	o.data.data = (uint8_t *)data;
-	o.data.len = strlen(data);
-	w.owner = owner;
-	w.collection = coll;
-	w.obj = &o;
-	w.if_match = if_match;
-	w.if_none_match = if_none_match;
-	return store_dav_put(st, &w, STORE_SYNC, r);
+	return ts_dav_put(st, owner, coll, href, uid, data, if_match, if_none_match, r);
 }
 
 static void test_collections(void **state)

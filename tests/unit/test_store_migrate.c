@@ -39,24 +39,6 @@ static void reopen(test_store *t)
 		fail_msg("store_open: %s", err);
 }
 
-/* Add name@example.test with a given id (NULL: made) and home. */
-static void add_user(store *st, const char *name, const uint8_t *id, const char *home, uint8_t out[16])
-{
-	Tern__User u = TERN__USER__INIT;
-	store_sync_result r;
-
-	u.name = (char *)name;
-	u.domain = (char *)"example.test";
-	u.enabled = 1;
-	u.home = (char *)home;
-	if (id) {
-		u.id.data = (uint8_t *)id;
-		u.id.len = 16;
-	}
-	assert_int_equal(store_user_add(st, &u, STORE_SYNC, &r), STORE_OK);
-	memcpy(out, r.res.id, 16);
-}
-
 static uint32_t append(store *st, const uint8_t user[16], const uint8_t *folder, const char *body,
 		       uint32_t flags)
 {
@@ -79,23 +61,6 @@ static void folder_id(store *st, const uint8_t user[16], const char *name, uint8
 	assert_int_equal(store_folder_find(st, user, name, &f), STORE_OK);
 	memcpy(id, f->id.data, 16);
 	store_free_record(f);
-}
-
-static int dav_put(store *st, const uint8_t user[16], const uint8_t coll[16], const char *href,
-		   const char *uid, const char *data, store_sync_result *r)
-{
-	Tern__DavObject o = TERN__DAV_OBJECT__INIT;
-	store_dav_write w = { 0 };
-
-	o.href = (char *)href;
-	o.uid = (char *)uid;
-	o.component = (char *)"VEVENT";
-	o.data.data = (uint8_t *)data;
-	o.data.len = strlen(data);
-	w.owner = user;
-	w.collection = coll;
-	w.obj = &o;
-	return store_dav_put(st, &w, STORE_SYNC, r);
 }
 
 static void make_calendar(store *st, const uint8_t user[16], uint8_t id[16])
@@ -391,9 +356,9 @@ static void test_copy_delta_drop(void **state)
 	big[STORE_BLOB_CHUNK_BYTES + 4999] = '\0';
 	ts_add_domain(src->st);
 	ts_add_domain(dst->st);
-	add_user(src->st, "bob", NULL, "", bob);
+	ts_add_user_id(src->st, "bob", NULL, "", bob);
 	/* At the target bob is homed elsewhere: no mailbox yet. */
-	add_user(dst->st, "bob", bob, "src", bob2);
+	ts_add_user_id(dst->st, "bob", bob, "src", bob2);
 	assert_int_equal(store_mailbox_get(dst->st, bob, &(Tern__Mailbox *){ NULL }), STORE_ENOTFOUND);
 
 	assert_int_equal(store_folder_create(src->st, bob, "Work", NULL, STORE_SYNC, &r), STORE_OK);
@@ -412,9 +377,9 @@ static void test_copy_delta_drop(void **state)
 	uids[3] = append(src->st, bob, NULL, "Subject: gone\r\n\r\ngone\r\n", 0);
 	assert_int_equal(store_msg_expunge(src->st, bob, inbox, &uids[3], 1, STORE_SYNC, &r), STORE_OK);
 	make_calendar(src->st, bob, coll);
-	assert_int_equal(dav_put(src->st, bob, coll, "a.ics", "uid-a", "BEGIN:VCALENDAR\r\nA\r\n", &r),
+	assert_int_equal(ts_dav_put(src->st, bob, coll, "a.ics", "uid-a", "BEGIN:VCALENDAR\r\nA\r\n", NULL, 0, &r),
 			 STORE_OK);
-	assert_int_equal(dav_put(src->st, bob, coll, "b.ics", "uid-b", "BEGIN:VCALENDAR\r\nB\r\n", &r),
+	assert_int_equal(ts_dav_put(src->st, bob, coll, "b.ics", "uid-b", "BEGIN:VCALENDAR\r\nB\r\n", NULL, 0, &r),
 			 STORE_OK);
 
 	/* Not INCOMING: refused. */
@@ -450,10 +415,10 @@ static void test_copy_delta_drop(void **state)
 
 	memcpy(newf, r.res.id, 16);
 	append(src->st, bob, newf, "Subject: new\r\n\r\nnew\r\n", 0);
-	assert_int_equal(dav_put(src->st, bob, coll, "a.ics", "uid-a2", "BEGIN:VCALENDAR\r\nA2\r\n", &r),
+	assert_int_equal(ts_dav_put(src->st, bob, coll, "a.ics", "uid-a2", "BEGIN:VCALENDAR\r\nA2\r\n", NULL, 0, &r),
 			 STORE_OK);
 	assert_int_equal(store_dav_delete(src->st, bob, coll, "b.ics", NULL, STORE_SYNC, &r), STORE_OK);
-	assert_int_equal(dav_put(src->st, bob, coll, "c.ics", "uid-b", "BEGIN:VCALENDAR\r\nC\r\n", &r),
+	assert_int_equal(ts_dav_put(src->st, bob, coll, "c.ics", "uid-b", "BEGIN:VCALENDAR\r\nC\r\n", NULL, 0, &r),
 			 STORE_OK);
 
 	apply_deltas(src->st, dst->st, bob, cur, ncur);
@@ -592,7 +557,7 @@ static void test_freeze(void **state)
 			 STORE_EREFUSED);
 	assert_int_equal(store_folder_create(st, f->bob, "X", NULL, STORE_SYNC, &r), STORE_EREFUSED);
 	assert_int_equal(store_folder_subscribe(st, f->bob, inbox, 0, STORE_SYNC, &r), STORE_EREFUSED);
-	assert_int_equal(dav_put(st, f->bob, coll, "x.ics", "x", "BEGIN:VCALENDAR\r\n", &r), STORE_EREFUSED);
+	assert_int_equal(ts_dav_put(st, f->bob, coll, "x.ics", "x", "BEGIN:VCALENDAR\r\n", NULL, 0, &r), STORE_EREFUSED);
 	assert_non_null(strstr(r.error, "is moving to node node2"));
 	Tern__DavCollection c = TERN__DAV_COLLECTION__INIT;
 
@@ -613,7 +578,7 @@ static void test_freeze(void **state)
 	assert_int_equal(store_mbox_state_set(st, f->bob, STORE_MBOX_ACTIVE, NULL, NULL, STORE_SYNC, &r),
 			 STORE_OK);
 	assert_int_equal(store_msg_append(st, &a, STORE_SYNC, &r), STORE_OK);
-	assert_int_equal(dav_put(st, f->bob, coll, "x.ics", "x", "BEGIN:VCALENDAR\r\n", &r), STORE_OK);
+	assert_int_equal(ts_dav_put(st, f->bob, coll, "x.ics", "x", "BEGIN:VCALENDAR\r\n", NULL, 0, &r), STORE_OK);
 	assert_int_equal(atomic_load(&wr.moved), 1);
 	store_watch_remove(st, &w);
 	store_watch_remove(st, &w2);

@@ -82,7 +82,7 @@
 	X(cluster, relay_retry, INT, 60, 1, 86400, "seconds between attempts to relay queued mail to another node of the domain") \
 	X(cluster, bulk_port, INT, 4051, 1, 65535, "migration bulk-data port (ZeroMQ, CURVE); the port base is added") \
 	X(migrate, window, INT, 8, 1, 256, "bulk requests a migration keeps in flight (flow control)") \
-	X(migrate, chunk_kb, INT, 1024, 16, 16384, "rows per bulk request, in KiB of keys and values") \
+	X(migrate, chunk_kb, INT, 1024, 16, 8192, "rows per bulk request, in KiB of keys and values") \
 	X(migrate, delta_rounds, INT, 10, 1, 1000, "delta rounds at most before the cut-over") \
 	X(migrate, delta_small, INT, 200, 0, 1000000, "a delta of at most this many rows is small enough for the cut-over") \
 	X(migrate, retry_interval, INT, 5, 1, 3600, "seconds between attempts when a node or the master does not answer") \

@@ -52,6 +52,11 @@ void mig_reply_pack(tbuf *out, Tern__Migrate__Reply__Code code, const char *msg,
 /* Unpack a reply and check its body against the checksum: the reply (free with
  * tern__migrate__reply__free_unpacked) or NULL when it is undecodable or damaged. */
 Tern__Migrate__Reply *mig_reply_check(const void *p, size_t n);
+/* The most rows one Rows/Delta answer carries (bytes of keys and values, past the last
+ * row's start): half the default [cluster] max_frame, the top of [migrate] chunk_kb. */
+#define MIG_MAX_ROWS_BYTES (8u << 20)
+/* Decode and validate a request (migrate_wire.c): NULL with the reason in why. */
+Tern__Migrate__Request *mig_request_decode(const void *p, size_t n, tbuf *why);
 /* Pack a request with the migration and user ids. */
 void mig_request_pack(tbuf *out, const uint8_t mid[16], const uint8_t user[16], Tern__Migrate__Request *req);
 

@@ -322,20 +322,12 @@ static int do_rows(migrate *m, const uint8_t user[16], const Tern__Migrate__Requ
 
 	if (rq->body_case == TERN__MIGRATE__REQUEST__BODY_ROWS) {
 		const Tern__Migrate__Rows *r = rq->rows;
-		if (r->cf < STORE_MIG_FOLDER || r->cf > STORE_MIG_DAV) {
-			tbuf_append_str(msg, "bad column family");
-			return STORE_EINVAL;
-		}
 		rc = store_mig_scan(m->st, user, (store_mig_cf)r->cf, r->after.len ? r->after.data : NULL, r->after.len,
-				    r->max_bytes ? r->max_bytes : 65536, acc_row, &a, &more);
+				    r->max_bytes, acc_row, &a, &more);
 	} else if (rq->body_case == TERN__MIGRATE__REQUEST__BODY_DELTA) {
 		const Tern__Migrate__Delta *d = rq->delta;
-		if (d->id.len != 16) {
-			tbuf_append_str(msg, "bad folder id");
-			return STORE_EINVAL;
-		}
-		rc = store_mig_delta(m->st, user, d->id.data, d->dav, d->since, d->max_bytes ? d->max_bytes : 65536,
-				     acc_row, &a, &upto, &more);
+		rc = store_mig_delta(m->st, user, d->id.data, d->dav, d->since, d->max_bytes, acc_row, &a, &upto,
+				     &more);
 	} else {
 		rc = store_mig_heads(m->st, user, acc_row, &a);
 	}
@@ -353,10 +345,6 @@ static int do_blob(migrate *m, const Tern__Migrate__BlobChunk *b, tbuf *body, tb
 	Tern__Migrate__BlobOk ok = TERN__MIGRATE__BLOB_OK__INIT;
 	tbuf data = TBUF_INIT;
 
-	if (b->sha256.len != 32) {
-		tbuf_append_str(msg, "bad blob hash");
-		return STORE_EINVAL;
-	}
 	int rc = store_blob_chunk(m->st, b->sha256.data, b->chunk, &data, &ok.chunks);
 	if (rc == STORE_OK) {
 		ok.data.data = (uint8_t *)data.data;
@@ -373,14 +361,12 @@ static int do_blob(migrate *m, const Tern__Migrate__BlobChunk *b, tbuf *body, tb
 void mig_bulk_handler(void *arg, const char *peer, const void *req, size_t n, tbuf *reply)
 {
 	migrate *m = arg;
-	Tern__Migrate__Request *rq = tern__migrate__request__unpack(NULL, n, req);
 	tbuf body = TBUF_INIT, msg = TBUF_INIT;
+	Tern__Migrate__Request *rq = mig_request_decode(req, n, &msg);
 	Tern__Migrate__Reply__Code code = TERN__MIGRATE__REPLY__CODE__OK;
 	int rc = STORE_OK;
 
-	if (rq == NULL || rq->migration_id.len != 16 || rq->user_id.len != 16 ||
-	    rq->body_case == TERN__MIGRATE__REQUEST__BODY__NOT_SET) {
-		tbuf_append_str(&msg, "malformed request");
+	if (rq == NULL) {
 		code = TERN__MIGRATE__REPLY__CODE__REFUSED;
 		goto answer;
 	}

@@ -108,6 +108,45 @@ Tern__Migrate__Reply *mig_reply_check(const void *p, size_t n)
 	return rep;
 }
 
+/* Decode and validate a request: ids of 16 bytes, one body, a column family in range, a
+ * folder id and a blob hash of the right sizes; Rows/Delta max_bytes brought into
+ * [1 KiB, MIG_MAX_ROWS_BYTES] (0 = 64 KiB) so that no answer outgrows a frame. NULL with
+ * the reason in why. */
+Tern__Migrate__Request *mig_request_decode(const void *p, size_t n, tbuf *why)
+{
+	Tern__Migrate__Request *rq = tern__migrate__request__unpack(NULL, n, p);
+	const char *bad = NULL;
+	uint32_t *max = NULL;
+
+	if (rq == NULL) {
+		tbuf_append_str(why, "malformed request");
+		return NULL;
+	}
+	if (rq->migration_id.len != 16 || rq->user_id.len != 16)
+		bad = "malformed request: ids must be 16 bytes";
+	else if (rq->body_case == TERN__MIGRATE__REQUEST__BODY__NOT_SET)
+		bad = "malformed request: no body";
+	else if (rq->body_case == TERN__MIGRATE__REQUEST__BODY_ROWS &&
+		 (rq->rows->cf < STORE_MIG_FOLDER || rq->rows->cf > STORE_MIG_DAV))
+		bad = "bad column family";
+	else if (rq->body_case == TERN__MIGRATE__REQUEST__BODY_DELTA && rq->delta->id.len != 16)
+		bad = "bad folder id";
+	else if (rq->body_case == TERN__MIGRATE__REQUEST__BODY_BLOB && rq->blob->sha256.len != 32)
+		bad = "bad blob hash";
+	if (bad != NULL) {
+		tbuf_append_str(why, bad);
+		tern__migrate__request__free_unpacked(rq, NULL);
+		return NULL;
+	}
+	if (rq->body_case == TERN__MIGRATE__REQUEST__BODY_ROWS)
+		max = &rq->rows->max_bytes;
+	else if (rq->body_case == TERN__MIGRATE__REQUEST__BODY_DELTA)
+		max = &rq->delta->max_bytes;
+	if (max != NULL)
+		*max = *max == 0 ? 65536 : *max < 1024 ? 1024 : *max > MIG_MAX_ROWS_BYTES ? MIG_MAX_ROWS_BYTES : *max;
+	return rq;
+}
+
 /* The request with its ids, packed into out. */
 void mig_request_pack(tbuf *out, const uint8_t mid[16], const uint8_t user[16], Tern__Migrate__Request *req)
 {

@@ -586,6 +586,10 @@ typedef struct store_watch store_watch;
  * user's mailbox was frozen for a migration) reaches every watch of the user. */
 store_watch *store_watch_add(store *st, const uint8_t user[16], const uint8_t *folder, tern_io *io,
 			     void (*fn)(const store_event *ev, void *arg), void *arg);
+/* A watch of the user that gets MOVED events only (sessions that must close at a
+ * migration's cut-over, without being woken by every change of the mailbox). */
+store_watch *store_watch_add_moved(store *st, const uint8_t user[16], tern_io *io,
+				   void (*fn)(const store_event *ev, void *arg), void *arg);
 void store_watch_remove(store *st, store_watch **w);
 
 /* ---- housekeeping and figures ---- */

@@ -213,7 +213,7 @@ static int apply_node_put(store *st, store_cfg_job *j, store_commit *c)
 		return store_cfg_err(c, STORE_EINVAL, "address or fingerprint of node %s is longer "
 				     "than %d bytes", n->name, NODE_TEXT_MAX);
 	if (n->admin_port > 65535 || n->cluster_port > 65535 || n->submission_port > 65535 ||
-	    n->imap_port > 65535 || n->pop3_port > 65535 || n->http_port > 65535)
+	    n->imap_port > 65535 || n->pop3_port > 65535 || n->http_port > 65535 || n->bulk_port > 65535)
 		return store_cfg_err(c, STORE_EINVAL, "a port of node %s is out of range", n->name);
 	sk_node(&k, n->name);
 	store_cfg_put(st, c, &k, &n->base);

@@ -17,8 +17,9 @@ static void watch_unref(store_watch *w)
 		free(w);
 }
 
-store_watch *store_watch_add(store *st, const uint8_t user[16], const uint8_t *folder, tern_io *io,
-			     void (*fn)(const store_event *ev, void *arg), void *arg)
+/* Link a new watch (under w_mu, so the commit thread sees it whole). */
+static store_watch *watch_add(store *st, const uint8_t user[16], const uint8_t *folder, int moved_only,
+			      tern_io *io, void (*fn)(const store_event *ev, void *arg), void *arg)
 {
 	store_watch *w = calloc(1, sizeof(*w));
 
@@ -28,6 +29,7 @@ store_watch *store_watch_add(store *st, const uint8_t user[16], const uint8_t *f
 	if (folder)
 		memcpy(w->folder, folder, 16);
 	w->any_folder = folder == NULL;
+	w->moved_only = moved_only;
 	w->io = io;
 	w->fn = fn;
 	w->arg = arg;
@@ -38,6 +40,18 @@ store_watch *store_watch_add(store *st, const uint8_t user[16], const uint8_t *f
 	st->watches = w;
 	pthread_mutex_unlock(&st->w_mu);
 	return w;
+}
+
+store_watch *store_watch_add(store *st, const uint8_t user[16], const uint8_t *folder, tern_io *io,
+			     void (*fn)(const store_event *ev, void *arg), void *arg)
+{
+	return watch_add(st, user, folder, 0, io, fn, arg);
+}
+
+store_watch *store_watch_add_moved(store *st, const uint8_t user[16], tern_io *io,
+				   void (*fn)(const store_event *ev, void *arg), void *arg)
+{
+	return watch_add(st, user, NULL, 1, io, fn, arg);
 }
 
 void store_watch_remove(store *st, store_watch **wp)
@@ -73,9 +87,11 @@ static void deliver(void *arg)
  * user, whatever folder it watches: its sessions close. */
 static int watch_matches(const store_watch *w, const store_event *e)
 {
-	return memcmp(w->user, e->user, 16) == 0 &&
-	       (w->any_folder || e->kind == TERN__CHANGE__KIND__MOVED ||
-		memcmp(w->folder, e->folder, 16) == 0);
+	if (memcmp(w->user, e->user, 16) != 0)
+		return 0;
+	if (e->kind == TERN__CHANGE__KIND__MOVED)
+		return 1;
+	return !w->moved_only && (w->any_folder || memcmp(w->folder, e->folder, 16) == 0);
 }
 
 /* Called by the commit thread, in commit order, once c is durable. A watcher without

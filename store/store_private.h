@@ -67,6 +67,7 @@ struct store_watch {
 	uint8_t user[16];
 	uint8_t folder[16];
 	int any_folder;
+	int moved_only;               /* store_watch_add_moved: MOVED events only */
 	tern_io *io;
 	void (*fn)(const store_event *ev, void *arg);
 	void *arg;

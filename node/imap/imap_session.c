@@ -529,7 +529,7 @@ int imap_watch_user(imap_session *s)
 	if (s->user_watch != NULL)
 		store_watch_remove(s->srv->env.st, &s->user_watch);
 	s->moved = 0;
-	s->user_watch = store_watch_add(s->srv->env.st, s->user_id, NULL, s->io, on_user_event, s);
+	s->user_watch = store_watch_add_moved(s->srv->env.st, s->user_id, s->io, on_user_event, s);
 	return s->user_watch != NULL ? 0 : STORE_EIO;
 }
 

@@ -229,7 +229,7 @@ int pop3_watch_user(pop3_session *s)
 {
 	pop3_unwatch_user(s);
 	s->moved = 0;
-	s->user_watch = store_watch_add(s->srv->env.st, s->md.user, NULL, s->io, on_user_event, s);
+	s->user_watch = store_watch_add_moved(s->srv->env.st, s->md.user, s->io, on_user_event, s);
 	return s->user_watch != NULL ? 0 : STORE_EIO;
 }
 

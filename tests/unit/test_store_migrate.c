@@ -519,7 +519,7 @@ static void test_freeze(void **state)
 	store *st = f->t->st;
 	uint8_t inbox[16], coll[16];
 	store_sync_result r;
-	watch_rec wr = { 0 }, other = { 0 };
+	watch_rec wr = { 0 }, other = { 0 }, mv = { 0 };
 	uint32_t uid;
 
 	folder_id(st, f->bob, "INBOX", inbox);
@@ -527,10 +527,12 @@ static void test_freeze(void **state)
 	make_calendar(st, f->bob, coll);
 	store_watch *w = store_watch_add(st, f->bob, inbox, NULL, on_event, &wr);
 	store_watch *w2 = store_watch_add(st, f->ann, NULL, NULL, on_event, &other);
+	store_watch *w3 = store_watch_add_moved(st, f->bob, NULL, on_event, &mv);
 
 	assert_int_equal(store_mbox_state_set(st, f->bob, STORE_MBOX_FROZEN, "node2", MIG_ID,
 					      STORE_SYNC, &r), STORE_OK);
 	assert_int_equal(atomic_load(&wr.moved), 1);
+	assert_int_equal(atomic_load(&mv.moved), 1);
 	assert_int_equal(atomic_load(&other.moved), 0);
 	store_mbox_state s;
 	Tern__MailboxState *rec = NULL;
@@ -580,8 +582,12 @@ static void test_freeze(void **state)
 	assert_int_equal(store_msg_append(st, &a, STORE_SYNC, &r), STORE_OK);
 	assert_int_equal(ts_dav_put(st, f->bob, coll, "x.ics", "x", "BEGIN:VCALENDAR\r\n", NULL, 0, &r), STORE_OK);
 	assert_int_equal(atomic_load(&wr.moved), 1);
+	/* a moved-only watch is not woken by ordinary changes */
+	assert_true(atomic_load(&wr.other) > 0);
+	assert_int_equal(atomic_load(&mv.other), 0);
 	store_watch_remove(st, &w);
 	store_watch_remove(st, &w2);
+	store_watch_remove(st, &w3);
 }
 
 typedef struct async_done {

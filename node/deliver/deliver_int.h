@@ -1,6 +1,7 @@
 /* deliver_int.h - private to node/deliver/: the alias walk with a trace (deliver_alias.c,
  * deliver_expand.c) and the pieces of local delivery (deliver_local.c and its helpers:
- * recipient plan, header lines, footer, size limits and quota warnings). */
+ * recipient plan, header lines, footer, size limits and quota warnings; the follow-ups
+ * of a submission in deliver_followup.c). */
 #ifndef TERN_DELIVER_INT_H
 #define TERN_DELIVER_INT_H
 #include "deliver.h"
@@ -132,5 +133,58 @@ int dlv_quota_warn_needed(deliverer *d, const uint8_t id[16], int64_t now, dlv_q
 void dlv_quota_warn_done(deliverer *d, const uint8_t id[16]);
 /* The warning message (complete, CRLF lines) from postmaster@<domain> to the user. */
 void dlv_quota_warn_message(tbuf *out, const deliverer *d, const dlv_quota_view *v, int64_t now);
+
+/* ---- one submission (deliver_local.c; its follow-ups in deliver_followup.c) ---- */
+
+typedef struct dlv_job {
+	deliverer *d;
+	tern_io *io;
+	void (*cb)(const deliver_result *r, void *arg);
+	void *arg;
+	deliver_message m;              /* deep copy: every pointer below is owned */
+	deliver_rcpt_req *rcpts;
+	uint8_t uuid[16];
+	char queue_id[40];
+	int64_t now;
+	int prepared;                   /* 0: refused before the store was asked */
+	dlv_plan plan;
+	tbuf footed;                    /* the message with the domain footer */
+	Tern__MimeInfo *mime;           /* IMAP structure of the local body, shared by every
+					 * local recipient (node/mime) */
+	tbuf *prefixes;                 /* per local recipient */
+	store_append *apps;
+	tbuf qprefix;                   /* Received without "for": queue entry, reports */
+	Tern__QueueEntry qe;
+	Tern__QueueRcpt *qrcpts;
+	Tern__QueueRcpt **qrcpt_ptrs;
+	const void *qbody;
+	size_t qlen;
+	int *delivered;                 /* per local recipient: its store code */
+	atomic_int pending;             /* follow-ups not yet durable, plus one for the job */
+	deliver_result res;
+} dlv_job;
+
+/* The mail.log Queue-ID of a 16-byte id (its first 8 bytes in hex, as the queue prints it). */
+void dlv_queue_id(const uint8_t id[16], char *out, size_t n);
+/* A queue entry of the job's message (header prefix, sender, envelope) with id and the
+ * recipients rcpts[0..n); it points into the job, which must outlive it. */
+void dlv_job_entry(const dlv_job *j, const uint8_t id[16], Tern__QueueEntry *qe, Tern__QueueRcpt **rcpts,
+		   size_t n);
+/* One pending queue recipient with the RFC 3461 parameters of RCPT number rcpt. */
+void dlv_job_entry_rcpt(const dlv_job *j, Tern__QueueRcpt *r, const char *address, size_t rcpt);
+/* Drop one pending reference (the job's own or a follow-up's); the last one finishes. */
+void dlv_job_release(dlv_job *j);
+
+/* The follow-ups once the batch is durable (deliver_followup.c); each takes a pending
+ * reference for its own write. */
+/* The failure/success report to the sender, for the recipients whose NOTIFY asks. */
+void dlv_job_report(dlv_job *j);
+/* A warning for each delivered recipient that reached the warning level. */
+void dlv_job_quota_warnings(dlv_job *j);
+/* Resources take the message as a booking request, local users that got it their iTIP. */
+void dlv_job_imip(dlv_job *j);
+/* The nheld local recipients whose mailbox froze for a migration between the plan and
+ * the commit (j->delivered[i] == STORE_EREFUSED): queued for this node. */
+void dlv_job_requeue(dlv_job *j, size_t nheld);
 
 #endif

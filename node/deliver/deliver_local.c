@@ -7,7 +7,8 @@
  *             recipient plan, footer, header prefixes, MIME structure (node/mime),
  *             queue entry;
  *   commit    store_submit(); its callback runs on the caller's I/O thread once durable;
- *   follow-ups reports and quota warnings, each its own durable write; the caller's
+ *   follow-ups reports, quota warnings, iMIP and the recipients a migration held
+ *             (deliver_followup.c), each its own durable write; the caller's
  *             callback runs when they are durable too, then the job is freed.
  * A message is refused as a whole only when nothing could be stored (size limit, every
  * recipient unknown or over quota, disk low, write error); otherwise the recipients
@@ -17,40 +18,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "deliver_dsn.h"
 #include "deliver_int.h"
 #include "mime.h"
 
 /* Messages above this are prepared on the cpu pool (footer work scans the body). */
 #define DLV_INLINE_MAX (1024u * 1024u)
-
-typedef struct dlv_job {
-	deliverer *d;
-	tern_io *io;
-	void (*cb)(const deliver_result *r, void *arg);
-	void *arg;
-	deliver_message m;              /* deep copy: every pointer below is owned */
-	deliver_rcpt_req *rcpts;
-	uint8_t uuid[16];
-	char queue_id[40];
-	int64_t now;
-	int prepared;                   /* 0: refused before the store was asked */
-	dlv_plan plan;
-	tbuf footed;                    /* the message with the domain footer */
-	Tern__MimeInfo *mime;           /* IMAP structure of the local body, shared by every
-					 * local recipient (node/mime) */
-	tbuf *prefixes;                 /* per local recipient */
-	store_append *apps;
-	tbuf qprefix;                   /* Received without "for": queue entry, reports */
-	Tern__QueueEntry qe;
-	Tern__QueueRcpt *qrcpts;
-	Tern__QueueRcpt **qrcpt_ptrs;
-	const void *qbody;
-	size_t qlen;
-	int *delivered;                 /* per local recipient: its store code */
-	atomic_int pending;             /* follow-ups not yet durable, plus one for the job */
-	deliver_result res;
-} dlv_job;
 
 /* The deliverer keeps only the environment and its counters: jobs own everything else. */
 deliverer *deliverer_new(const deliver_env *env)
@@ -90,6 +62,12 @@ void deliverer_stats(deliverer *d, deliver_stats *out)
 	out->dsn_sent = atomic_load(&d->dsn_sent);
 	out->quota_warnings = atomic_load(&d->warnings_sent);
 	out->refused = atomic_load(&d->refused);
+}
+
+void dlv_queue_id(const uint8_t id[16], char *out, size_t n)
+{
+	snprintf(out, n, "%02x%02x%02x%02x-%02x%02x%02x%02x", id[0], id[1], id[2], id[3], id[4], id[5], id[6],
+		 id[7]);
 }
 
 /* strdup that keeps NULL; out of memory aborts, as tbuf does. */
@@ -180,8 +158,7 @@ static dlv_job *job_new(deliverer *d, const deliver_message *src, tern_io *io,
 	m->rcpts = j->rcpts;
 	atomic_init(&j->pending, 1);
 	tern_uuid_new(j->uuid);
-	snprintf(j->queue_id, sizeof(j->queue_id), "%02x%02x%02x%02x-%02x%02x%02x%02x", j->uuid[0],
-		 j->uuid[1], j->uuid[2], j->uuid[3], j->uuid[4], j->uuid[5], j->uuid[6], j->uuid[7]);
+	dlv_queue_id(j->uuid, j->queue_id, sizeof(j->queue_id));
 	j->now = tern_now();
 	return j;
 }
@@ -261,6 +238,37 @@ static void job_bodies(dlv_job *j, const void **local_r, size_t *local_len_r)
 		store_free_record(dom);
 }
 
+void dlv_job_entry(const dlv_job *j, const uint8_t id[16], Tern__QueueEntry *qe, Tern__QueueRcpt **rcpts,
+		   size_t n)
+{
+	tern__queue_entry__init(qe);
+	qe->id.data = (uint8_t *)id;
+	qe->id.len = 16;
+	qe->sender = (char *)j->m.sender;
+	qe->n_rcpts = n;
+	qe->rcpts = rcpts;
+	qe->header_prefix.data = (uint8_t *)j->qprefix.data;
+	qe->header_prefix.len = j->qprefix.len;
+	qe->created = (uint64_t)j->now;
+	qe->next_try = (uint64_t)j->now;
+	qe->envid = j->m.envid ? (char *)j->m.envid : "";
+	qe->ret = j->m.ret;
+	qe->helo = j->m.helo ? (char *)j->m.helo : "";
+	qe->client_ip = (char *)j->m.client_ip;
+	qe->auth_user = j->m.auth_user ? (char *)j->m.auth_user : "";
+}
+
+void dlv_job_entry_rcpt(const dlv_job *j, Tern__QueueRcpt *r, const char *address, size_t rcpt)
+{
+	const deliver_rcpt_req *req = &j->rcpts[rcpt];
+
+	tern__queue_rcpt__init(r);
+	r->address = (char *)address;
+	r->state = TERN__QUEUE_RCPT__STATE__PENDING;
+	r->notify = req->notify;
+	r->orcpt = req->orcpt ? (char *)req->orcpt : "";
+}
+
 /* The queue entry of the remote recipients; it points into the job (no copies). */
 static void job_queue_entry(dlv_job *j)
 {
@@ -269,31 +277,11 @@ static void job_queue_entry(dlv_job *j)
 	if ((j->qrcpts = calloc(p->nremote, sizeof(*j->qrcpts))) == NULL ||
 	    (j->qrcpt_ptrs = calloc(p->nremote, sizeof(*j->qrcpt_ptrs))) == NULL)
 		abort();
-	tern__queue_entry__init(&j->qe);
 	for (size_t i = 0; i < p->nremote; i++) {
-		const deliver_rcpt_req *req = &j->rcpts[p->remote[i].rcpt];
-		Tern__QueueRcpt *r = &j->qrcpts[i];
-		tern__queue_rcpt__init(r);
-		r->address = p->remote[i].address;
-		r->state = TERN__QUEUE_RCPT__STATE__PENDING;
-		r->notify = req->notify;
-		r->orcpt = req->orcpt ? (char *)req->orcpt : "";
-		j->qrcpt_ptrs[i] = r;
+		dlv_job_entry_rcpt(j, &j->qrcpts[i], p->remote[i].address, p->remote[i].rcpt);
+		j->qrcpt_ptrs[i] = &j->qrcpts[i];
 	}
-	j->qe.id.data = j->uuid;
-	j->qe.id.len = 16;
-	j->qe.sender = (char *)j->m.sender;
-	j->qe.n_rcpts = p->nremote;
-	j->qe.rcpts = j->qrcpt_ptrs;
-	j->qe.header_prefix.data = (uint8_t *)j->qprefix.data;
-	j->qe.header_prefix.len = j->qprefix.len;
-	j->qe.created = (uint64_t)j->now;
-	j->qe.next_try = (uint64_t)j->now;
-	j->qe.envid = j->m.envid ? (char *)j->m.envid : "";
-	j->qe.ret = j->m.ret;
-	j->qe.helo = j->m.helo ? (char *)j->m.helo : "";
-	j->qe.client_ip = (char *)j->m.client_ip;
-	j->qe.auth_user = j->m.auth_user ? (char *)j->m.auth_user : "";
+	dlv_job_entry(j, j->uuid, &j->qe, j->qrcpt_ptrs, p->nremote);
 }
 
 /* How the recipients are planned: relayed mail is final; relayed by this very node, it
@@ -408,240 +396,10 @@ static void job_finish(dlv_job *j)
 	job_free(j);
 }
 
-/* Drop one pending reference (the job's own or a follow-up's); the last one finishes. */
-static void job_release(dlv_job *j)
+void dlv_job_release(dlv_job *j)
 {
 	if (atomic_fetch_sub(&j->pending, 1) == 1)
 		job_finish(j);
-}
-
-/* A report made for this message is durable (or failed: logged, not fatal). */
-static void job_followup_done(const deliver_result *r, void *arg)
-{
-	dlv_job *j = arg;
-
-	if (r->rc != STORE_OK)
-		tlog(TLOG_ERROR, "Queue-ID: %s: delivery report not stored: %s", j->queue_id, r->reply);
-	job_release(j);
-}
-
-/* The failure/success report to the sender, for the recipients whose NOTIFY asks. */
-static void job_report(dlv_job *j)
-{
-	dlv_plan *p = &j->plan;
-	dsn_rcpt *rr = calloc(p->nfailed + p->nlocal + 1, sizeof(*rr));
-	tbuf orig = TBUF_INIT;
-	size_t n = 0;
-
-	if (rr == NULL)
-		abort();
-	for (size_t i = 0; i < p->nfailed; i++) {
-		const deliver_rcpt_req *req = &j->rcpts[p->failed[i].rcpt];
-		if (!deliver_dsn_wanted(req->notify, DSN_ACTION_FAILED))
-			continue;
-		rr[n] = (dsn_rcpt){ p->failed[i].address, req->orcpt, DSN_ACTION_FAILED, p->failed[i].status,
-				    p->failed[i].diagnostic, NULL, j->now, 0 };
-		n++;
-	}
-	for (size_t i = 0; i < p->nlocal; i++) {
-		const deliver_rcpt_req *req = &j->rcpts[p->local[i].rcpt];
-		if (j->delivered[i] != STORE_OK || !deliver_dsn_wanted(req->notify, DSN_ACTION_DELIVERED))
-			continue;
-		rr[n] = (dsn_rcpt){ p->local[i].address, req->orcpt, DSN_ACTION_DELIVERED, "2.0.0",
-				    "250 2.0.0 delivered to mailbox", NULL, j->now, 0 };
-		n++;
-	}
-	if (n > 0) {
-		dsn_report r = { j->d->hostname, j->m.sender, j->m.envid, j->now, j->m.ret, NULL, 0, rr, n };
-		tbuf_append(&orig, j->qprefix.data, j->qprefix.len);
-		tbuf_append(&orig, j->m.data, j->m.len);
-		r.original = orig.data;
-		r.original_len = orig.len;
-		atomic_fetch_add(&j->pending, 1);
-		deliver_dsn_submit(j->d, &r, j->io, job_followup_done, j);
-	}
-	tbuf_free(&orig);
-	free(rr);
-}
-
-/* One quota warning being written: its buffers live until the append is durable. */
-typedef struct dlv_warn {
-	dlv_job *job;
-	uint8_t user[16];
-	tbuf prefix, body;
-	Tern__MimeInfo *mime;
-	char queue_id[40];
-	char address[DELIVER_ADDR_MAX];
-} dlv_warn;
-
-/* The warning (and its quota_warned_at) is durable: the user may be warned again later. */
-static void job_warn_done(const store_result *res, void *arg)
-{
-	dlv_warn *w = arg;
-	dlv_job *j = w->job;
-
-	if (res->rc == STORE_OK) {
-		atomic_fetch_add(&j->d->warnings_sent, 1);
-		tlog(TLOG_MAIL, "Sent: Queue-ID: %s, Recipient: <%s>, Result: delivered, Status: 2.0.0 (quota warning)",
-		     w->queue_id, w->address);
-	} else {
-		tlog(TLOG_ERROR, "Quota warning to %s not stored: %s", w->address,
-		     res->error ? res->error : store_strerror(res->rc));
-	}
-	dlv_quota_warn_done(j->d, w->user);
-	tbuf_free(&w->prefix);
-	tbuf_free(&w->body);
-	mime_info_free(&w->mime);
-	free(w);
-	job_release(j);
-}
-
-/* A warning for each delivered recipient that reached the warning level. */
-static void job_quota_warnings(dlv_job *j)
-{
-	dlv_plan *p = &j->plan;
-
-	for (size_t i = 0; i < p->nlocal; i++) {
-		dlv_quota_view v;
-		dlv_warn *w;
-		deliver_message wm;
-		store_append a;
-		uint8_t id[16];
-
-		if (j->delivered[i] != STORE_OK || !dlv_quota_warn_needed(j->d, p->local[i].id, j->now, &v))
-			continue;
-		if ((w = calloc(1, sizeof(*w))) == NULL)
-			abort();
-		w->job = j;
-		memcpy(w->user, p->local[i].id, 16);
-		snprintf(w->address, sizeof(w->address), "%s", v.address);
-		tern_uuid_new(id);
-		snprintf(w->queue_id, sizeof(w->queue_id), "%02x%02x%02x%02x-%02x%02x%02x%02x", id[0], id[1],
-			 id[2], id[3], id[4], id[5], id[6], id[7]);
-		dlv_quota_warn_message(&w->body, j->d, &v, j->now);
-		memset(&wm, 0, sizeof(wm));
-		wm.sender = "";
-		wm.client_ip = "";
-		dlv_local_prefix(&w->prefix, &wm, j->d->hostname, w->queue_id, v.address, 0,
-				 j->d->conf->smtpd_x_envelope_to, j->now);
-		memset(&a, 0, sizeof(a));
-		a.user = w->user;
-		a.header_prefix = w->prefix.data;
-		a.header_prefix_len = w->prefix.len;
-		a.body = w->body.data;
-		a.body_len = w->body.len;
-		a.internaldate = j->now;
-		a.quota_warned_at = j->now;
-		w->mime = mime_analyze(w->body.data, w->body.len);
-		a.mime = w->mime;
-		tlog(TLOG_MAIL, "Recv: Queue-ID: %s, Service: Quota, From: <postmaster@%s>, To: <%s>, Size: %zu",
-		     w->queue_id, v.domain, v.address, w->body.len);
-		atomic_fetch_add(&j->pending, 1);
-		store_msg_append(j->d->st, &a, (store_cb){ job_warn_done, w, j->io }, NULL);
-	}
-}
-
-/* Resources take the message as a booking request, and local users that got it have
- * their calendars updated from its iTIP part (node/dav, off this thread). */
-static void job_imip(dlv_job *j)
-{
-	dlv_plan *p = &j->plan;
-	const char **to = calloc(p->nlocal + p->nresource + 1, sizeof(*to));
-	size_t n = 0;
-
-	if (to == NULL)
-		abort();
-	for (size_t i = 0; i < p->nlocal; i++)
-		if (j->delivered[i] == STORE_OK)
-			to[n++] = p->local[i].address;
-	for (size_t i = 0; i < p->nresource; i++) {
-		to[n++] = p->resource[i].address;
-		tlog(TLOG_MAIL, "Sent: Queue-ID: %s, Recipient: <%s>, Result: delivered, Status: 2.0.0 (resource)",
-		     j->queue_id, p->resource[i].address);
-	}
-	dlv_imip_dispatch(j->d, j->m.data, j->m.len, j->m.sender, to, n);
-	free(to);
-}
-
-/* The mail.log Queue-ID of a 16-byte id (as the queue prints it). */
-static void queue_id_hex(const uint8_t id[16], char out[18])
-{
-	snprintf(out, 18, "%02x%02x%02x%02x-%02x%02x%02x%02x", id[0], id[1], id[2], id[3], id[4], id[5],
-		 id[6], id[7]);
-}
-
-/* Local recipients whose mailbox froze for a migration between the plan and the commit:
- * queued for this node in a follow-up entry (the queue delivers them at their home when
- * the migration ends). Its buffers live until the entry is durable. */
-typedef struct dlv_requeue {
-	dlv_job *job;
-	uint8_t id[16];
-	char qid[18];
-	Tern__QueueEntry qe;
-	Tern__QueueRcpt *rcpts;
-	Tern__QueueRcpt **ptrs;
-} dlv_requeue;
-
-/* The follow-up entry is durable (or not: the recipients' mail is then lost - logged). */
-static void job_requeue_done(const store_result *res, void *arg)
-{
-	dlv_requeue *q = arg;
-	dlv_job *j = q->job;
-
-	for (size_t i = 0; i < q->qe.n_rcpts; i++) {
-		if (res->rc == STORE_OK)
-			tlog(TLOG_MAIL, "Sent: Queue-ID: %s, Recipient: <%s>, Result: deferred, Status: 4.2.1 "
-			     "(mailbox moving, queued as %s)", j->queue_id, q->rcpts[i].address, q->qid);
-		else
-			tlog(TLOG_ERROR, "Queue-ID: %s: recipient <%s> held by a migration not queued: %s",
-			     j->queue_id, q->rcpts[i].address, res->error ? res->error : store_strerror(res->rc));
-	}
-	free(q->rcpts);
-	free(q->ptrs);
-	free(q);
-	job_release(j);
-}
-
-/* Queue local recipients held[0..n) (indexes into the plan's local list) for this node. */
-static void job_requeue(dlv_job *j, const size_t *held, size_t n)
-{
-	dlv_plan *p = &j->plan;
-	dlv_requeue *q = calloc(1, sizeof(*q));
-
-	if (q == NULL || (q->rcpts = calloc(n, sizeof(*q->rcpts))) == NULL ||
-	    (q->ptrs = calloc(n, sizeof(*q->ptrs))) == NULL)
-		abort();
-	q->job = j;
-	tern_uuid_new(q->id);
-	queue_id_hex(q->id, q->qid);
-	tern__queue_entry__init(&q->qe);
-	for (size_t i = 0; i < n; i++) {
-		const dlv_local *l = &p->local[held[i]];
-		const deliver_rcpt_req *req = &j->rcpts[l->rcpt];
-		tern__queue_rcpt__init(&q->rcpts[i]);
-		q->rcpts[i].address = (char *)l->address;
-		q->rcpts[i].state = TERN__QUEUE_RCPT__STATE__PENDING;
-		q->rcpts[i].notify = req->notify;
-		q->rcpts[i].orcpt = req->orcpt ? (char *)req->orcpt : "";
-		q->ptrs[i] = &q->rcpts[i];
-	}
-	q->qe.id.data = q->id;
-	q->qe.id.len = 16;
-	q->qe.sender = (char *)j->m.sender;
-	q->qe.n_rcpts = n;
-	q->qe.rcpts = q->ptrs;
-	q->qe.header_prefix.data = (uint8_t *)j->qprefix.data;
-	q->qe.header_prefix.len = j->qprefix.len;
-	q->qe.created = (uint64_t)j->now;
-	q->qe.next_try = (uint64_t)j->now;
-	q->qe.envid = j->m.envid ? (char *)j->m.envid : "";
-	q->qe.ret = j->m.ret;
-	q->qe.helo = j->m.helo ? (char *)j->m.helo : "";
-	q->qe.client_ip = (char *)j->m.client_ip;
-	q->qe.auth_user = j->m.auth_user ? (char *)j->m.auth_user : "";
-	atomic_fetch_add(&j->pending, 1);
-	store_submit(j->d->st, NULL, 0, &q->qe, j->apps[held[0]].body, j->apps[held[0]].body_len,
-		     (store_cb){ job_requeue_done, q, j->io }, NULL);
 }
 
 /* The store's answer for the batch (on the caller's I/O thread). */
@@ -664,22 +422,18 @@ static void job_committed(const store_result *res, void *arg)
 			job_refuse(j, res->rc, "451 4.3.0 Local error in processing, try again later");
 		tlog(TLOG_ERROR, "Queue-ID: %s: message not stored: %s", j->queue_id,
 		     res->error ? res->error : store_strerror(res->rc));
-		job_release(j);
+		dlv_job_release(j);
 		return;
 	}
-	size_t *held = calloc(p->nlocal ? p->nlocal : 1, sizeof(*held)), nheld = 0;
-	if (held == NULL)
-		abort();
-	for (size_t i = 0; i < p->nlocal; i++)
-		if (res->rcpt_rc && res->rcpt_rc[i] == STORE_EREFUSED)
-			held[nheld++] = i;
+	size_t nheld = 0;
+	for (size_t i = 0; res->rcpt_rc && i < p->nlocal; i++)
+		nheld += res->rcpt_rc[i] == STORE_EREFUSED;
 	if (nheld > 0 && nheld == p->nlocal && p->nremote == 0 && p->nresource == 0 &&
 	    (job_plan_flags(j) & DLV_PLAN_HANDBACK)) {
 		/* the queue's hand-back of one recipient: it stays queued (4xx) */
 		job_refuse(j, STORE_EREFUSED, "450 4.2.1 <%s>: mailbox is being moved to another server, "
 			   "try again later", p->local[0].address);
-		free(held);
-		job_release(j);
+		dlv_job_release(j);
 		return;
 	}
 	job_log_recv(j);
@@ -716,13 +470,12 @@ static void job_committed(const store_result *res, void *arg)
 	j->res.rc = STORE_OK;
 	j->res.delivered_local += (unsigned)p->nresource;
 	if (nheld > 0)
-		job_requeue(j, held, nheld);
-	free(held);
-	job_imip(j);
+		dlv_job_requeue(j, nheld);
+	dlv_job_imip(j);
 	if (j->m.sender[0])
-		job_report(j);
-	job_quota_warnings(j);
-	job_release(j);
+		dlv_job_report(j);
+	dlv_job_quota_warnings(j);
+	dlv_job_release(j);
 }
 
 /* tern_io_post adapter: refusals reach the caller on its I/O thread, never re-entrantly. */

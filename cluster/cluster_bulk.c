@@ -30,23 +30,6 @@ struct cluster_bulk {
 	size_t max_frame;
 };
 
-/* The wire form of a tag: 8 bytes, big-endian. */
-static void put_tag(uint8_t *p, uint64_t tag)
-{
-	for (int i = 0; i < BULK_TAG_LEN; i++)
-		p[i] = (uint8_t)(tag >> (56 - 8 * i));
-}
-
-/* A tag read back from its wire form. */
-static uint64_t get_tag(const uint8_t *p)
-{
-	uint64_t tag = 0;
-
-	for (int i = 0; i < BULK_TAG_LEN; i++)
-		tag = tag << 8 | p[i];
-	return tag;
-}
-
 /* "tcp://HOST:PORT", brackets around an IPv6 literal; -1 when it does not fit. */
 static int make_endpoint(const char *host, unsigned port, char *out, size_t n, int *ipv6_r)
 {
@@ -387,7 +370,7 @@ int cluster_bulk_send(cluster_bulk *b, uint64_t tag, const void *req, size_t n, 
 	}
 	if (zmq_msg_init_size(&m, n + BULK_TAG_LEN) != 0)
 		abort();
-	put_tag(zmq_msg_data(&m), tag);
+	tern_be64_put(zmq_msg_data(&m), tag);
 	if (n > 0)
 		memcpy((uint8_t *)zmq_msg_data(&m) + BULK_TAG_LEN, req, n);
 	if (zmq_msg_send(&m, b->sock, ZMQ_DONTWAIT) < 0) {
@@ -441,7 +424,7 @@ int cluster_bulk_recv(cluster_bulk *b, uint64_t *tag_r, tbuf *reply, int timeout
 			     multi ? "multi-part" : "shorter than its tag");
 		return -1;
 	}
-	*tag_r = get_tag(zmq_msg_data(&m));
+	*tag_r = tern_be64_get(zmq_msg_data(&m));
 	tbuf_reset(reply);
 	tbuf_append(reply, (const char *)zmq_msg_data(&m) + BULK_TAG_LEN, size - BULK_TAG_LEN);
 	zmq_msg_close(&m);

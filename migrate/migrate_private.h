@@ -55,6 +55,10 @@ Tern__Migrate__Reply *mig_reply_check(const void *p, size_t n);
 /* The most rows one Rows/Delta answer carries (bytes of keys and values, past the last
  * row's start): half the default [cluster] max_frame, the top of [migrate] chunk_kb. */
 #define MIG_MAX_ROWS_BYTES (8u << 20)
+/* Append any message, packed, to out. */
+void mig_pack(tbuf *out, const ProtobufCMessage *msg);
+/* How often one request is asked again after damaged (or BUSY) replies. */
+#define MIG_ATTEMPTS 5
 /* Decode and validate a request (migrate_wire.c): NULL with the reason in why. */
 Tern__Migrate__Request *mig_request_decode(const void *p, size_t n, tbuf *why);
 /* Pack a request with the migration and user ids. */
@@ -118,10 +122,15 @@ int mig_fail(mig_run *r, const char *fmt, ...) __attribute__((format(printf, 2, 
  * an OK reply, MIG_RETRY, MIG_FAIL (refused: job error set), MIG_CANCEL/MIG_STOP. */
 int mig_ask(mig_run *r, Tern__Migrate__Request *req, Tern__Migrate__Reply **rep_r);
 
-/* migrate_copy.c: the heads, the initial copy of one cf, a delta round, the digest. */
-int mig_heads(mig_run *r, Tern__Migrate__RowsOk **heads_r);
+/* migrate_copy.c: the initial copy of the key ranges, a delta round. */
 int mig_copy(mig_run *r);
 int mig_delta_round(mig_run *r, uint64_t *moved_r);
+/* The job's cursor of folder / collection (id, dav), made (modseq 0) when absent; NULL
+ * when out of memory. */
+Tern__MigrateCursor *mig_cursor(Tern__MigrateJob *j, const uint8_t id[16], int dav);
+/* migrate_verify.c: the heads (imported; *heads_r the source's, for the delta round), the
+ * digest comparison. */
+int mig_heads(mig_run *r, Tern__Migrate__RowsOk **heads_r);
 int mig_digest_check(mig_run *r, int *same_r);
 
 /* migrate.c: end-of-job report and log line. */

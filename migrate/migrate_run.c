@@ -203,26 +203,15 @@ static int begin_source(mig_run *r)
 	tern__migrate__reply__free_unpacked(rep, NULL);
 	if (ok == NULL)
 		return mig_fail(r, "undecodable Begin answer from node %s", j->source);
+	int had_none = j->n_cursors == 0;
 	j->bytes_total = ok->bytes;
 	j->messages_total = ok->messages;
-	if (j->n_cursors == 0 && ok->n_heads > 0) {
-		j->cursors = calloc(ok->n_heads, sizeof(*j->cursors));
-		for (size_t i = 0; j->cursors != NULL && i < ok->n_heads; i++) {
-			Tern__MigrateCursor *c = malloc(sizeof(*c));
-			uint8_t *id = malloc(16);
-			if (c == NULL || id == NULL || ok->heads[i]->id.len != 16) {
-				free(c);
-				free(id);
-				continue;
-			}
-			tern__migrate_cursor__init(c);
-			memcpy(id, ok->heads[i]->id.data, 16);
-			c->id.data = id;
-			c->id.len = 16;
-			c->dav = ok->heads[i]->dav;
+	/* the delta bases, the first time only */
+	for (size_t i = 0; had_none && i < ok->n_heads; i++) {
+		Tern__MigrateCursor *c = ok->heads[i]->id.len == 16 ? mig_cursor(j, ok->heads[i]->id.data, ok->heads[i]->dav)
+								    : NULL;
+		if (c != NULL)
 			c->modseq = ok->heads[i]->modseq;
-			j->cursors[j->n_cursors++] = c;
-		}
 	}
 	tern__migrate__begin_ok__free_unpacked(ok, NULL);
 	return mig_job_save(r) == 0 ? 0 : mig_fail(r, "cannot save the job");
@@ -367,9 +356,10 @@ static int commit_phase(mig_run *r)
 			    STORE_OK)
 				tlog(TLOG_ERROR, "migrate: %s: cannot make the mailbox active: %s", j->address, res.error);
 			int64_t until = tern_mono_ms() + r->m->conf->migrate_request_timeout * 1000;
-			while (!home_is_here(r) && tern_mono_ms() < until && !mig_interrupted(r, &why))
+			int here;
+			while (!(here = home_is_here(r)) && tern_mono_ms() < until && !mig_interrupted(r, &why))
 				usleep(100000);
-			if (home_is_here(r)) {
+			if (here) {
 				/* Unavailability ends here: the new home serves the mailbox. */
 				if (r->freeze_ms != 0)
 					j->cutover_ms = tern_mono_ms() - r->freeze_ms;

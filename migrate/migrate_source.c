@@ -61,18 +61,6 @@ static void acc_free(rows_acc *a)
 	memset(a, 0, sizeof(*a));
 }
 
-/* Pack any message into body. */
-static void pack_msg(tbuf *body, const ProtobufCMessage *msg)
-{
-	size_t len = protobuf_c_message_get_packed_size(msg);
-	uint8_t *p = malloc(len ? len : 1);
-	if (p == NULL)
-		return;
-	protobuf_c_message_pack(msg, p);
-	tbuf_append(body, p, len);
-	free(p);
-}
-
 /* Pack a RowsOk into body. */
 static void pack_rows(tbuf *body, rows_acc *a, int more, uint64_t upto)
 {
@@ -81,7 +69,7 @@ static void pack_rows(tbuf *body, rows_acc *a, int more, uint64_t upto)
 	ok.n_rows = a->n;
 	ok.more = more != 0;
 	ok.upto = upto;
-	pack_msg(body, &ok.base);
+	mig_pack(body, &ok.base);
 }
 
 /* The heads' delta bases: the modseq of every folder and collection. */
@@ -135,7 +123,7 @@ static int do_begin(migrate *m, const uint8_t user[16], tbuf *body)
 	if (rc == STORE_OK)
 		rc = store_mig_heads(m->st, user, head_modseq, &ok);
 	if (rc == STORE_OK)
-		pack_msg(body, &ok.base);
+		mig_pack(body, &ok.base);
 	for (size_t i = 0; i < ok.n_heads; i++)
 		free(ok.heads[i]);
 	free(ok.heads);
@@ -175,7 +163,7 @@ static int do_digest(migrate *m, const uint8_t user[16], tbuf *body)
 	}
 	ok.folders = pv;
 	ok.n_folders = n;
-	pack_msg(body, &ok.base);
+	mig_pack(body, &ok.base);
 	free(pv);
 	free(fd);
 	free(e);
@@ -203,7 +191,7 @@ static void do_probe(migrate *m, const char *peer, const uint8_t mid[16], const 
 		}
 	}
 	store_free_record(j);
-	pack_msg(body, &ok.base);
+	mig_pack(body, &ok.base);
 }
 
 /* May peer ask this of the user's mailbox here? The replicated record decides: data
@@ -339,17 +327,17 @@ static int do_rows(migrate *m, const uint8_t user[16], const Tern__Migrate__Requ
 	return rc;
 }
 
-/* BlobChunk. */
+/* BlobChunk; the count of chunks with chunk 0 only (the target reads it there). */
 static int do_blob(migrate *m, const Tern__Migrate__BlobChunk *b, tbuf *body, tbuf *msg)
 {
 	Tern__Migrate__BlobOk ok = TERN__MIGRATE__BLOB_OK__INIT;
 	tbuf data = TBUF_INIT;
 
-	int rc = store_blob_chunk(m->st, b->sha256.data, b->chunk, &data, &ok.chunks);
+	int rc = store_blob_chunk(m->st, b->sha256.data, b->chunk, &data, b->chunk == 0 ? &ok.chunks : NULL);
 	if (rc == STORE_OK) {
 		ok.data.data = (uint8_t *)data.data;
 		ok.data.len = data.len;
-		pack_msg(body, &ok.base);
+		mig_pack(body, &ok.base);
 	} else {
 		tbuf_append_str(msg, "no such blob chunk here");
 	}

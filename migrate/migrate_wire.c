@@ -10,9 +10,6 @@
 #include "migrate_private.h"
 #include "util.h"
 
-/* How often one request is asked again after a damaged reply. */
-#define MIG_CHECKSUM_ATTEMPTS 5
-
 /* Parse "crash:POINT,corrupt:N,disk_full,slow:MS" (unknown items are ignored: the same
  * setting serves the master's points, handled in cluster/). */
 void mig_faults_parse(const char *spec, mig_faults *f)
@@ -55,6 +52,17 @@ void mig_crash_if(int set, const char *point)
 	raise(SIGKILL);
 }
 
+/* Packed straight into the buffer's room (no copy). */
+void mig_pack(tbuf *out, const ProtobufCMessage *msg)
+{
+	size_t len = protobuf_c_message_get_packed_size(msg);
+
+	tbuf_reserve(out, len);
+	protobuf_c_message_pack(msg, (uint8_t *)out->data + out->len);
+	out->len += len;
+	out->data[out->len] = '\0';      /* tbuf keeps its terminator (tbuf_cstr) */
+}
+
 /* The reply with the SHA-256 of its body; damage flips a body byte after the checksum
  * (or adds one to an empty body) so that the receiver sees a mismatch. */
 void mig_reply_pack(tbuf *out, Tern__Migrate__Reply__Code code, const char *msg, const void *body,
@@ -82,13 +90,7 @@ void mig_reply_pack(tbuf *out, Tern__Migrate__Reply__Code code, const char *msg,
 	rep.sha256.data = sha;
 	rep.sha256.len = sizeof(sha);
 	tbuf_reset(out);
-	size_t len = tern__migrate__reply__get_packed_size(&rep);
-	uint8_t *packed = malloc(len > 0 ? len : 1);
-	if (packed != NULL) {
-		tern__migrate__reply__pack(&rep, packed);
-		tbuf_append(out, packed, len);
-		free(packed);
-	}
+	mig_pack(out, &rep.base);
 	free(copy);
 }
 
@@ -155,13 +157,7 @@ void mig_request_pack(tbuf *out, const uint8_t mid[16], const uint8_t user[16], 
 	req->user_id.data = (uint8_t *)user;
 	req->user_id.len = 16;
 	tbuf_reset(out);
-	size_t len = tern__migrate__request__get_packed_size(req);
-	uint8_t *packed = malloc(len > 0 ? len : 1);
-	if (packed != NULL) {
-		tern__migrate__request__pack(req, packed);
-		tbuf_append(out, packed, len);
-		free(packed);
-	}
+	mig_pack(out, &req->base);
 }
 
 /* Open the connection when needed and send req with the next tag. */
@@ -186,7 +182,7 @@ int mig_call(mig_conn *c, const tbuf *req, Tern__Migrate__Reply **rep_r, tbuf *e
 	int rc = -1;
 
 	*rep_r = NULL;
-	for (int attempt = 0; attempt < MIG_CHECKSUM_ATTEMPTS; attempt++) {
+	for (int attempt = 0; attempt < MIG_ATTEMPTS; attempt++) {
 		uint64_t tag, got = 0;
 		if (mig_send(c, req, &tag, err) != 0)
 			goto out;
@@ -209,7 +205,7 @@ int mig_call(mig_conn *c, const tbuf *req, Tern__Migrate__Reply **rep_r, tbuf *e
 		}
 		tlog(TLOG_WARNING, "migrate: %s from %s: reply checksum mismatch, asking again", c->user, c->node);
 	}
-	tbuf_appendf(err, "node %s sent %d damaged replies in a row", c->node, MIG_CHECKSUM_ATTEMPTS);
+	tbuf_appendf(err, "node %s sent %d damaged replies in a row", c->node, MIG_ATTEMPTS);
 out:
 	tbuf_free(&raw);
 	return rc;

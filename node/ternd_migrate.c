@@ -141,15 +141,16 @@ void ternd_migrate_drain(ternd_mig_hooks *h)
 	pthread_mutex_lock(&h->mu);
 	h->live = 0;
 	pthread_mutex_unlock(&h->mu);
+	int left = 0;
 	for (int i = 0; i < 500; i++) {   /* at most 5 s: the store is still open */
 		pthread_mutex_lock(&h->mu);
-		int left = h->reports;
+		left = h->reports;
 		pthread_mutex_unlock(&h->mu);
 		if (left <= 0)
 			break;
 		usleep(10000);
 	}
-	if (h->reports > 0)
+	if (left > 0)
 		tlog(TLOG_WARNING, "Migration reports still being written at shutdown");
 	pthread_mutex_destroy(&h->mu);
 	h->inited = 0;

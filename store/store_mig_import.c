@@ -191,9 +191,7 @@ static int import_dav(import_ctx *x, const store_mig_row *r)
 		if (old_uid && old_uid[0] && !(new_uid && strcmp(old_uid, new_uid) == 0)) {
 			tbuf uk = TBUF_INIT;
 
-			tbuf_append(&uk, k, SK_DAV_COLL_LEN);
-			tbuf_append_char(&uk, '\0');
-			tbuf_append_str(&uk, old_uid);
+			sk_dav_uid(&uk, x->user, (const uint8_t *)k + 16, old_uid);
 			rocksdb_writebatch_delete_cf(wb, x->st->cf[CF_DAV], uk.data, uk.len);
 			tbuf_free(&uk);
 		}

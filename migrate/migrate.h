@@ -37,6 +37,8 @@
  *                  before answering), committed (target, after the master's answer, before
  *                  the Drop), drop (source, before dropping)
  *   corrupt:N      the source damages the body of its N-th reply after the checksum
+ *   badblob:N      the source damages its N-th blob chunk before the checksum (caught by
+ *                  the blob's hash on the target, which fetches the blob again)
  *   disk_full      the target sees no free disk when it checks for space
  *   slow:MS        the source waits MS milliseconds before each Rows/BlobChunk answer
  */

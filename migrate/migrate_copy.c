@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <openssl/evp.h>
 #include "log.h"
 #include "migrate_private.h"
 #include "util.h"
@@ -19,6 +20,7 @@ typedef struct blob_fetch {
 	uint32_t chunks;         /* 0 = unknown until chunk 0 arrives */
 	uint32_t next, got;
 	tbuf chunk0;
+	int attempts;            /* fetches that did not match the hash */
 } blob_fetch;
 
 typedef struct inflight {
@@ -175,7 +177,31 @@ static int send_blob(mig_pipe *p, int *sent_r)
 	return 0;
 }
 
-/* A chunk arrived: import it (chunk 0 once all others are in). */
+/* 1 when the blob as received - chunk 0 in memory, the others imported - hashes to its
+ * name: the end-to-end check behind the per-reply checksums (a source that sends wrong
+ * bytes with a right checksum, or a wrong chunk count). */
+static int blob_intact(mig_pipe *p, const blob_fetch *b)
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	uint8_t sha[EVP_MAX_MD_SIZE];
+	unsigned len = 0;
+	tbuf c = TBUF_INIT;
+	int ok = md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+		 EVP_DigestUpdate(md, b->chunk0.data != NULL ? b->chunk0.data : "", b->chunk0.len) == 1;
+
+	for (uint32_t i = 1; ok && i < b->chunks; i++) {
+		tbuf_reset(&c);
+		ok = store_blob_chunk(p->r->m->st, b->sha, i, &c, NULL) == STORE_OK &&
+		     EVP_DigestUpdate(md, c.data != NULL ? c.data : "", c.len) == 1;
+	}
+	ok = ok && EVP_DigestFinal_ex(md, sha, &len) == 1 && len == 32 && memcmp(sha, b->sha, 32) == 0;
+	EVP_MD_CTX_free(md);
+	tbuf_free(&c);
+	return ok;
+}
+
+/* A chunk arrived: import it (chunk 0 once all others are in and the whole matches its
+ * hash; else the blob is fetched again, MIG_ATTEMPTS times at most). */
 static int got_chunk(mig_pipe *p, const uint8_t sha[32], uint32_t chunk, const Tern__Migrate__BlobOk *ok)
 {
 	blob_fetch *b = blob_find(p, sha);
@@ -194,6 +220,21 @@ static int got_chunk(mig_pipe *p, const uint8_t sha[32], uint32_t chunk, const T
 		tern_be32_put(key + 32, chunk);
 		if (mig_import(p->r, &row, 1, 0, &err) != 0)
 			rc = mig_fail(p->r, "import of a blob chunk failed: %s", tbuf_cstr(&err));
+	}
+	if (rc == 0 && b->got + 1 == b->chunks && !blob_intact(p, b)) {
+		char hex[65];
+		tern_hex(b->sha, 32, hex);
+		tlog(TLOG_WARNING, "migrate: %s from %s: blob %.16s... does not match its hash, asking again",
+		     p->r->job->address, p->r->job->source, hex);
+		if (++b->attempts >= MIG_ATTEMPTS) {
+			tbuf_free(&err);
+			return mig_fail(p->r, "node %s sent blob %.16s... %d times with bytes that do not match "
+					"its hash", p->r->job->source, hex, MIG_ATTEMPTS);
+		}
+		tbuf_reset(&b->chunk0);
+		b->chunks = b->next = b->got = 0;
+		tbuf_free(&err);
+		return 0;
 	}
 	if (rc == 0 && ++b->got == b->chunks) {
 		store_mig_row row = { STORE_MIG_BLOB, key, 36, b->chunk0.data, b->chunk0.len, 0 };

@@ -14,6 +14,7 @@
 typedef struct mig_faults {
 	int crash_copy, crash_delta, crash_frozen, crash_prepared, crash_committed, crash_drop;
 	unsigned corrupt;                   /* damage the N-th reply (1-based), 0 = never */
+	unsigned badblob;                   /* damage the N-th blob chunk before its checksum */
 	int disk_full;
 	int slow_ms;
 } mig_faults;
@@ -28,6 +29,7 @@ struct migrate {
 	char self[64];
 	mig_faults faults;
 	atomic_uint replies;                /* replies sent by the source handler */
+	atomic_uint chunks;                 /* blob chunks sent by the source handler */
 
 	pthread_t thread, settler;
 	int running;

@@ -334,6 +334,10 @@ static int do_blob(migrate *m, const Tern__Migrate__BlobChunk *b, tbuf *body, tb
 	tbuf data = TBUF_INIT;
 
 	int rc = store_blob_chunk(m->st, b->sha256.data, b->chunk, &data, b->chunk == 0 ? &ok.chunks : NULL);
+	/* fault badblob:N - wrong bytes under a right checksum: only the blob's hash shows it */
+	if (rc == STORE_OK && m->faults.badblob != 0 && atomic_fetch_add(&m->chunks, 1) + 1 == m->faults.badblob &&
+	    data.len > 0)
+		data.data[0] ^= 0x20;
 	if (rc == STORE_OK) {
 		ok.data.data = (uint8_t *)data.data;
 		ok.data.len = data.len;

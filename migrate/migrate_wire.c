@@ -35,6 +35,8 @@ void mig_faults_parse(const char *spec, mig_faults *f)
 			f->crash_drop = 1;
 		else if (strncmp(t, "corrupt:", 8) == 0)
 			f->corrupt = (unsigned)strtoul(t + 8, NULL, 10);
+		else if (strncmp(t, "badblob:", 8) == 0)
+			f->badblob = (unsigned)strtoul(t + 8, NULL, 10);
 		else if (strcmp(t, "disk_full") == 0)
 			f->disk_full = 1;
 		else if (strncmp(t, "slow:", 5) == 0)

@@ -214,8 +214,10 @@ int migrate_list(migrate *m, migrate_status **list_r, size_t *n_r)
 		snprintf(s->error, sizeof(s->error), "%s", j->error);
 		s->bytes = j->bytes_done;
 		s->messages = j->messages_done;
-		s->bytes_total = j->bytes_total;
-		s->messages_total = j->messages_total;
+		/* the totals are the source's at the start; mail that arrived meanwhile is copied
+		 * too, so the done figures may pass them: the total is then what is done */
+		s->bytes_total = j->bytes_total > j->bytes_done ? j->bytes_total : j->bytes_done;
+		s->messages_total = j->messages_total > j->messages_done ? j->messages_total : j->messages_done;
 		s->queued = j->queued;
 		s->started = j->started;
 		s->finished = j->finished;

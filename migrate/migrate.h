@@ -80,7 +80,7 @@ typedef struct migrate_status {
 	char state[16];                     /* queued|copying|cutover|done|failed|cancelled */
 	char source[64];
 	uint64_t bytes, messages;           /* copied so far */
-	uint64_t bytes_total, messages_total;
+	uint64_t bytes_total, messages_total; /* the source's at the start, or done when more */
 	double rate;                        /* bytes per second over the copy so far */
 	int64_t eta;                        /* seconds left, -1 unknown */
 	int64_t queued, started, finished;  /* unix seconds, 0 = not yet */

@@ -78,6 +78,12 @@ typedef struct dlv_plan {
 	size_t nfailed, failed_cap;
 	int held;                     /* refused (STORE_EREFUSED): a mailbox held by a migration */
 	char held_address[DELIVER_ADDR_MAX];
+	/* Mail relayed by node from_node for users this node sees homed on from_node: the two
+	 * nodes' views of a home differ until replication settles (a migration's commit, a
+	 * home set), so sending it straight back would ping-pong it between them. bounced:
+	 * such a recipient is queued; its entry waits [cluster] relay_retry first. */
+	char from_node[DELIVER_NODE_MAX];
+	int bounced;
 } dlv_plan;
 
 /* dlv_plan_build flags. FINAL: mail relayed by a cluster peer or handed back by the
@@ -90,9 +96,11 @@ typedef struct dlv_plan {
 /* Expand every RCPT into distinct final recipients (deliver_plan.c): a user homed here
  * is a local mailbox, one homed on another node goes to the queue for that node, and so
  * does one homed here whose mailbox a migration holds (queued for this node). flags:
- * DLV_PLAN_*. 0 ok; negative store error (the message must then be refused with a
+ * DLV_PLAN_*; from_node: the peer that relayed the mail (NULL: none; sets p->bounced).
+ * 0 ok; negative store error (the message must then be refused with a
  * temporary error; STORE_EREFUSED with p->held: a held mailbox, see DLV_PLAN_HANDBACK). */
-int dlv_plan_build(store *st, const deliver_rcpt_req *rcpts, size_t n, unsigned flags, dlv_plan *p);
+int dlv_plan_build(store *st, const deliver_rcpt_req *rcpts, size_t n, unsigned flags, const char *from_node,
+		   dlv_plan *p);
 void dlv_plan_free(dlv_plan *p);
 /* Record one failed recipient (bounded; the first ones are kept). */
 void dlv_plan_fail(dlv_plan *p, const char *address, size_t rcpt, const char *status,

@@ -251,6 +251,8 @@ void dlv_job_entry(const dlv_job *j, const uint8_t id[16], Tern__QueueEntry *qe,
 	qe->header_prefix.len = j->qprefix.len;
 	qe->created = (uint64_t)j->now;
 	qe->next_try = (uint64_t)j->now;
+	if (j->plan.bounced)            /* let the nodes' views of the home agree first */
+		qe->next_try += (uint64_t)j->d->conf->cluster_relay_retry;
 	qe->envid = j->m.envid ? (char *)j->m.envid : "";
 	qe->ret = j->m.ret;
 	qe->helo = j->m.helo ? (char *)j->m.helo : "";
@@ -315,7 +317,9 @@ static void job_prepare(void *arg)
 		job_refuse(j, STORE_EINVAL, "552 5.3.4 Message size exceeds the limit for this sender");
 		return;
 	}
-	if ((rc = dlv_plan_build(d->st, j->rcpts, j->m.nrcpts, job_plan_flags(j), p)) != 0) {
+	unsigned flags = job_plan_flags(j);
+	const char *from_node = (flags & DLV_PLAN_HANDBACK) ? NULL : j->m.relayed_from;
+	if ((rc = dlv_plan_build(d->st, j->rcpts, j->m.nrcpts, flags, from_node, p)) != 0) {
 		if (rc == STORE_EREFUSED && p->held)
 			job_refuse(j, rc, "450 4.2.1 <%s>: mailbox is being moved to another server, try again later",
 				   p->held_address);

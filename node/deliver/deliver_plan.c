@@ -106,8 +106,11 @@ static int plan_add_user(store *st, dlv_plan *p, const Tern__User *u, const char
 
 	if (rc < 0)
 		return rc;
-	if (rc == 1)
+	if (rc == 1) {
+		if (p->from_node[0] != '\0' && strcasecmp(home, p->from_node) == 0)
+			p->bounced = 1;
 		return plan_add_remote(p, address, home, rcpt);
+	}
 	if (u->id.len != 16)
 		return STORE_EIO;
 	if ((rc = store_mbox_state_get(st, u->id.data, &ms, NULL)) != STORE_OK)
@@ -197,7 +200,8 @@ static int final_rcpt(store *st, const char *address, deliver_expansion *e)
 	return 0;
 }
 
-int dlv_plan_build(store *st, const deliver_rcpt_req *rcpts, size_t n, unsigned flags, dlv_plan *p)
+int dlv_plan_build(store *st, const deliver_rcpt_req *rcpts, size_t n, unsigned flags, const char *from_node,
+		   dlv_plan *p)
 {
 	int rc = 0;
 	int final = (flags & DLV_PLAN_FINAL) != 0;
@@ -205,6 +209,7 @@ int dlv_plan_build(store *st, const deliver_rcpt_req *rcpts, size_t n, unsigned 
 	char held_address[DELIVER_ADDR_MAX];
 
 	memset(p, 0, sizeof(*p));
+	snprintf(p->from_node, sizeof(p->from_node), "%s", from_node != NULL ? from_node : "");
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		deliver_expansion e;
 		rc = final ? final_rcpt(st, rcpts[i].address, &e) : deliver_expand(st, rcpts[i].address, &e);

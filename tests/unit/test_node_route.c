@@ -204,7 +204,35 @@ static void test_relayed_forwarded_again(void **state)
 	assert_int_equal(store_queue_list(f->t->st, &list, &n), STORE_OK);
 	assert_int_equal(n, 1);
 	assert_string_equal(list[0]->rcpts[0]->address, "carol@example.test");
+	/* from b, going on to c: due at once */
+	assert_true(list[0]->next_try <= list[0]->created);
 	store_free_list((void **)list, n);
+}
+
+/* Relayed by c for a user this node sees homed on c: the two views of the home differ
+ * (replication has not settled), so it is queued to wait [cluster] relay_retry before
+ * it goes back, instead of ping-ponging between the nodes. */
+static void test_relayed_back_waits(void **state)
+{
+	fixture *f = *state;
+	const char *rcpts[] = { "carol@example.test", NULL };
+	Tern__QueueEntry **list = NULL;
+	size_t n = 0;
+
+	deliver_result r = submit(f, "rob@remote.test", rcpts, MSG, "c");
+	assert_int_equal(r.rc, STORE_OK);
+	assert_int_equal(r.queued_node, 1);
+	assert_int_equal(store_queue_list(f->t->st, &list, &n), STORE_OK);
+	for (size_t i = 0; i < n; i++) {
+		if (list[i]->next_try > list[i]->created) {
+			assert_string_equal(list[i]->rcpts[0]->address, "carol@example.test");
+			assert_int_equal(list[i]->next_try - list[i]->created, f->conf.cluster_relay_retry);
+			store_free_list((void **)list, n);
+			return;
+		}
+	}
+	store_free_list((void **)list, n);
+	fail_msg("no queue entry waits before going back to c");
 }
 
 static void test_check_relayed_rcpt(void **state)
@@ -236,6 +264,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_alias_to_other_node, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_relayed_is_final, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_relayed_forwarded_again, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_relayed_back_waits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check_relayed_rcpt, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -12,8 +12,16 @@ nothing of the user, and the mail sent over SMTP during the fault (through a nod
 stays up) is delivered exactly once. A crash at or after the commit point always ends
 with the user on C. corrupt:3 (source): the damaged reply is detected and re-sent, the
 migration succeeds and warning.log names the checksum; disk_full (target): the migration
-fails before the cut-over with a clear error, the source is untouched."""
+fails before the cut-over with a clear error, the source is untouched.
+The kill cases (KILLS) stop a node by an external kill -9 at a moment found by polling
+`ternctl --json migrate status` on C, with the source slowed (slow:SLOW_MS) so that the
+copy lasts: the source, the master and the target while copying (something copied, more
+to come), and the master in the cut-over (held with SIGSTOP from the copy on, so that the
+cut-over reliably waits at the commit; killed while stopped). Each is restarted and the
+migration must end done with the user on C, under the same checks."""
+import json
 import os
+import signal
 import sys
 import time
 import unittest
@@ -31,6 +39,12 @@ CRASHES = (("copy", "c"), ("delta", "c"), ("frozen", "b"), ("prepared", "c"), ("
            ("committed", "c"), ("drop", "b"))
 AFTER_COMMIT = ("commit", "committed", "drop")
 OTHER = ("corrupt", "disk_full")
+# External kill -9 (not a fault point) at a moment found by polling the target's migrate
+# status, the source slowed by [migrate] fault slow:SLOW_MS so that the copy lasts: (case,
+# the node killed, the phase it is killed in).
+KILLS = (("kill_source_copying", "b", "copying"), ("kill_master_copying", "a", "copying"),
+         ("kill_master_cutover", "a", "cutover"), ("kill_target_copying", "c", "copying"))
+SLOW_MS = int(os.environ.get("TERN_MIGRATE_FAULT_SLOW_MS", "100"))
 
 
 def conf(fault=None):
@@ -56,7 +70,7 @@ class MigrateFault(unittest.TestCase):
         cls.nodes = {"a": cls.a, "b": cls.b, "c": cls.c}
         with ternlib.CleanupOnError(cls.a, cls.b, cls.c):
             ternlib.start_cluster(cls.a, cls.b, cls.c)
-            cases = [p for p, _ in CRASHES] + list(OTHER)
+            cases = [p for p, _ in CRASHES] + list(OTHER) + [k for k, _, _ in KILLS]
             homes = {}
             for case in cases:
                 cls.a.add_user(user_of(case), "--home", "node-b")
@@ -126,7 +140,9 @@ class MigrateFault(unittest.TestCase):
         after = ternlib.imap_digest(home, user, PW)
         problems, new = ternlib.digest_compare(self.before[case], after, new_allowed={"INBOX"})
         self.assertEqual(problems, [], "\n".join(problems[:20]))
-        got = [m["message_id"] for m in new.get("INBOX", [])]
+        got = [m["message_id"] or "(UID %d without a Message-ID: %d bytes, sha256 %s)" % (
+                   m["uid"], m["size"], m["sha256"][:16])
+               for m in new.get("INBOX", [])]
         self.assertEqual(sorted(got), sorted(want), "mail sent during the fault: not exactly once")
         self.assertEqual(ternlib.holds_nothing(other, user), [])
         return home
@@ -168,6 +184,93 @@ class MigrateFault(unittest.TestCase):
         else:
             self.assertIs(home, self.b, "migration %s but the home moved" % e["state"])
 
+    def target_job(self, user):
+        """The target's migrate status entry of user, or None (also while C is down)."""
+        r = self.c.run_ctl("migrate", "status", timeout=30)
+        if r.returncode != 0:
+            return None
+        try:
+            return next((e for e in json.loads(r.stdout) if e.get("user", "").lower() == user.lower()), None)
+        except ValueError:
+            return None
+
+    def wait_phase(self, user, phase, timeout=60.0):
+        """Polls the target until user's migration is in phase: copying with something
+        copied and more to come, or cutover. Fails when it went past it uncaught."""
+        order = ("queued", "copying", "cutover", "done")
+        t_end, e = time.time() + timeout, None
+        while time.time() < t_end:
+            e = self.target_job(user)
+            st = (e or {}).get("state")
+            if st == phase and (phase != "copying" or 0 < e["messages"] < e["messages_total"]
+                                or 0 < e["bytes"] < e["bytes_total"]):
+                return e
+            if st in ("failed", "cancelled") or (st in order and order.index(st) > order.index(phase)):
+                self.fail("the migration of %s went past %s before it could be caught: %r" % (user, phase, e))
+            time.sleep(0.05)
+        self.fail("the migration of %s never reached %s within %d s: %r" % (user, phase, timeout, e))
+
+    def kill9(self, node):
+        """kill -9 of node's ternd from outside; waits for it and checks that it died so."""
+        os.kill(node.proc.pid, signal.SIGKILL)
+        rc = node.proc.wait(timeout=30)
+        self.assertEqual(rc, -9, "%s exited %r\n%s" % (node.name, rc, node.output_tail()))
+
+    def kill_case(self, case, key, phase):
+        """The source slowed, the migration started at C, node `key` killed by an external
+        kill -9 in phase (for cutover: the master is held with SIGSTOP from the copy on, so
+        that the target's cut-over stops at the commit; it is killed while stopped), then
+        restarted (the source without the slowness); the migration must end done, with
+        the user on C, and the mailbox whole."""
+        user = user_of(case)
+        node = self.nodes[key]
+        front = self.a if node is not self.a else self.b
+        self.restart_with(self.b, "slow:%d" % SLOW_MS)
+        sender = ternlib.SmtpSender(front, user, "fault-" + case, seed=13, size=1500, timeout=20, pause=0.25)
+        sender.start()
+        stopped = False
+        try:
+            time.sleep(0.5)
+            r = ternlib.migrate_here(self.c, user)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            if phase == "cutover":
+                self.wait_phase(user, "copying")
+                node.signal(signal.SIGSTOP)
+                stopped = True
+                self.wait_phase(user, "cutover", timeout=120)
+                time.sleep(3.0)             # freeze, last delta, digest, PREPARED: at the commit
+                caught = self.target_job(user)
+                self.assertEqual((caught or {}).get("state"), "cutover", "a commit without the master: %r" % caught)
+            else:
+                caught = self.wait_phase(user, phase)
+            self.kill9(node)
+            stopped = False
+            if node is self.a and phase == "copying":
+                # The copy goes on over the bulk channel; the commit waits for the master.
+                e = self.wait_phase(user, "cutover", timeout=120)
+                time.sleep(2.0)
+                e = self.target_job(user)
+                self.assertEqual((e or {}).get("state"), "cutover", "a commit without the master: %r" % e)
+            else:
+                time.sleep(1.5)             # mail keeps arriving while it is down
+            if node is self.b:
+                ternlib.set_conf(node, conf())
+            node.start(timeout=60)
+            e = ternlib.wait_migration(self.c, user, timeout=240)
+            time.sleep(1.0)
+        finally:
+            if stopped:
+                node.signal(signal.SIGCONT)
+            sender.stop_ev.set()
+            sender.join(60)
+        self.assertEqual(sender.errors, [])
+        home = self.check_whole(case, user, sender.accepted)
+        sys.stderr.write("%s: killed at %r; migration %s (%s), home %s, %d sent during it\n" % (
+            case, (caught["state"], caught["messages"], caught["messages_total"]), e["state"],
+            e.get("error") or "-", home.name, len(sender.accepted)))
+        self.assertEqual(e["state"], "done", e)
+        self.assertIs(home, self.c)
+
     # ---- tests ----
 
     def test_corrupt(self):
@@ -206,6 +309,17 @@ def _make_crash_test(point, key):
 
 for _i, (_point, _key) in enumerate(CRASHES):
     setattr(MigrateFault, "test_crash_%d_%s" % (_i + 1, _point), _make_crash_test(_point, _key))
+
+
+def _make_kill_test(case, key, phase):
+    def test(self):
+        self.kill_case(case, key, phase)
+    test.__doc__ = "kill -9 of node %s while %s" % (key.upper(), phase)
+    return test
+
+
+for _case, _key, _phase in KILLS:
+    setattr(MigrateFault, "test_" + _case, _make_kill_test(_case, _key, _phase))
 
 
 if __name__ == "__main__":

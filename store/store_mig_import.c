@@ -313,20 +313,9 @@ int store_mig_import(store *st, const uint8_t user[16], const store_mig_row *row
 		c->uv_mark = 1;
 	}
 	store_dav_track(c, o);
-	if (m) {
-		/* Reloaded from the rows once this batch is written. */
-		m->stale = 1;
-		store_mbx_enqueue(st, c, &m, 1);
-	} else {
-		store_commit_enqueue(st, c);
-	}
-	store_dav_unlock(o);
 	if (m)
-		store_mbx_unlock(m);
-	if (!blocking)
-		return STORE_OK;
-	store_commit_wait(st, c);
-	return store_commit_run(st, c, res_r);
+		m->stale = 1;           /* reloaded from the rows once this batch is written */
+	return store_mig_queue_unlock(st, c, m, o, blocking, res_r);
 }
 
 /* ---- drop ---- */

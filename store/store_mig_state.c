@@ -284,6 +284,12 @@ int store_mbox_state_set(store *st, const uint8_t user[16], store_mbox_state s, 
 	c->hook = state_hook;
 	c->hook_arg = u;
 	mbs_set(st, user, s == STORE_MBOX_ACTIVE ? NULL : &rec);
+	return store_mig_queue_unlock(st, c, m, o, blocking, res_r);
+}
+
+int store_mig_queue_unlock(store *st, store_commit *c, store_mbx *m, store_dav_owner *o, int blocking,
+			   store_sync_result *res_r)
+{
 	if (m)
 		store_mbx_enqueue(st, c, &m, 1);
 	else

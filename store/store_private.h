@@ -438,6 +438,10 @@ void store_blob_set_delete_hook(store_commit *c, const uint8_t sha[32]);
 /* Lock the mailbox (idle) and the DAV owner of user for a migration's change: *m_r and
  * *o_r NULL when the user has no mailbox or no DAV owner here. STORE_OK or STORE_EIO. */
 int store_mig_lock_user(store *st, const uint8_t user[16], store_mbx **m_r, store_dav_owner **o_r);
+/* Queue c on the locked mailbox m (or plainly when NULL), unlock m and o (either may be
+ * NULL), and for a blocking caller wait for the result. */
+int store_mig_queue_unlock(store *st, store_commit *c, store_mbx *m, store_dav_owner *o, int blocking,
+			   store_sync_result *res_r);
 
 #endif
 

@@ -21,8 +21,6 @@ typedef struct blob_fetch {
 	uint32_t next, got;
 	tbuf chunk0;
 	int attempts;            /* fetches that did not match the hash */
-	int done;                /* every chunk in and the hash right: chunk 0 waits in chunk0
-				  * for the batch that needs it (one write for both) */
 } blob_fetch;
 
 typedef struct inflight {
@@ -202,9 +200,8 @@ static int blob_intact(mig_pipe *p, const blob_fetch *b)
 	return ok;
 }
 
-/* A chunk arrived: import it - but chunk 0, kept until the whole blob matches its hash
- * (else the blob is fetched again, MIG_ATTEMPTS times at most) and then imported with the
- * first batch of rows that needs it. */
+/* A chunk arrived: import it (chunk 0 once all others are in and the whole matches its
+ * hash; else the blob is fetched again, MIG_ATTEMPTS times at most). */
 static int got_chunk(mig_pipe *p, const uint8_t sha[32], uint32_t chunk, const Tern__Migrate__BlobOk *ok)
 {
 	blob_fetch *b = blob_find(p, sha);
@@ -239,8 +236,15 @@ static int got_chunk(mig_pipe *p, const uint8_t sha[32], uint32_t chunk, const T
 		tbuf_free(&err);
 		return 0;
 	}
-	if (rc == 0 && ++b->got == b->chunks)
-		b->done = 1;
+	if (rc == 0 && ++b->got == b->chunks) {
+		store_mig_row row = { STORE_MIG_BLOB, key, 36, b->chunk0.data, b->chunk0.len, 0 };
+		memcpy(key, sha, 32);
+		tern_be32_put(key + 32, 0);
+		if (mig_import(p->r, &row, 1, 0, &err) != 0)
+			rc = mig_fail(p->r, "import of a blob failed: %s", tbuf_cstr(&err));
+		tbuf_free(&b->chunk0);
+		*b = p->blobs[--p->nblobs];
+	}
 	tbuf_free(&err);
 	return rc;
 }
@@ -280,20 +284,7 @@ static int got_rows(mig_pipe *p, Tern__Migrate__RowsOk *ok)
 	return 0;
 }
 
-/* Drop the fetched blobs whose chunk 0 went out with a batch (keys[i]: sha + chunk). */
-static void blobs_imported(mig_pipe *p, uint8_t (*keys)[36], size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		blob_fetch *b = blob_find(p, keys[i]);
-		if (b != NULL) {
-			tbuf_free(&b->chunk0);
-			*b = p->blobs[--p->nblobs];
-		}
-	}
-}
-
-/* Import the front batches whose blobs are all here or fetched, each in one write with the
- * fetched blobs' chunk 0 ahead of its rows and the job moved on. */
+/* Import the front batches whose blobs are all here, each with the job moved on. */
 static int import_ready(mig_pipe *p)
 {
 	Tern__MigrateJob *j = p->r->job;
@@ -301,45 +292,23 @@ static int import_ready(mig_pipe *p)
 	while (p->nbatch > 0) {
 		Tern__Migrate__RowsOk *ok = p->batch[0];
 		uint64_t bytes = 0, msgs = 0;
-		size_t nblob = 0;
 		for (size_t i = 0; i < ok->n_rows; i++) {
 			uint8_t sha[32];
 			uint64_t size = 0;
 			if (row_blob(ok->rows[i], sha, &size)) {
-				blob_fetch *b = blob_find(p, sha);
-				if (b != NULL && !b->done)
+				if (blob_find(p, sha) != NULL)
 					return 0;
-				nblob += b != NULL;
 				bytes += size;
 				msgs++;
 			}
 		}
-		store_mig_row *rows = calloc(ok->n_rows + nblob + 1, sizeof(*rows));
-		uint8_t (*keys)[36] = calloc(nblob + 1, sizeof(*keys));
-		if (rows == NULL || keys == NULL) {
-			free(rows);
-			free(keys);
+		store_mig_row *rows = calloc(ok->n_rows ? ok->n_rows : 1, sizeof(*rows));
+		if (rows == NULL)
 			return mig_fail(p->r, "out of memory");
-		}
-		size_t nb = 0, nr = 0;
-		for (size_t i = 0; i < ok->n_rows && nb < nblob; i++) {
-			uint8_t sha[32];
-			uint64_t size = 0;
-			blob_fetch *b = row_blob(ok->rows[i], sha, &size) ? blob_find(p, sha) : NULL;
-			size_t k;
-			for (k = 0; b != NULL && k < nb && memcmp(keys[k], sha, 32) != 0; k++)
-				;
-			if (b == NULL || k < nb)
-				continue;               /* here already, or taken for an earlier row */
-			memcpy(keys[nb], sha, 32);
-			tern_be32_put(keys[nb] + 32, 0);
-			rows[nr++] = (store_mig_row){ STORE_MIG_BLOB, keys[nb], 36, b->chunk0.data, b->chunk0.len, 0 };
-			nb++;
-		}
 		for (size_t i = 0; i < ok->n_rows; i++) {
 			const Tern__Migrate__Row *w = ok->rows[i];
-			rows[nr++] = (store_mig_row){ (store_mig_cf)w->cf, w->key.data, w->key.len, w->value.data,
-						      w->value.len, w->deleted };
+			rows[i] = (store_mig_row){ (store_mig_cf)w->cf, w->key.data, w->key.len, w->value.data,
+						   w->value.len, w->deleted };
 		}
 		if (p->delta) {
 			Tern__MigrateCursor *c = mig_cursor(j, p->id, p->dav);
@@ -359,11 +328,8 @@ static int import_ready(mig_pipe *p)
 			j->messages_done += msgs;
 		}
 		tbuf err = TBUF_INIT;
-		int rc = nr > 0 || p->delta ? mig_import(p->r, rows, nr, 1, &err) : 0;
+		int rc = ok->n_rows > 0 || p->delta ? mig_import(p->r, rows, ok->n_rows, 1, &err) : 0;
 		free(rows);
-		if (rc == 0)
-			blobs_imported(p, keys, nb);
-		free(keys);
 		if (rc != 0) {
 			rc = mig_fail(p->r, "import failed: %s", tbuf_cstr(&err));
 			tbuf_free(&err);

@@ -497,9 +497,8 @@ int store_mig_delta(store *st, const uint8_t user[16], const uint8_t id[16], int
  *   FOLDER   put; deleted: a folder row also deletes that folder's msg and changes rows
  *            (and blob references), the mailbox row nothing else.
  *   MSG      put, replacing the blob reference of an earlier copy of the row, adding its
- *            own; STORE_EINVAL when the blob is neither here (store_blob_has) nor given
- *            (its chunk 0) by an earlier row of this import; deleted: the row and its
- *            blob reference.
+ *            own; STORE_EINVAL when the blob is not here (store_blob_has); deleted: the row
+ *            and its blob reference.
  *   CHANGES  put / delete.
  *   DAV      put / delete; an object row (key > 32 bytes, byte 32 not NUL) replaces the
  *            UID index row of the earlier copy; deleted collection row (32 bytes): the

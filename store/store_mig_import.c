@@ -107,16 +107,8 @@ static int import_msg(import_ctx *x, const store_mig_row *r)
 		if (new_has) {
 			/* Held against the sweeper until the batch is written. */
 			store_blob_hold(x->st, x->c, new_sha, NULL, 0);
-			/* here, or its chunk 0 earlier in this import */
-			uint8_t bk[SK_BLOB_LEN];
-			char *bv = NULL;
-			size_t bvn = 0;
-
-			sk_blob(bk, new_sha, 0);
-			rc = current(x, STORE_MIG_BLOB, CF_BLOB, bk, sizeof(bk), &bv, &bvn);
-			free(bv);
-			if (rc != STORE_OK)
-				return fail(x, rc == STORE_ENOTFOUND ? STORE_EINVAL : rc, "the message's blob is "
+			if ((rc = store_blob_has(x->st, new_sha)) != 1)
+				return fail(x, rc < 0 ? rc : STORE_EINVAL, "the message's blob is "
 					    "not here");
 		}
 	}

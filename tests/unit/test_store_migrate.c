@@ -810,21 +810,6 @@ static void test_jobs(void **state)
 	other[0] ^= 0xff;
 	row.key = other;
 	assert_int_equal(store_mig_import(f->t->st, f->eve, &row, 1, NULL, STORE_SYNC, &r), STORE_EINVAL);
-	/* The blob's chunk 0 ahead of the message in the same import: one write for both. */
-	uint8_t bk[36];
-	store_mig_row both[2] = { { STORE_MIG_BLOB, bk, 36, "Subject: x\r\n\r\nx\r\n", 17, 0 }, row };
-
-	memcpy(bk, sha, 32);
-	memset(bk + 32, 0, 4);
-	both[1].key = k;
-	assert_int_equal(store_blob_has(f->t->st, sha), 0);
-	assert_int_equal(store_mig_import(f->t->st, f->eve, both, 2, NULL, STORE_SYNC, &r), STORE_OK);
-	assert_int_equal(store_blob_has(f->t->st, sha), 1);
-	Tern__MessageMeta *got = NULL;
-
-	assert_int_equal(store_msg_get(f->t->st, f->eve, k + 16, 1, &got), STORE_OK);
-	assert_memory_equal(got->blob.data, sha, 32);
-	store_free_record(got);
 }
 
 int main(void)

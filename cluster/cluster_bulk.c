@@ -74,17 +74,6 @@ static int bulk_warn_ok(cluster *cl)
 	return cl_budget_ok(&cl->bulk_warn_window_ms, &cl->bulk_warn_count);
 }
 
-/* A peer removed from the domain after its handshake is served no more. */
-static int still_registered(cluster *cl, const char *name)
-{
-	Tern__Node *n = NULL;
-
-	if (store_node_get(cl->st, name, &n) != STORE_OK)
-		return 0;
-	store_free_record(n);
-	return 1;
-}
-
 /* The handler's answer to one request of peer, sent back to routing id rid. */
 static void answer(cluster *cl, const zmq_msg_t *rid, const char *peer, const uint8_t *data, size_t n)
 {
@@ -148,7 +137,7 @@ static void serve_one(cluster *cl)
 			     multi ? "multi-part frame" : "shorter than its tag");
 		goto out;
 	}
-	if (!still_registered(cl, peer)) {
+	if (!cl_node_registered(cl, peer)) {      /* removed after its handshake: served no more */
 		if (bulk_warn_ok(cl))
 			tlog(TLOG_WARNING, "cluster: bulk request from node %s, which is no longer part of the "
 			     "distributed domain; dropped", peer);

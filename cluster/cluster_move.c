@@ -45,17 +45,6 @@ static const char *op_name(int op)
 	return op == CLUSTER_MOVE_BEGIN ? "BEGIN" : op == CLUSTER_MOVE_COMMIT ? "COMMIT" : "ABORT";
 }
 
-/* 1 when name is a registered node (its "node/<name>" row exists). */
-static int registered(cluster *cl, const char *name)
-{
-	Tern__Node *n = NULL;
-
-	if (name[0] == '\0' || store_node_get(cl->st, name, &n) != STORE_OK)
-		return 0;
-	store_free_record(n);
-	return 1;
-}
-
 /* Write the user's home-map entry; 0, -1 (no such user) or -2 (store failure). */
 static int write_home(cluster *cl, const uint8_t user[16], const char *home, Tern__HomeState state,
 		      const char *target, tbuf *why)
@@ -101,11 +90,11 @@ static int decide_locked(cluster *cl, const Tern__User *u, int op, const char *t
 			tbuf_appendf(why, "%s already lives on node %s", addr, target);
 			return -1;
 		}
-		if (!registered(cl, target)) {
+		if (!cl_node_registered(cl, target)) {
 			tbuf_appendf(why, "no node '%s' in this domain", target);
 			return -1;
 		}
-		if (!registered(cl, cur)) {
+		if (!cl_node_registered(cl, cur)) {
 			tbuf_appendf(why, "the home of %s, '%s', is not a registered node", addr, cur);
 			return -1;
 		}
@@ -121,7 +110,7 @@ static int decide_locked(cluster *cl, const Tern__User *u, int op, const char *t
 			tbuf_appendf(why, "no migration of %s to %s is running", addr, target);
 			return -1;
 		}
-		if (!registered(cl, target)) {
+		if (!cl_node_registered(cl, target)) {
 			tbuf_appendf(why, "no node '%s' in this domain", target);
 			return -1;
 		}

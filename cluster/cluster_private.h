@@ -325,4 +325,7 @@ void cl_bulk_free(cluster *cl);
 /* cluster_status.c: every node as this node sees it (master: from its peers). */
 int cl_status_build(cluster *cl, cluster_node_status **list_r, size_t *n_r);
 
+/* 1 when name is a registered node of the domain (its "node/<name>" row exists). */
+int cl_node_registered(cluster *cl, const char *name);
+
 #endif

@@ -87,3 +87,12 @@ void cl_zap_serve(cluster *cl, void *sock, const char *what, int64_t *window_ms,
 		zmq_msg_close(&f[i]);
 }
 
+int cl_node_registered(cluster *cl, const char *name)
+{
+	Tern__Node *n = NULL;
+
+	if (name == NULL || name[0] == '\0' || store_node_get(cl->st, name, &n) != STORE_OK)
+		return 0;
+	store_free_record(n);
+	return 1;
+}

@@ -1,12 +1,12 @@
 /* admin.c - the admin API front: route table, authentication (Unix socket = local
  * administrator; HTTPS = HTTP Basic checked on the auth pool), rights, replies. */
-#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include "admin_private.h"
+#include "auth_sasl.h"
 
 typedef struct admin_route {
 	const char *method;
@@ -481,37 +481,12 @@ static void login_done(admin_req *r)
 /* Decode "Basic base64(user:pass)"; the bare user name means the primary domain. */
 static int parse_basic(admin_req *r, const char *hdr)
 {
-	if (hdr == NULL || strncasecmp(hdr, "Basic ", 6) != 0)
+	char *name = NULL;
+	if (auth_basic_parse(hdr, &name, &r->login_pass) != 0)
 		return -1;
-	const char *b64 = hdr + 6;
-	while (*b64 == ' ')
-		b64++;
-	size_t n = strlen(b64);
-	if (n == 0 || n > 2048 || n % 4 != 0)
-		return -1;
-	unsigned char *out = malloc(n);
-	if (out == NULL)
-		abort();
-	int len = EVP_DecodeBlock(out, (const unsigned char *)b64, (int)n);
-	if (len < 0) {
-		free(out);
-		return -1;
-	}
-	while (len > 0 && n > 0 && b64[n - 1] == '=') {  /* padding decodes to zero bytes */
-		len--;
-		n--;
-	}
-	char *colon = memchr(out, ':', (size_t)len);
-	if (colon == NULL || memchr(out, '\0', (size_t)len) != NULL) {
-		free(out);
-		return -1;
-	}
-	*colon = '\0';
-	r->login_pass = strndup(colon + 1, (size_t)len - (size_t)(colon + 1 - (char *)out));
 	tbuf user = TBUF_INIT;
-	tbuf_append_str(&user, (char *)out);
-	explicit_bzero(out, (size_t)len);
-	free(out);
+	tbuf_append_str(&user, name);
+	free(name);
 	if (strchr(tbuf_cstr(&user), '@') == NULL) {
 		char dom[256];
 		if (admin_primary_domain(r->st, dom, sizeof(dom)) == 0)
@@ -519,7 +494,7 @@ static int parse_basic(admin_req *r, const char *hdr)
 	}
 	r->login_user = tbuf_steal(&user);
 	tern_lower(r->login_user);
-	return r->login_pass ? 0 : -1;
+	return 0;
 }
 
 void admin_handle(http_request *req, void *ctx)

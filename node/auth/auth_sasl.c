@@ -79,6 +79,36 @@ int auth_b64_decode(const char *s, size_t n, tbuf *out)
 	return 0;
 }
 
+int auth_basic_parse(const char *hdr, char **user_r, char **pass_r)
+{
+	*user_r = *pass_r = NULL;
+	if (hdr == NULL || strncasecmp(hdr, "Basic ", 6) != 0)
+		return -1;
+	const char *b64 = hdr + 6;
+	while (*b64 == ' ')
+		b64++;
+	size_t n = strlen(b64);
+	if (n == 0 || n > 2048)
+		return -1;
+	tbuf out = TBUF_INIT;
+	int rc = -1;
+	if (auth_b64_decode(b64, n, &out) == 0 && out.len > 0 && memchr(out.data, '\0', out.len) == NULL) {
+		char *colon = memchr(out.data, ':', out.len);
+		if (colon != NULL && colon != out.data) {
+			*user_r = strndup(out.data, (size_t)(colon - out.data));
+			*pass_r = strdup(colon + 1);
+			if (*user_r == NULL || *pass_r == NULL)
+				abort();
+			tern_lower(*user_r);
+			rc = 0;
+		}
+	}
+	if (out.data != NULL)
+		explicit_bzero(out.data, out.len);
+	tbuf_free(&out);
+	return rc;
+}
+
 void auth_b64_encode(const void *p, size_t n, tbuf *out)
 {
 	tbuf_reset(out);

@@ -86,4 +86,9 @@ void auth_sasl_set_server_nonce(auth_sasl *s, const char *nonce);
 int auth_b64_decode(const char *s, size_t n, tbuf *out);
 void auth_b64_encode(const void *p, size_t n, tbuf *out);
 
+/* An HTTP "Authorization: Basic base64(user:pass)" header: 0 with *user_r (lower case)
+ * and *pass_r (both malloc'd), -1 when it is no Basic header, the base64 is bad or over
+ * 2048 bytes, or the user is empty or the text holds a NUL. The decoded copy is wiped. */
+int auth_basic_parse(const char *hdr, char **user_r, char **pass_r);
+
 #endif

@@ -371,33 +371,7 @@ static void cache_store(dav *d, const uint8_t key[32], const char *account)
 /* Decode "Basic base64(user:pass)" into r->login_user / r->login_pass. */
 static int parse_basic(dav_req *r, const char *hdr)
 {
-	if (hdr == NULL || strncasecmp(hdr, "Basic ", 6) != 0)
-		return -1;
-	const char *b64 = hdr + 6;
-	while (*b64 == ' ')
-		b64++;
-	size_t n = strlen(b64);
-	if (n == 0 || n > 2048)
-		return -1;
-	tbuf out = TBUF_INIT;
-	if (auth_b64_decode(b64, n, &out) < 0 || out.len == 0 || memchr(out.data, '\0', out.len) != NULL) {
-		tbuf_free(&out);
-		return -1;
-	}
-	char *colon = memchr(out.data, ':', out.len);
-	if (colon == NULL || colon == out.data) {
-		explicit_bzero(out.data, out.len);
-		tbuf_free(&out);
-		return -1;
-	}
-	r->login_user = strndup(out.data, (size_t)(colon - out.data));
-	r->login_pass = strdup(colon + 1);
-	explicit_bzero(out.data, out.len);
-	tbuf_free(&out);
-	if (r->login_user == NULL || r->login_pass == NULL)
-		abort();
-	tern_lower(r->login_user);
-	return 0;
+	return auth_basic_parse(hdr, &r->login_user, &r->login_pass);
 }
 
 static int authenticate_account(dav_req *r);

@@ -418,6 +418,33 @@ static void test_mech_names(void **state)
 	assert_false(auth_sasl_mech_plaintext(AUTH_SASL_SCRAM_SHA_256));
 }
 
+/* HTTP Basic credentials, as the admin API and DAV read them. */
+static void test_basic_parse(void **state)
+{
+	(void)state;
+	char *u = NULL, *p = NULL;
+
+	/* "Bob@Example.Test:s3cr:et" */
+	assert_int_equal(auth_basic_parse("Basic Qm9iQEV4YW1wbGUuVGVzdDpzM2NyOmV0", &u, &p), 0);
+	assert_string_equal(u, "bob@example.test");
+	assert_string_equal(p, "s3cr:et");
+	free(u);
+	free(p);
+	assert_int_equal(auth_basic_parse("basic   Ym9iOg==", &u, &p), 0);   /* "bob:" */
+	assert_string_equal(p, "");
+	free(u);
+	free(p);
+	assert_int_equal(auth_basic_parse("Basic Ym9i", &u, &p), -1);        /* "bob": no colon */
+	assert_null(u);
+	assert_int_equal(auth_basic_parse("Basic OnB3", &u, &p), -1);        /* ":pw": no user */
+	assert_int_equal(auth_basic_parse("Basic Ym9iAHg6cHc=", &u, &p), -1); /* NUL inside */
+	assert_int_equal(auth_basic_parse("Basic Ym9i*jpw", &u, &p), -1);    /* bad base64 */
+	assert_int_equal(auth_basic_parse("Bearer Ym9iOnB3", &u, &p), -1);
+	assert_int_equal(auth_basic_parse("Basic ", &u, &p), -1);
+	assert_int_equal(auth_basic_parse(NULL, &u, &p), -1);
+	assert_null(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -429,6 +456,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_scram_failures, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lockout_and_check, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_node_login, setup, teardown),
+		cmocka_unit_test(test_basic_parse),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
